@@ -1,0 +1,45 @@
+"""One exception hierarchy for the whole project.
+
+Every error a user can cause (bad data, bad spec, a worse model) is a subclass of `MlopsError`
+with a message that says what was wrong, the value seen and the limit.
+"""
+
+
+class MlopsError(Exception):
+    """Base class of every error this project raises on purpose."""
+
+
+class SpecError(MlopsError):
+    """The pipeline spec (YAML) is unreadable or describes something impossible."""
+
+
+class DataLoadError(MlopsError):
+    """The data could not be found or read (missing, empty, corrupt, unknown format)."""
+
+
+class DataValidationError(MlopsError):
+    """The data broke the spec's rules; the message lists every failure at once."""
+
+
+class TrainingError(MlopsError):
+    """The model could not be built or fitted (unknown estimator, bad parameters)."""
+
+
+class ModelQualityError(MlopsError):
+    """A model failed a quality gate (below the minimum for a first model)."""
+
+
+class BundleError(MlopsError):
+    """A model bundle is incomplete, tampered with, or holds types we do not trust."""
+
+
+class RegistryError(MlopsError):
+    """The model registry refused an operation (unknown version, alias conflict)."""
+
+
+class DeploymentError(MlopsError):
+    """Deploying, smoke-testing or promoting a model failed; traffic was left as it was."""
+
+
+class EndpointError(DeploymentError):
+    """The scoring endpoint answered with an error or could not be reached."""

@@ -1,0 +1,269 @@
+"""The pipeline spec: one YAML file per model, loaded into typed pydantic models.
+
+A new dataset or model is a new spec file, never new code. Flow parameters override fields of
+the spec through `load_spec(path, overrides)`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from mlops.errors import SpecError
+
+DType = Literal["int", "float", "category", "string", "bool", "datetime"]
+Role = Literal["feature", "timestamp", "id", "ignore"]
+
+# Metrics we can compute, with the direction in which they improve.
+METRIC_DIRECTIONS: dict[str, Literal["maximize", "minimize"]] = {
+    "roc_auc": "maximize",
+    "average_precision": "maximize",
+    "accuracy": "maximize",
+    "balanced_accuracy": "maximize",
+    "f1": "maximize",
+    "precision": "maximize",
+    "recall": "maximize",
+    "log_loss": "minimize",
+    "brier": "minimize",
+    "r2": "maximize",
+    "rmse": "minimize",
+    "mae": "minimize",
+}
+CLASSIFICATION_METRICS = {
+    "roc_auc", "average_precision", "accuracy", "balanced_accuracy", "f1", "precision",
+    "recall", "log_loss", "brier",
+}
+REGRESSION_METRICS = {"r2", "rmse", "mae"}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+def normalize_name(name: str) -> str:
+    """Column key that ignores case and separators: 'Period ID' == 'period_id' == 'periodid'."""
+    return re.sub(r"[\s_\-.]+", "", str(name)).lower()
+
+
+class ColumnRules(_Strict):
+    min: float | None = Field(None, description="Smallest allowed value (inclusive).")
+    max: float | None = Field(None, description="Largest allowed value (inclusive).")
+    allowed: list[str | int | float | bool] | None = Field(
+        None, description="The only values allowed (categorical columns)."
+    )
+    max_null_fraction: float = Field(
+        0.0, ge=0.0, le=1.0, description="Largest share of missing values allowed."
+    )
+
+
+class ColumnSpec(_Strict):
+    name: str
+    dtype: DType
+    role: Role = "feature"
+    rules: ColumnRules = Field(default_factory=ColumnRules)
+
+
+class DataSpec(_Strict):
+    url: str = Field(description="fsspec URL: a file, a folder of partitions or a glob.")
+    format: Literal["parquet", "csv", "auto"] = "auto"
+    extra_columns: Literal["error", "drop"] = Field(
+        "error", description="Columns the spec does not name: fail (default) or drop them."
+    )
+
+
+class SplitSpec(_Strict):
+    method: Literal["random", "time"] = "random"
+    test_size: float = Field(0.2, gt=0.0, lt=1.0)
+    time_column: str | None = Field(None, description="Timestamp column for a time split.")
+    seed: int = 42
+
+    @model_validator(mode="after")
+    def _time_needs_column(self) -> SplitSpec:
+        if self.method == "time" and not self.time_column:
+            raise ValueError("split.method 'time' needs split.time_column")
+        return self
+
+
+class NumericFeatures(_Strict):
+    impute: Literal["mean", "median", "most_frequent", "constant"] = "median"
+    scale: Literal["standard", "minmax", "robust", "none"] = "standard"
+
+
+class CategoricalFeatures(_Strict):
+    impute: Literal["most_frequent", "constant"] = "constant"
+    encode: Literal["onehot", "ordinal"] = "onehot"
+    max_categories: int | None = Field(30, ge=2)
+    min_frequency: float | int | None = None
+
+
+class FeatureSpec(_Strict):
+    numeric: NumericFeatures = Field(default_factory=NumericFeatures)
+    categorical: CategoricalFeatures = Field(default_factory=CategoricalFeatures)
+
+
+class ModelSpec(_Strict):
+    estimator: str = Field(description="Import path of a scikit-learn compatible estimator.")
+    params: dict[str, Any] = Field(default_factory=dict)
+
+    def estimator_class(self) -> type:
+        module_name, _, class_name = self.estimator.rpartition(".")
+        try:
+            cls = getattr(importlib.import_module(module_name), class_name)
+        except (ImportError, AttributeError, ValueError) as exc:
+            raise SpecError(f"model.estimator: cannot import '{self.estimator}': {exc}") from exc
+        if not (hasattr(cls, "fit") and hasattr(cls, "predict")):
+            raise SpecError(f"model.estimator: '{self.estimator}' has no fit/predict")
+        return cls
+
+
+class GuardMetric(_Strict):
+    name: str
+    tolerance: float = Field(0.0, ge=0.0, description="How much worse than the champion is ok.")
+
+
+class BootstrapSpec(_Strict):
+    samples: int = Field(500, ge=50, le=20_000)
+    confidence: float = Field(0.95, gt=0.5, lt=1.0)
+    require_lower_bound: bool = Field(
+        False, description="The CI's lower bound of the improvement must clear the margin."
+    )
+
+
+class EvaluationSpec(_Strict):
+    primary_metric: str
+    direction: Literal["maximize", "minimize"] | None = None
+    promotion_margin: float = Field(0.0, ge=0.0)
+    minimum: float | None = Field(None, description="Primary metric a first model must reach.")
+    guard_metrics: list[GuardMetric] = Field(default_factory=list)
+    bootstrap: BootstrapSpec = Field(default_factory=BootstrapSpec)
+
+    @model_validator(mode="after")
+    def _known_metrics(self) -> EvaluationSpec:
+        names = [self.primary_metric, *(g.name for g in self.guard_metrics)]
+        unknown = [n for n in names if n not in METRIC_DIRECTIONS]
+        if unknown:
+            raise ValueError(f"unknown metrics {unknown}; known: {sorted(METRIC_DIRECTIONS)}")
+        if self.direction is None:
+            self.direction = METRIC_DIRECTIONS[self.primary_metric]
+        return self
+
+
+class RegistrySpec(_Strict):
+    backend: Literal["local", "azureml"] = "local"
+    url: str | None = Field(None, description="Local registry URL; default: state folder.")
+    model_name: str | None = Field(None, description="Default: the spec's name.")
+
+
+class EndpointSpec(_Strict):
+    backend: Literal["local", "azureml"] = "local"
+    url: str | None = Field(None, description="Local endpoint URL; default from settings.")
+    name: str | None = Field(None, description="Endpoint name; default: '<spec name>-endpoint'.")
+    traffic_steps: list[Annotated[int, Field(gt=0, le=100)]] = Field(
+        default_factory=lambda: [100], description="Traffic shares the candidate goes through."
+    )
+    smoke_rows: int = Field(20, ge=1, le=1000)
+
+
+class PipelineSpec(_Strict):
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{1,40}$")
+    description: str = ""
+    data: DataSpec
+    target: str
+    task: Literal["classification", "regression"]
+    columns: list[ColumnSpec]
+    min_rows: int = Field(100, ge=10)
+    split: SplitSpec = Field(default_factory=SplitSpec)
+    features: FeatureSpec = Field(default_factory=FeatureSpec)
+    model: ModelSpec
+    evaluation: EvaluationSpec
+    reference_rows: int = Field(5000, ge=100, description="Rows kept with the bundle for drift.")
+    registry: RegistrySpec = Field(default_factory=RegistrySpec)
+    endpoint: EndpointSpec = Field(default_factory=EndpointSpec)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> PipelineSpec:
+        keys = [normalize_name(c.name) for c in self.columns]
+        dupes = sorted({k for k in keys if keys.count(k) > 1})
+        if dupes:
+            raise ValueError(f"columns repeat (ignoring case and separators): {dupes}")
+        if normalize_name(self.target) not in keys:
+            raise ValueError(f"target '{self.target}' is not among the columns")
+        if not self.feature_columns:
+            raise ValueError("no feature columns: give at least one column with role 'feature'")
+        wrong = {
+            "classification": REGRESSION_METRICS, "regression": CLASSIFICATION_METRICS
+        }[self.task]
+        metrics = [self.evaluation.primary_metric, *(g.name for g in self.evaluation.guard_metrics)]
+        bad = [m for m in metrics if m in wrong]
+        if bad:
+            raise ValueError(f"metrics {bad} do not apply to task '{self.task}'")
+        if self.split.time_column and normalize_name(self.split.time_column) not in keys:
+            raise ValueError(f"split.time_column '{self.split.time_column}' is not a column")
+        return self
+
+    @property
+    def feature_columns(self) -> list[ColumnSpec]:
+        return [c for c in self.columns if c.role == "feature" and c.name != self.target]
+
+    @property
+    def model_name(self) -> str:
+        return self.registry.model_name or self.name
+
+    @property
+    def endpoint_name(self) -> str:
+        return self.endpoint.name or f"{self.name}-endpoint"
+
+    def column(self, name: str) -> ColumnSpec:
+        key = normalize_name(name)
+        return next(c for c in self.columns if normalize_name(c.name) == key)
+
+    def spec_hash(self) -> str:
+        """Digest of everything that changes the model (not where it is registered or served)."""
+        payload = self.model_dump(mode="json", exclude={"registry", "endpoint", "description"})
+        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _set_path(tree: dict[str, Any], dotted: str, value: Any) -> None:
+    node = tree
+    *parents, leaf = dotted.split(".")
+    for part in parents:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise SpecError(f"override '{dotted}': '{part}' is not a section")
+    node[leaf] = value
+
+
+def load_spec(path: str | Path, overrides: dict[str, Any] | None = None) -> PipelineSpec:
+    """Read a spec file, apply dotted overrides (`{"data.url": "..."}`) and validate it.
+
+    Raises:
+        SpecError: the file is missing, is not YAML, or breaks the spec's rules; the message
+            names the file and every problem.
+    """
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError as exc:
+        raise SpecError(f"spec file not found: {path}") from exc
+    except yaml.YAMLError as exc:
+        raise SpecError(f"spec {path} is not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise SpecError(f"spec {path} must be a mapping, got {type(raw).__name__}")
+    for key, value in (overrides or {}).items():
+        if value is not None:
+            _set_path(raw, key, value)
+    try:
+        return PipelineSpec.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '(top)'}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise SpecError(f"spec {path} is invalid: {problems}") from exc
