@@ -1,0 +1,67 @@
+# One command surface. The README names these targets.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+SPEC ?= configs/churn.yaml
+ROWS ?= 5000
+
+export MLOPS_STATE_DIR ?= $(CURDIR)/.mlops
+export PREFECT_HOME ?= $(MLOPS_STATE_DIR)/prefect
+export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
+export PREFECT_LOGGING_LEVEL ?= INFO
+
+.PHONY: all setup data run endpoint-up down status test lint lock lock-check bench clean
+
+all: run
+
+## setup: the virtualenv, installed from the hash-pinned lock file
+setup: $(VENV)/.installed
+$(VENV)/.installed: requirements.lock
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check --require-hashes -r requirements.lock
+	touch $@
+
+## data: the sample datasets (deterministic)
+data: setup data/generated/churn/.done data/generated/diabetes.parquet
+data/generated/churn/.done:
+	$(BIN)/python -m mlops.datasets churn --rows $(ROWS) --partitions 2 --out data/generated/churn
+	touch $@
+data/generated/diabetes.parquet:
+	$(BIN)/python -m mlops.datasets diabetes --out $@
+
+## run: set up from nothing, train on the embedded default, serve, print a prediction
+run: setup data endpoint-up
+	$(BIN)/python -m flows.training --spec $(SPEC)
+	$(BIN)/python -m mlops.predict --spec $(SPEC)
+
+endpoint-up: setup
+	$(BIN)/python -m mlops.stack endpoint-up
+
+down:
+	@if [ -x $(BIN)/python ]; then $(BIN)/python -m mlops.stack down; fi
+
+status: setup
+	$(BIN)/python -m mlops.stack status
+
+## test: the whole test suite (CI runs exactly this)
+test: setup
+	$(BIN)/python -m pytest -q
+
+lint: setup
+	$(BIN)/ruff check .
+
+## lock: regenerate requirements.lock from requirements.in
+lock: setup
+	$(BIN)/uv pip compile requirements.in --generate-hashes --python-version 3.11 \
+	  --custom-compile-command "make lock" -o requirements.lock
+	@echo "# requirements.in sha256: $$(sha256sum requirements.in | cut -d' ' -f1)" >> requirements.lock
+
+lock-check: setup
+	$(BIN)/python -m pytest -q tests/test_lock.py
+
+bench: setup
+	$(BIN)/python -m benchmarks.bench_training
+
+clean: down
+	rm -rf .mlops data/generated

@@ -1,0 +1,71 @@
+"""The training flow: data to a model serving behind the endpoint, never a worse one.
+
+load -> validate -> features -> train -> evaluate_vs_champion -> register -> deploy -> smoke_test
+-> promote. Run it with ``python -m flows.training --spec configs/churn.yaml``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from prefect import flow, get_run_logger
+from prefect.runtime import flow_run
+
+from mlops.settings import get_settings
+from tasks.data import load_data, locate_data, read_spec, validate_data
+from tasks.deploy import deploy_model, promote, smoke_test
+from tasks.evaluation import evaluate_vs_champion
+from tasks.features import build_features
+from tasks.registry import register_model
+from tasks.training import train_model
+
+CACHED_STAGES = (load_data, validate_data, build_features, train_model)
+
+
+@flow(name="training", log_prints=False)
+def training(
+    spec_path: str = "configs/churn.yaml",
+    data_url: str | None = None,
+    force: bool = False,
+) -> dict:
+    """Train, judge against the champion and, if better, ship it.
+
+    Args:
+        spec_path: The model's pipeline spec (YAML).
+        data_url: Read this data instead of the spec's (a file, folder, glob or abfs:// URL).
+        force: Recompute every stage even when a cached result for the same inputs exists.
+    """
+    logger = get_run_logger()
+    load, validate, features, train = (t.with_options(refresh_cache=force) for t in CACHED_STAGES)
+    spec = read_spec(spec_path, data_url)
+    run_dir = Path(get_settings().outputs_location) / spec.name / str(flow_run.id or "local")
+
+    data = locate_data(spec)
+    raw = load(data, spec)
+    clean = validate(raw, data, spec)
+    split = features(clean, data, spec)
+    trained = train(split, data, spec)
+    evaluation = evaluate_vs_champion(trained, split, spec, str(run_dir))
+    if not evaluation.decision.promote:
+        logger.info(
+            "Champion v%s retained: %s",
+            evaluation.champion_version, "; ".join(evaluation.decision.reasons),
+        )
+        return {"outcome": "retained", "champion": evaluation.champion_version}
+
+    version = register_model(trained, split, data, spec, evaluation, len(raw))
+    plan = deploy_model(version, spec)
+    smoke_test(plan, trained, split, spec)
+    traffic = promote(plan, version, spec)
+    return {"outcome": "promoted", "version": version.version, "traffic": traffic}
+
+
+if __name__ == "__main__":
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Run the training flow once.")
+    parser.add_argument("--spec", default="configs/churn.yaml")
+    parser.add_argument("--data-url", default=None)
+    parser.add_argument("--force", action="store_true")
+    args = parser.parse_args()
+    training(spec_path=args.spec, data_url=args.data_url, force=args.force)

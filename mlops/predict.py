@@ -1,0 +1,36 @@
+"""Send a few rows of the spec's data to the endpoint and show what it answers.
+
+``python -m mlops.predict --spec configs/churn.yaml --rows 3``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from mlops.backends import endpoint_for
+from mlops.data import conform_columns, read_table
+from mlops.payloads import frame_to_request
+from mlops.settings import get_settings
+from mlops.spec import load_spec
+from mlops.storage import list_data_files
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--spec", default="configs/churn.yaml")
+    parser.add_argument("--rows", type=int, default=3)
+    args = parser.parse_args()
+    spec = load_spec(args.spec)
+    files = list_data_files(spec.data.url, spec.data.format)[:1]
+    frame = conform_columns(read_table(files, spec.data.format), spec).head(args.rows)
+    features = frame[[c.name for c in spec.feature_columns]]
+    answer = endpoint_for(spec, get_settings()).score(frame_to_request(features))
+    sys.stdout.write(f"Rows sent to {get_settings().endpoint_url}/score:\n")
+    sys.stdout.write(features.to_string(max_cols=8) + "\n")
+    sys.stdout.write("Endpoint answered:\n" + json.dumps(answer, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,53 @@
+"""Environment settings: where state lives and how to reach the local services.
+
+Everything about a model is in its spec; this is only what differs between machines. Values
+come from ``MLOPS_*`` environment variables (or a ``.env`` file).
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="MLOPS_", env_file=".env", extra="ignore")
+
+    state_dir: Path = Field(
+        Path(".mlops"), description="Local state: registry, endpoint state, run outputs, logs."
+    )
+    registry_url: str | None = Field(
+        None, description="Local registry location (path or fsspec URL); default state/registry."
+    )
+    outputs_url: str | None = Field(
+        None, description="Where runs write reports and plots; default state/runs."
+    )
+    endpoint_url: str = Field(
+        "http://127.0.0.1:8765", description="Base URL of the local scoring endpoint."
+    )
+    endpoint_key: SecretStr | None = Field(
+        None, description="Scoring key; default: read from the endpoint's state folder."
+    )
+    endpoint_admin_key: SecretStr | None = Field(
+        None, description="Control-API key; default: read from the endpoint's state folder."
+    )
+    http_timeout_s: float = Field(30.0, gt=0, description="Timeout of calls to the endpoint.")
+
+    @cached_property
+    def registry_location(self) -> str:
+        return self.registry_url or str(self.state_dir / "registry")
+
+    @cached_property
+    def outputs_location(self) -> str:
+        return self.outputs_url or str(self.state_dir / "runs")
+
+    @cached_property
+    def endpoint_state_dir(self) -> Path:
+        return self.state_dir / "endpoint"
+
+
+def get_settings() -> Settings:
+    return Settings()

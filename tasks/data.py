@@ -1,0 +1,52 @@
+"""Data stages: find the data, load it, validate it."""
+
+from __future__ import annotations
+
+import pandas as pd
+from prefect import get_run_logger, task
+
+from mlops.data import conform_columns, read_table
+from mlops.lineage import DataRef
+from mlops.spec import PipelineSpec, load_spec
+from mlops.storage import fingerprint, list_data_files
+from mlops.validation import validate_frame
+from tasks._options import IO_TASK, stage_cache
+
+
+@task(**IO_TASK)
+def read_spec(spec_path: str, data_url: str | None = None) -> PipelineSpec:
+    """Load the spec, with the data URL overridden when the run was given one."""
+    return load_spec(spec_path, {"data.url": data_url})
+
+
+@task(**IO_TASK)
+def locate_data(spec: PipelineSpec) -> DataRef:
+    """List the data files and fingerprint them from their names, sizes and versions."""
+    files = list_data_files(spec.data.url, spec.data.format)
+    ref = DataRef(
+        url=spec.data.url,
+        files=tuple(files),
+        total_bytes=sum(f.size for f in files),
+        fingerprint=fingerprint(files),
+    )
+    get_run_logger().info(
+        "Data %s: %d file(s), %d bytes, fingerprint %s",
+        ref.url, len(files), ref.total_bytes, ref.fingerprint[:12],
+    )
+    return ref
+
+
+@task(**IO_TASK, **stage_cache("load"))
+def load_data(data: DataRef, spec: PipelineSpec) -> pd.DataFrame:
+    """Read every file and name the columns as the spec does."""
+    frame = conform_columns(read_table(list(data.files), spec.data.format), spec)
+    get_run_logger().info("Loaded %d rows x %d columns", len(frame), frame.shape[1])
+    return frame
+
+
+@task(**stage_cache("validate"))
+def validate_data(raw: pd.DataFrame, data: DataRef, spec: PipelineSpec) -> pd.DataFrame:
+    """Check the spec's rules on every row; one error lists every failure."""
+    clean = validate_frame(raw, spec)
+    get_run_logger().info("Validated %d rows against spec '%s'", len(clean), spec.name)
+    return clean

@@ -1,0 +1,120 @@
+"""Evaluation stage: candidate vs champion on the same holdout rows, and the promotion gate."""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from prefect import get_run_logger, task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+
+from mlops.backends import registry_for
+from mlops.errors import ModelQualityError
+from mlops.evaluation import (
+    BootstrapResult,
+    Decision,
+    compute_metrics,
+    decide,
+    decision_markdown,
+    paired_bootstrap,
+    plot_comparison,
+    score_model,
+)
+from mlops.settings import get_settings
+from mlops.spec import PipelineSpec
+from tasks.features import Split
+from tasks.training import TrainedModel
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    decision: Decision
+    candidate_metrics: dict[str, float]
+    champion_version: int | None
+    champion_metrics: dict[str, float] | None
+    bootstrap: BootstrapResult | None
+    plot_path: str
+    markdown: str
+
+
+def _champion_predictions(spec: PipelineSpec, split: Split) -> tuple[int | None, Any]:
+    registry = registry_for(spec, get_settings())
+    version = registry.alias(spec.model_name)
+    if version is None:
+        return None, None
+    champion = registry.load(spec.model_name, version).model
+    try:
+        return version, score_model(champion, split.test, spec)
+    except (KeyError, ValueError) as exc:
+        raise ModelQualityError(
+            f"champion {spec.model_name} v{version} cannot score the new holdout rows "
+            f"({exc}); the data no longer fits the serving model: review the spec change"
+        ) from exc
+
+
+@task
+def evaluate_vs_champion(
+    trained: TrainedModel, split: Split, spec: PipelineSpec, run_dir: str
+) -> Evaluation:
+    """Score both models on the holdout, bootstrap the difference and decide.
+
+    A first model must reach the spec's minimum; a later one must beat the champion by the
+    margin without any guard metric regressing past its tolerance.
+    """
+    logger = get_run_logger()
+    candidate = score_model(trained.pipeline, split.test, spec)
+    candidate_metrics = compute_metrics(spec.task, candidate)
+    champion_version, champion = _champion_predictions(spec, split)
+    champion_metrics = compute_metrics(spec.task, champion) if champion else None
+    boot = None
+    if champion is not None:
+        b = spec.evaluation.bootstrap
+        boot = paired_bootstrap(
+            spec.evaluation.primary_metric, spec.task, candidate, champion,
+            samples=b.samples, confidence=b.confidence, seed=spec.split.seed,
+        )
+    decision = decide(spec, candidate_metrics, champion_metrics, boot)
+    plot = plot_comparison(spec.task, candidate, champion, Path(run_dir) / "evaluation.png")
+    markdown = decision_markdown(decision, spec)
+    logger.info(
+        "Candidate %s=%.4f vs champion %s: %s",
+        spec.evaluation.primary_metric, candidate_metrics[spec.evaluation.primary_metric],
+        f"v{champion_version}" if champion_version else "(none)",
+        "PROMOTE" if decision.promote else "RETAIN CHAMPION",
+    )
+    evaluation = Evaluation(
+        decision, candidate_metrics, champion_version, champion_metrics, boot, str(plot), markdown
+    )
+    publish_evaluation(evaluation, spec)
+    if champion_version is None and not decision.promote:
+        raise ModelQualityError(
+            f"first model of '{spec.model_name}' is not good enough to serve: "
+            + "; ".join(decision.reasons)
+        )
+    return evaluation
+
+
+def publish_evaluation(evaluation: Evaluation, spec: PipelineSpec) -> None:
+    """The decision, a metrics table and the comparison picture, as Prefect artifacts."""
+    image = base64.b64encode(Path(evaluation.plot_path).read_bytes()).decode()
+    create_markdown_artifact(
+        key=f"{spec.name}-evaluation",
+        markdown=(
+            f"{evaluation.markdown}\n\n![candidate vs champion](data:image/png;base64,{image})"
+            f"\n\nPicture saved at `{evaluation.plot_path}`."
+        ),
+        description=f"Candidate vs champion for {spec.name}",
+    )
+    create_table_artifact(
+        key=f"{spec.name}-metrics",
+        table=[
+            {
+                "metric": row.metric, "candidate": row.candidate, "champion": row.champion,
+                "delta": row.delta, "limit": row.limit, "passed": row.passed,
+            }
+            for row in evaluation.decision.rows
+        ],
+        description="Holdout metrics, candidate vs champion",
+    )

@@ -1,0 +1,66 @@
+"""Register stage: write the bundle as the next version of the model."""
+
+from __future__ import annotations
+
+from prefect import get_run_logger, task
+from prefect.runtime import flow_run
+
+from mlops.backends import registry_for
+from mlops.bundle import dump_model, feature_dtypes
+from mlops.lineage import DataRef, code_version
+from mlops.registry import ModelVersion
+from mlops.settings import get_settings
+from mlops.spec import PipelineSpec
+from tasks._options import IO_TASK
+from tasks.evaluation import Evaluation
+from tasks.features import Split
+from tasks.training import TrainedModel
+
+
+def _lineage(
+    trained: TrainedModel, split: Split, data: DataRef, spec: PipelineSpec,
+    evaluation: Evaluation, source_rows: int,
+) -> dict:
+    model = trained.pipeline
+    return {
+        "target": spec.target,
+        "task": spec.task,
+        "classes": [c.item() if hasattr(c, "item") else c for c in getattr(model, "classes_", [])],
+        "estimator": spec.model.estimator,
+        "params": spec.model.params,
+        "trained_at": trained.trained_at,
+        "source_rows": source_rows,
+        "clean_rows": len(split.train) + len(split.test),
+        "train_rows": len(split.train),
+        "holdout_rows": len(split.test),
+        "metrics": evaluation.candidate_metrics,
+        "previous_champion": evaluation.champion_version,
+        "data_url": data.url,
+        "data_fingerprint": data.fingerprint,
+        "spec_name": spec.name,
+        "spec_hash": spec.spec_hash(),
+        "code_version": code_version(),
+        "flow_run_id": flow_run.id,
+    }
+
+
+@task(**IO_TASK)
+def register_model(
+    trained: TrainedModel, split: Split, data: DataRef, spec: PipelineSpec,
+    evaluation: Evaluation, source_rows: int,
+) -> ModelVersion:
+    """Write model, manifest and reference sample; the registry assigns the version."""
+    names = [c.name for c in spec.feature_columns]
+    sample = split.train.sample(
+        n=min(spec.reference_rows, len(split.train)), random_state=spec.split.seed
+    )
+    registry = registry_for(spec, get_settings())
+    version = registry.register(
+        spec.model_name,
+        model_bytes=dump_model(trained.pipeline),
+        features=feature_dtypes(split.train, names),
+        lineage=_lineage(trained, split, data, spec, evaluation, source_rows),
+        reference=sample[[*names, spec.target]].reset_index(drop=True),
+    )
+    get_run_logger().info("Registered %s version %s", version.name, version.version)
+    return version
