@@ -134,6 +134,11 @@ class BootstrapSpec(_Strict):
     require_lower_bound: bool = Field(
         False, description="The CI's lower bound of the improvement must clear the margin."
     )
+    max_rows: int = Field(
+        50_000, ge=100,
+        description="Holdout rows the bootstrap resamples (a seeded subsample of larger ones);"
+        " a smaller set gives a wider, so more cautious, interval.",
+    )
 
 
 class EvaluationSpec(_Strict):

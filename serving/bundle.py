@@ -28,7 +28,7 @@ REFERENCE_FILE = "reference.parquet"
 FORMAT_VERSION = 1
 
 # Types from these modules may be rebuilt by skops; everything else is refused.
-TRUSTED_MODULE_PREFIXES = ("sklearn.", "numpy.", "scipy.", "mlops.features.")
+TRUSTED_MODULE_PREFIXES = ("sklearn.", "numpy.", "scipy.", "serving.transforms.")
 
 
 class BundleLoadError(Exception):

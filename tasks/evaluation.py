@@ -74,6 +74,7 @@ def evaluate_vs_champion(
         boot = paired_bootstrap(
             spec.evaluation.primary_metric, spec.task, candidate, champion,
             samples=b.samples, confidence=b.confidence, seed=spec.split.seed,
+            direction=spec.evaluation.direction, max_rows=b.max_rows,
         )
     decision = decide(spec, candidate_metrics, champion_metrics, boot)
     plot = plot_comparison(spec.task, candidate, champion, Path(run_dir) / "evaluation.png")
