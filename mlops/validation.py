@@ -227,7 +227,7 @@ def validate_frame(df: pd.DataFrame, spec: PipelineSpec) -> pd.DataFrame:
         spec: The pipeline spec.
 
     Returns:
-        A copy of the table, coerced to the spec's dtypes.
+        The same table, coerced in place to the spec's dtypes (no second copy of big data).
 
     Raises:
         DataValidationError: one error listing every failure: column, rule with its limit,
@@ -237,7 +237,7 @@ def validate_frame(df: pd.DataFrame, spec: PipelineSpec) -> pd.DataFrame:
     entirely_null = {f.column for f in table if f.rule == "not_entirely_null"}
     null_target = spec.target if any(f.rule == "target_not_null" for f in table) else None
     try:
-        validated = build_schema(spec).validate(df.copy(), lazy=True)
+        validated = build_schema(spec).validate(df, lazy=True, inplace=True)
         column_failures: list[Failure] = []
     except SchemaErrors as exc:
         validated = None

@@ -104,10 +104,12 @@ def test_missing_categories_become_nan() -> None:
     assert all(isinstance(v, float) for v in out["c"][out["c"].isna()])  # NaN, not pd.NA
 
 
-def test_input_is_not_changed() -> None:
+def test_coerces_in_place_so_big_tables_are_not_copied() -> None:
     df = _tiny_frame()
-    validate_frame(df, TINY)
     assert df["t"].dtype != "datetime64[ns]"
+    out = validate_frame(df, TINY)
+    assert out is df
+    assert df["t"].dtype == "datetime64[ns]"
 
 
 def test_generated_churn_passes(churn_yaml: PipelineSpec, generated_churn: pd.DataFrame) -> None:

@@ -1,0 +1,51 @@
+"""Shared benchmark helpers: run a step in a fresh process, read its time and peak memory."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+RESULT_PREFIX = "BENCH-RESULT "
+
+
+def report(**figures: Any) -> None:
+    """Called at the end of a measured process: its own peak RSS plus the given figures."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    sys.stdout.write(RESULT_PREFIX + json.dumps({"peak_rss_bytes": peak, **figures}) + "\n")
+    sys.stdout.flush()
+
+
+def run_measured(args: list[str], env: dict[str, str] | None = None,
+                 log: Path | None = None) -> dict[str, Any]:
+    """Run `python -m ...args` and return wall seconds plus what the process reported."""
+    started = time.perf_counter()
+    proc = subprocess.run(
+        [sys.executable, "-m", *args], env={**os.environ, **(env or {})},
+        capture_output=True, text=True, check=False,
+    )
+    wall = time.perf_counter() - started
+    if log:
+        log.write_text(proc.stdout + proc.stderr)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{args} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith(RESULT_PREFIX)]
+    return {"wall_s": wall, **json.loads(lines[-1][len(RESULT_PREFIX):])}
+
+
+def machine() -> str:
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    cpu = platform.processor() or platform.machine()
+    return (f"{platform.node()}: {os.cpu_count()} cores ({cpu}), {mem:.0f} GiB, "
+            f"Python {platform.python_version()}, {platform.system()} {platform.release()}")
+
+
+def stamp() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")

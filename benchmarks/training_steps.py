@@ -1,0 +1,89 @@
+"""The two contenders of the training benchmark, each run in its own process.
+
+``plain``: the same load, validate, split, fit, evaluate, register, deploy, smoke test and
+promote as the flow, as straight library calls with no orchestration (the baseline).
+``flow``: the Prefect training flow against a running Prefect server.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+from benchmarks._measure import report
+
+
+def table_bytes(data_url: str) -> int:
+    """In-memory size of the validated table the flow works on."""
+    from mlops.data import conform_columns, read_table
+    from mlops.spec import load_spec
+    from mlops.storage import list_data_files
+    from mlops.validation import validate_frame
+
+    spec = load_spec("configs/churn.yaml", {"data.url": data_url})
+    raw = conform_columns(read_table(list_data_files(data_url)), spec)
+    return int(validate_frame(raw, spec).memory_usage(deep=True).sum())
+
+
+def plain(data_url: str) -> dict:
+    import numpy as np
+
+    from mlops.backends import endpoint_for, registry_for
+    from mlops.bundle import dump_model, feature_dtypes
+    from mlops.data import conform_columns, read_table
+    from mlops.evaluation import compute_metrics, decide, score_model
+    from mlops.features import fit_pipeline, split_frame
+    from mlops.payloads import frame_to_request
+    from mlops.settings import get_settings
+    from mlops.spec import load_spec
+    from mlops.storage import list_data_files
+    from mlops.validation import validate_frame
+
+    spec = load_spec("configs/churn.yaml", {"data.url": data_url})
+    settings = get_settings()
+    raw = conform_columns(read_table(list_data_files(data_url)), spec)
+    clean = validate_frame(raw, spec)
+    train, test = split_frame(clean, spec)
+    model = fit_pipeline(spec, train)
+    metrics = compute_metrics(spec.task, score_model(model, test, spec))
+    assert decide(spec, metrics, None, None).promote
+    names = [c.name for c in spec.feature_columns]
+    version = registry_for(spec, settings).register(
+        spec.model_name, model_bytes=dump_model(model), features=feature_dtypes(train, names),
+        lineage={"target": spec.target, "task": spec.task, "metrics": metrics},
+        reference=train.sample(n=spec.reference_rows, random_state=0)[[*names, spec.target]],
+    )
+    client = endpoint_for(spec, settings)
+    live = [k for k, v in client.state()["traffic"].items() if v > 0]
+    target = "green" if live == ["blue"] else "blue"
+    client.put_deployment(target, version.url)
+    rows = test[names].head(spec.endpoint.smoke_rows)
+    answer = client.score(frame_to_request(rows), deployment=target)
+    assert np.array_equal(np.asarray(answer["predictions"]).astype(str),
+                          np.asarray(model.predict(rows)).astype(str))
+    client.set_traffic({target: 100, **({live[0]: 0} if live else {})})
+    registry_for(spec, settings).set_alias(spec.model_name, version.version)
+    return {"outcome": "promoted", "version": version.version}
+
+
+def flow(data_url: str) -> dict:
+    from flows.training import training
+
+    return training(spec_path="configs/churn.yaml", data_url=data_url)
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.WARNING)
+    parser = argparse.ArgumentParser()
+    parser.add_argument("step", choices=["plain", "flow", "table"])
+    parser.add_argument("--data", required=True)
+    args = parser.parse_args()
+    if args.step == "table":
+        report(table_bytes=table_bytes(args.data))
+    else:
+        result = {"plain": plain, "flow": flow}[args.step](args.data)
+        report(result=result)
+
+
+if __name__ == "__main__":
+    main()
