@@ -53,7 +53,7 @@ def training(
         )
         return {"outcome": "retained", "champion": evaluation.champion_version}
 
-    version = register_model(trained, split, data, spec, evaluation, len(raw))
+    version = register_model(trained, split, data, spec, evaluation, raw.rows)
     plan = deploy_model(version, spec)
     smoke_test(plan, trained, split, spec)
     traffic = promote(plan, version, spec)

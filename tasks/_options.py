@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import uuid
+from pathlib import Path
 from typing import Any
 
 from mlops.errors import MlopsError
+from mlops.frames import frame_path
 from mlops.lineage import run_key
+from mlops.settings import get_settings
 
 IO_RETRY_DELAYS = [2, 5, 15]
 
@@ -23,10 +27,27 @@ IO_TASK = {
 }
 
 
-def stage_cache(stage: str) -> dict[str, Any]:
-    """Task options that cache a stage's result by data fingerprint, spec hash and code."""
+def stage_key(stage: str, parameters: dict[str, Any]) -> str:
+    return run_key(stage, parameters["data"], parameters["spec"].spec_hash())
+
+
+def output_path(stage: str, parameters: dict[str, Any], name: str) -> Path:
+    """Where a stage writes its table `name`: named by the stage's cache key."""
+    return frame_path(get_settings().state_dir, stage_key(stage, parameters), name)
+
+
+def stage_cache(stage: str, outputs: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Task options that cache a stage by data fingerprint, spec hash and code version.
+
+    A cached result is only reused while the tables it refers to still exist; otherwise the
+    stage runs again (a one-off key cannot match any record).
+    """
 
     def key(context: Any, parameters: dict[str, Any]) -> str:
-        return run_key(stage, parameters["data"], parameters["spec"].spec_hash())
+        base = stage_key(stage, parameters)
+        root = get_settings().state_dir
+        if all(frame_path(root, base, name).is_file() for name in outputs):
+            return base
+        return f"{base}-rebuild-{uuid.uuid4().hex[:8]}"
 
     return {"cache_key_fn": key, "persist_result": True}

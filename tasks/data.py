@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import pandas as pd
 from prefect import get_run_logger, task
 
 from mlops.data import conform_columns, read_table
+from mlops.frames import FrameRef, load_frame, save_frame
 from mlops.lineage import DataRef
 from mlops.spec import PipelineSpec, load_spec
 from mlops.storage import fingerprint, list_data_files
 from mlops.validation import validate_frame
-from tasks._options import IO_TASK, stage_cache
+from tasks._options import IO_TASK, output_path, stage_cache
 
 
 @task(**IO_TASK)
@@ -36,17 +36,17 @@ def locate_data(spec: PipelineSpec) -> DataRef:
     return ref
 
 
-@task(**IO_TASK, **stage_cache("load"))
-def load_data(data: DataRef, spec: PipelineSpec) -> pd.DataFrame:
+@task(**IO_TASK, **stage_cache("load", ("raw",)))
+def load_data(data: DataRef, spec: PipelineSpec) -> FrameRef:
     """Read every file and name the columns as the spec does."""
     frame = conform_columns(read_table(list(data.files), spec.data.format), spec)
     get_run_logger().info("Loaded %d rows x %d columns", len(frame), frame.shape[1])
-    return frame
+    return save_frame(frame, output_path("load", {"data": data, "spec": spec}, "raw"))
 
 
-@task(**stage_cache("validate"))
-def validate_data(raw: pd.DataFrame, data: DataRef, spec: PipelineSpec) -> pd.DataFrame:
+@task(**stage_cache("validate", ("clean",)))
+def validate_data(raw: FrameRef, data: DataRef, spec: PipelineSpec) -> FrameRef:
     """Check the spec's rules on every row; one error lists every failure."""
-    clean = validate_frame(raw, spec)
+    clean = validate_frame(load_frame(raw), spec)
     get_run_logger().info("Validated %d rows against spec '%s'", len(clean), spec.name)
-    return clean
+    return save_frame(clean, output_path("validate", {"data": data, "spec": spec}, "clean"))

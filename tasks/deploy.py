@@ -15,6 +15,7 @@ from prefect import get_run_logger, task
 
 from mlops.backends import endpoint_for, registry_for
 from mlops.errors import DeploymentError, MlopsError
+from mlops.frames import load_frame
 from mlops.payloads import frame_to_request
 from mlops.registry import ModelVersion
 from mlops.settings import get_settings
@@ -68,8 +69,8 @@ def _same_predictions(served: list, offline: np.ndarray) -> bool:
 @task
 def smoke_test(plan: DeployPlan, trained: TrainedModel, split: Split, spec: PipelineSpec) -> None:
     """Call the new deployment directly: it must answer the offline predictions exactly."""
-    rows = split.test.head(spec.endpoint.smoke_rows)
-    features = rows[[c.name for c in spec.feature_columns]]
+    names = [c.name for c in spec.feature_columns]
+    features = load_frame(split.test, names).head(spec.endpoint.smoke_rows)
     offline = np.asarray(trained.pipeline.predict(features))
     client = endpoint_for(spec, get_settings())
     try:

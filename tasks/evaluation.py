@@ -22,6 +22,7 @@ from mlops.evaluation import (
     plot_comparison,
     score_model,
 )
+from mlops.frames import load_frame
 from mlops.settings import get_settings
 from mlops.spec import PipelineSpec
 from tasks.features import Split
@@ -39,14 +40,14 @@ class Evaluation:
     markdown: str
 
 
-def _champion_predictions(spec: PipelineSpec, split: Split) -> tuple[int | None, Any]:
+def _champion_predictions(spec: PipelineSpec, holdout: Any) -> tuple[int | None, Any]:
     registry = registry_for(spec, get_settings())
     version = registry.alias(spec.model_name)
     if version is None:
         return None, None
     champion = registry.load(spec.model_name, version).model
     try:
-        return version, score_model(champion, split.test, spec)
+        return version, score_model(champion, holdout, spec)
     except (KeyError, ValueError) as exc:
         raise ModelQualityError(
             f"champion {spec.model_name} v{version} cannot score the new holdout rows "
@@ -64,9 +65,10 @@ def evaluate_vs_champion(
     margin without any guard metric regressing past its tolerance.
     """
     logger = get_run_logger()
-    candidate = score_model(trained.pipeline, split.test, spec)
+    holdout = load_frame(split.test)
+    candidate = score_model(trained.pipeline, holdout, spec)
     candidate_metrics = compute_metrics(spec.task, candidate)
-    champion_version, champion = _champion_predictions(spec, split)
+    champion_version, champion = _champion_predictions(spec, holdout)
     champion_metrics = compute_metrics(spec.task, champion) if champion else None
     boot = None
     if champion is not None:

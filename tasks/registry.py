@@ -7,6 +7,7 @@ from prefect.runtime import flow_run
 
 from mlops.backends import registry_for
 from mlops.bundle import dump_model, feature_dtypes
+from mlops.frames import load_frame
 from mlops.lineage import DataRef, code_version
 from mlops.registry import ModelVersion
 from mlops.settings import get_settings
@@ -30,9 +31,9 @@ def _lineage(
         "params": spec.model.params,
         "trained_at": trained.trained_at,
         "source_rows": source_rows,
-        "clean_rows": len(split.train) + len(split.test),
-        "train_rows": len(split.train),
-        "holdout_rows": len(split.test),
+        "clean_rows": split.train.rows + split.test.rows,
+        "train_rows": split.train.rows,
+        "holdout_rows": split.test.rows,
         "metrics": evaluation.candidate_metrics,
         "previous_champion": evaluation.champion_version,
         "data_url": data.url,
@@ -51,16 +52,15 @@ def register_model(
 ) -> ModelVersion:
     """Write model, manifest and reference sample; the registry assigns the version."""
     names = [c.name for c in spec.feature_columns]
-    sample = split.train.sample(
-        n=min(spec.reference_rows, len(split.train)), random_state=spec.split.seed
-    )
+    train = load_frame(split.train, [*names, spec.target])
+    sample = train.sample(n=min(spec.reference_rows, len(train)), random_state=spec.split.seed)
     registry = registry_for(spec, get_settings())
     version = registry.register(
         spec.model_name,
         model_bytes=dump_model(trained.pipeline),
-        features=feature_dtypes(split.train, names),
+        features=feature_dtypes(train, names),
         lineage=_lineage(trained, split, data, spec, evaluation, source_rows),
-        reference=sample[[*names, spec.target]].reset_index(drop=True),
+        reference=sample.reset_index(drop=True),
     )
     get_run_logger().info("Registered %s version %s", version.name, version.version)
     return version

@@ -10,6 +10,7 @@ from typing import Any
 from prefect import get_run_logger, task
 
 from mlops.features import fit_pipeline
+from mlops.frames import load_frame
 from mlops.lineage import DataRef
 from mlops.spec import PipelineSpec
 from tasks._options import stage_cache
@@ -30,9 +31,9 @@ class TrainedModel:
 def train_model(split: Split, data: DataRef, spec: PipelineSpec) -> TrainedModel:
     """Fit on the training rows only; deterministic for a given spec (its seed)."""
     logger = get_run_logger()
-    logger.info("Training %s on %d rows", spec.model.estimator, len(split.train))
+    logger.info("Training %s on %d rows", spec.model.estimator, split.train.rows)
     started = time.perf_counter()
-    pipeline = fit_pipeline(spec, split.train)
+    pipeline = fit_pipeline(spec, load_frame(split.train))
     seconds = time.perf_counter() - started
     logger.info("Trained %s in %.1f s", type(pipeline[-1]).__name__, seconds)
-    return TrainedModel(pipeline, datetime.now(UTC).isoformat(), len(split.train), seconds)
+    return TrainedModel(pipeline, datetime.now(UTC).isoformat(), split.train.rows, seconds)
