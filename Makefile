@@ -32,6 +32,7 @@ data/generated/diabetes.parquet:
 
 ## run: set up from nothing, train on the embedded default, serve, print a prediction
 run: setup data endpoint-up
+	mkdir -p "$(PREFECT_HOME)"
 	$(BIN)/python -m flows.training --spec $(SPEC)
 	$(BIN)/python -m mlops.predict --spec $(SPEC)
 
