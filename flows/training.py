@@ -12,14 +12,13 @@ from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 
 from mlops.settings import get_settings
+from tasks._options import run_stage
 from tasks.data import load_data, locate_data, read_spec, validate_data
 from tasks.deploy import deploy_model, promote, smoke_test
 from tasks.evaluation import evaluate_vs_champion
 from tasks.features import build_features
 from tasks.registry import register_model
 from tasks.training import train_model
-
-CACHED_STAGES = (load_data, validate_data, build_features, train_model)
 
 
 @flow(name="training", log_prints=False)
@@ -36,15 +35,14 @@ def training(
         force: Recompute every stage even when a cached result for the same inputs exists.
     """
     logger = get_run_logger()
-    load, validate, features, train = (t.with_options(refresh_cache=force) for t in CACHED_STAGES)
     spec = read_spec(spec_path, data_url)
     run_dir = Path(get_settings().outputs_location) / spec.name / str(flow_run.id or "local")
 
     data = locate_data(spec)
-    raw = load(data, spec)
-    clean = validate(raw, data, spec)
-    split = features(clean, data, spec)
-    trained = train(split, data, spec)
+    raw = run_stage(load_data, data, spec, force=force)
+    clean = run_stage(validate_data, raw, data, spec, force=force)
+    split = run_stage(build_features, clean, data, spec, force=force)
+    trained = train_model.with_options(refresh_cache=force)(split, data, spec)
     evaluation = evaluate_vs_champion(trained, split, spec, str(run_dir))
     if not evaluation.decision.promote:
         logger.info(

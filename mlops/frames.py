@@ -9,6 +9,7 @@ as an uncompressed Arrow (Feather v2) file, named by the stage's cache key, and 
 from __future__ import annotations
 
 import os
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,7 +35,7 @@ def frame_path(root: Path, key: str, name: str) -> Path:
 def save_frame(frame: pd.DataFrame, path: Path) -> FrameRef:
     """Write atomically (temporary name, then rename) and return a reference."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
+    tmp = path.with_name(f"{path.name}.{uuid.uuid4().hex}.tmp")  # concurrent runs never share
     table = pa.Table.from_pandas(frame, preserve_index=False)
     feather.write_feather(table, tmp, compression="uncompressed")
     del table

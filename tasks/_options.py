@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -36,18 +35,23 @@ def output_path(stage: str, parameters: dict[str, Any], name: str) -> Path:
     return frame_path(get_settings().state_dir, stage_key(stage, parameters), name)
 
 
-def stage_cache(stage: str, outputs: tuple[str, ...] = ()) -> dict[str, Any]:
-    """Task options that cache a stage by data fingerprint, spec hash and code version.
-
-    A cached result is only reused while the tables it refers to still exist; otherwise the
-    stage runs again (a one-off key cannot match any record).
-    """
+def stage_cache(stage: str) -> dict[str, Any]:
+    """Task options that cache a stage by data fingerprint, spec hash and code version."""
 
     def key(context: Any, parameters: dict[str, Any]) -> str:
-        base = stage_key(stage, parameters)
-        root = get_settings().state_dir
-        if all(frame_path(root, base, name).is_file() for name in outputs):
-            return base
-        return f"{base}-rebuild-{uuid.uuid4().hex[:8]}"
+        return stage_key(stage, parameters)
 
     return {"cache_key_fn": key, "persist_result": True}
+
+
+def run_stage(stage: Any, *args: Any, force: bool = False) -> Any:
+    """Run a cached table stage; if its cached tables were deleted since, run it again.
+
+    A cached result is a reference to Arrow files in the state folder, so it is only good while
+    those files exist.
+    """
+    result = stage.with_options(refresh_cache=force)(*args)
+    refs = result if isinstance(result, tuple) else (result,)
+    if all(ref.exists() for ref in refs):
+        return result
+    return stage.with_options(refresh_cache=True)(*args)

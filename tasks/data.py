@@ -15,8 +15,13 @@ from tasks._options import IO_TASK, output_path, stage_cache
 
 @task(**IO_TASK)
 def read_spec(spec_path: str, data_url: str | None = None) -> PipelineSpec:
-    """Load the spec, with the data URL overridden when the run was given one."""
-    return load_spec(spec_path, {"data.url": data_url})
+    """Load the spec, with the data URL overridden when the run was given one.
+
+    The estimator is imported here, so a typo fails the run before any data is read.
+    """
+    spec = load_spec(spec_path, {"data.url": data_url})
+    spec.model.estimator_class()
+    return spec
 
 
 @task(**IO_TASK)
@@ -36,7 +41,7 @@ def locate_data(spec: PipelineSpec) -> DataRef:
     return ref
 
 
-@task(**IO_TASK, **stage_cache("load", ("raw",)))
+@task(**IO_TASK, **stage_cache("load"))
 def load_data(data: DataRef, spec: PipelineSpec) -> FrameRef:
     """Read every file and name the columns as the spec does."""
     frame = conform_columns(read_table(list(data.files), spec.data.format), spec)
@@ -44,7 +49,7 @@ def load_data(data: DataRef, spec: PipelineSpec) -> FrameRef:
     return save_frame(frame, output_path("load", {"data": data, "spec": spec}, "raw"))
 
 
-@task(**stage_cache("validate", ("clean",)))
+@task(**stage_cache("validate"))
 def validate_data(raw: FrameRef, data: DataRef, spec: PipelineSpec) -> FrameRef:
     """Check the spec's rules on every row; one error lists every failure."""
     clean = validate_frame(load_frame(raw), spec)

@@ -18,7 +18,7 @@ class Split(NamedTuple):
     test: FrameRef
 
 
-@task(**stage_cache("features", ("train", "test")))
+@task(**stage_cache("features"))
 def build_features(clean: FrameRef, data: DataRef, spec: PipelineSpec) -> Split:
     """Split once, so the candidate and the champion are judged on the same holdout rows.
 

@@ -1,0 +1,53 @@
+"""Fixtures for flow tests: generated data, specs, a real local endpoint, isolated state."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from mlops.datasets import write_churn
+from mlops.settings import Settings
+from mlops.stack import down, endpoint_up
+from tests.conftest import ROOT, free_port
+
+
+@pytest.fixture(scope="session")
+def churn_data(tmp_path_factory: pytest.TempPathFactory) -> str:
+    out = tmp_path_factory.mktemp("data") / "churn"
+    write_churn(str(out), n_rows=2000, partitions=2, seed=11)
+    return str(out)
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
+    """A fresh state folder (registry, run outputs) and a real endpoint process on it."""
+    state = tmp_path_factory.mktemp("state")
+    settings = Settings(state_dir=state, endpoint_url=f"http://127.0.0.1:{free_port()}")
+    endpoint_up(settings)
+    yield settings
+    down(settings)
+
+
+@pytest.fixture
+def use_stack(stack: Settings, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    monkeypatch.setenv("MLOPS_STATE_DIR", str(stack.state_dir))
+    monkeypatch.setenv("MLOPS_ENDPOINT_URL", stack.endpoint_url)
+    return stack
+
+
+def write_spec(folder: Path, name: str, changes: dict[str, Any]) -> str:
+    """configs/churn.yaml with dotted-path changes, written as a new spec file."""
+    spec = yaml.safe_load((ROOT / "configs" / "churn.yaml").read_text())
+    for dotted, value in changes.items():
+        node = spec
+        *parents, leaf = dotted.split(".")
+        for part in parents:
+            node = node[part]
+        node[leaf] = value
+    path = folder / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return str(path)

@@ -1,0 +1,125 @@
+"""The training flow end to end, on a real Prefect test server and a real local endpoint.
+
+The three outcomes: first model promoted, better model promoted, worse model rejected; plus the
+cache on an unchanged re-run, and that failures leave the registry and the traffic untouched.
+"""
+
+from __future__ import annotations
+
+import pytest
+from prefect import get_client
+from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+from prefect.client.schemas.sorting import TaskRunSort
+
+from flows.training import training
+from mlops.datasets import make_churn
+from mlops.endpoint import LocalEndpointClient
+from mlops.errors import DataValidationError, DeploymentError
+from mlops.payloads import frame_to_request
+from mlops.registry import LocalRegistry
+from tests.flows.conftest import write_spec
+
+pytestmark = [pytest.mark.slow, pytest.mark.service, pytest.mark.usefixtures("prefect_server")]
+
+WEAK = {"model.params": {"max_iter": 3, "max_depth": 1, "learning_rate": 0.05}}
+STRONG = {"model.params": {"max_iter": 120, "learning_rate": 0.08}}
+
+
+def _task_states(flow_state) -> dict[str, str]:
+    flow_run_id = flow_state.state_details.flow_run_id
+    with get_client(sync_client=True) as client:
+        runs = client.read_task_runs(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])),
+            sort=TaskRunSort.EXPECTED_START_TIME_ASC, limit=200,
+        )
+    return {run.task_key.rsplit("-", 1)[0]: run.state.name for run in runs}
+
+
+def _endpoint(stack) -> LocalEndpointClient:
+    return LocalEndpointClient.from_settings(stack)
+
+
+def _run(spec_path, data, **kwargs):
+    return training(spec_path=spec_path, data_url=data, return_state=True, **kwargs)
+
+
+def test_three_outcomes_and_the_cache(use_stack, churn_data, tmp_path):
+    weak = write_spec(tmp_path, "weak", {**WEAK, "evaluation.minimum": 0.5})
+    strong = write_spec(tmp_path, "strong", {**STRONG, "evaluation.minimum": 0.5})
+    registry = LocalRegistry(use_stack.registry_location)
+
+    first = _run(weak, churn_data)
+    assert first.result()["outcome"] == "promoted"
+    assert registry.alias("churn") == 1
+    state = _endpoint(use_stack).state()
+    assert state["traffic"] == {"blue": 100}
+
+    better = _run(strong, churn_data)
+    assert better.result() == {"outcome": "promoted", "version": 2,
+                               "traffic": {"green": 100, "blue": 0}}
+    assert registry.alias("churn") == 2
+    rows = make_churn(5, seed=99)
+    answer = _endpoint(use_stack).score(frame_to_request(rows.drop(columns=["churned"])))
+    assert str(answer["model_version"]) == "2" and len(answer["predictions"]) == 5
+
+    again = _run(strong, churn_data)
+    assert again.result() == {"outcome": "retained", "champion": 2}
+    states = _task_states(again)
+    for stage in ("load_data", "validate_data", "build_features", "train_model"):
+        assert states[stage] == "Cached", states
+    assert registry.versions("churn") == [1, 2]
+
+    worse = _run(weak, churn_data)
+    assert worse.result()["outcome"] == "retained"
+    assert registry.alias("churn") == 2
+    assert registry.versions("churn") == [1, 2]
+    assert _endpoint(use_stack).state()["traffic"] == {"green": 100, "blue": 0}
+
+    forced = _run(strong, churn_data, force=True)
+    assert forced.result()["outcome"] == "retained"
+    assert _task_states(forced)["train_model"] == "Completed"
+
+
+def test_invalid_data_stops_before_anything_is_written(use_stack, churn_data, tmp_path):
+    spec = write_spec(tmp_path, "strict", {"columns": [
+        {"name": "customer_id", "dtype": "string", "role": "id"},
+        {"name": "signup_date", "dtype": "datetime", "role": "timestamp"},
+        {"name": "tenure_months", "dtype": "int", "rules": {"min": 0, "max": 3}},
+        *[c for c in _churn_columns() if c["name"] not in {
+            "customer_id", "signup_date", "tenure_months"}],
+    ]})
+    registry = LocalRegistry(use_stack.registry_location)
+    before = (registry.versions("churn"), registry.alias("churn"), _endpoint(use_stack).state())
+    state = _run(spec, churn_data)
+    assert state.is_failed()
+    with pytest.raises(DataValidationError, match="tenure_months"):
+        state.result()
+    after = (registry.versions("churn"), registry.alias("churn"), _endpoint(use_stack).state())
+    assert after == before
+
+
+def test_failed_smoke_test_leaves_traffic_and_champion(use_stack, churn_data, tmp_path,
+                                                      monkeypatch):
+    import tasks.deploy
+
+    spec = write_spec(tmp_path, "fresh", {**STRONG, "name": "churn-smoke",
+                                          "evaluation.minimum": 0.5})
+    monkeypatch.setattr(tasks.deploy, "_same_predictions", lambda served, offline: False)
+    registry = LocalRegistry(use_stack.registry_location)
+    serving = {k: v for k, v in _endpoint(use_stack).state()["traffic"].items() if v}
+    state = _run(spec, churn_data)
+    assert state.is_failed()
+    with pytest.raises(DeploymentError, match="predictions differ"):
+        state.result()
+    assert registry.alias("churn-smoke") is None
+    after = _endpoint(use_stack).state()
+    assert {k: v for k, v in after["traffic"].items() if v} == serving
+    assert all(d.get("model_name") != "churn-smoke" for d in after["deployments"].values())
+
+
+def _churn_columns():
+    import yaml
+
+    from tests.conftest import ROOT
+
+    return yaml.safe_load((ROOT / "configs" / "churn.yaml").read_text())["columns"]
