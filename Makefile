@@ -11,7 +11,7 @@ export PREFECT_HOME ?= $(MLOPS_STATE_DIR)/prefect
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 export PREFECT_LOGGING_LEVEL ?= INFO
 
-.PHONY: all setup data run endpoint-up down status test lint lock lock-check bench clean
+.PHONY: all setup azmlinfsrv-env data run endpoint-up down status test lint lock lock-check bench clean
 
 all: run
 
@@ -20,6 +20,14 @@ setup: $(VENV)/.installed
 $(VENV)/.installed: requirements.lock
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check --require-hashes -r requirements.lock
+	touch $@
+
+## azmlinfsrv-env: Azure ML's inference server in its own venv (tests run score.py under it)
+AZ_VENV := .venv-azmlinfsrv
+azmlinfsrv-env: $(AZ_VENV)/.installed
+$(AZ_VENV)/.installed: requirements-azmlinfsrv.lock
+	$(PYTHON) -m venv $(AZ_VENV)
+	$(AZ_VENV)/bin/pip install --quiet --disable-pip-version-check --require-hashes -r requirements-azmlinfsrv.lock
 	touch $@
 
 ## data: the sample datasets (deterministic)
@@ -46,7 +54,7 @@ status: setup
 	$(BIN)/python -m mlops.stack status
 
 ## test: the whole test suite (CI runs exactly this)
-test: setup
+test: setup azmlinfsrv-env
 	$(BIN)/python -m pytest -q
 
 lint: setup
@@ -54,9 +62,11 @@ lint: setup
 
 ## lock: regenerate requirements.lock from requirements.in
 lock: setup
-	$(BIN)/uv pip compile requirements.in --generate-hashes --python-version 3.11 \
-	  --custom-compile-command "make lock" -o requirements.lock
-	@echo "# requirements.in sha256: $$(sha256sum requirements.in | cut -d' ' -f1)" >> requirements.lock
+	for name in requirements requirements-azmlinfsrv; do \
+	  $(BIN)/uv pip compile $$name.in --generate-hashes --python-version 3.11 \
+	    --custom-compile-command "make lock" -o $$name.lock && \
+	  echo "# $$name.in sha256: $$(sha256sum $$name.in | cut -d' ' -f1)" >> $$name.lock; \
+	done
 
 lock-check: setup
 	$(BIN)/python -m pytest -q tests/test_lock.py

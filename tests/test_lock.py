@@ -1,47 +1,61 @@
-"""The lock file must be generated from the current requirements.in (`make lock`)."""
+"""Lock files must be generated from their current .in files (`make lock`), with hashes."""
 
 import hashlib
 import re
 from pathlib import Path
 
+import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 ROOT = Path(__file__).resolve().parent.parent
+PAIRS = ["requirements", "requirements-azmlinfsrv"]
+# Libraries that compute predictions: both environments must pin them identically.
+MODEL_LIBRARIES = ["scikit-learn", "scipy", "numpy", "pandas", "pyarrow", "skops", "joblib"]
 
 
-def _direct_requirements() -> list[Requirement]:
-    lines = (ROOT / "requirements.in").read_text().splitlines()
+def _direct_requirements(name: str) -> list[Requirement]:
+    lines = (ROOT / f"{name}.in").read_text().splitlines()
     return [Requirement(line) for line in (ln.split("#")[0].strip() for ln in lines) if line]
 
 
-def _pins() -> dict[str, str]:
-    text = (ROOT / "requirements.lock").read_text()
+def _pins(name: str) -> dict[str, str]:
+    text = (ROOT / f"{name}.lock").read_text()
     return {
         canonicalize_name(m[1]): m[2]
         for m in re.finditer(r"^([A-Za-z0-9_.\-]+)==([^\s\\]+)", text, re.MULTILINE)
     }
 
 
-def test_lock_records_the_digest_of_requirements_in():
-    digest = hashlib.sha256((ROOT / "requirements.in").read_bytes()).hexdigest()
-    header = re.search(r"# requirements.in sha256: (\w+)", (ROOT / "requirements.lock").read_text())
-    assert header, "requirements.lock has no requirements.in digest: run `make lock`"
-    assert header[1] == digest, "requirements.in changed since the lock was made: run `make lock`"
+@pytest.mark.parametrize("name", PAIRS)
+def test_lock_records_the_digest_of_its_in_file(name):
+    digest = hashlib.sha256((ROOT / f"{name}.in").read_bytes()).hexdigest()
+    header = re.search(rf"# {name}.in sha256: (\w+)", (ROOT / f"{name}.lock").read_text())
+    assert header, f"{name}.lock has no digest of {name}.in: run `make lock`"
+    assert header[1] == digest, f"{name}.in changed since its lock was made: run `make lock`"
 
 
-def test_every_direct_requirement_is_pinned_within_its_range():
-    pins = _pins()
-    for req in _direct_requirements():
-        name = canonicalize_name(req.name)
-        assert name in pins, f"{req.name} is not in requirements.lock: run `make lock`"
-        assert req.specifier.contains(pins[name], prereleases=True), (
-            f"{req.name}=={pins[name]} is outside '{req.specifier}': run `make lock`"
+@pytest.mark.parametrize("name", PAIRS)
+def test_every_direct_requirement_is_pinned_within_its_range(name):
+    pins = _pins(name)
+    for req in _direct_requirements(name):
+        key = canonicalize_name(req.name)
+        assert key in pins, f"{req.name} is not in {name}.lock: run `make lock`"
+        assert req.specifier.contains(pins[key], prereleases=True), (
+            f"{req.name}=={pins[key]} is outside '{req.specifier}': run `make lock`"
         )
 
 
-def test_every_pin_carries_a_hash():
-    text = (ROOT / "requirements.lock").read_text()
+@pytest.mark.parametrize("name", PAIRS)
+def test_every_pin_carries_a_hash(name):
+    text = (ROOT / f"{name}.lock").read_text()
     blocks = re.split(r"\n(?=[A-Za-z0-9_.\-]+==)", text)
     unhashed = [b.split()[0] for b in blocks if "==" in b.split()[0] and "--hash=" not in b]
-    assert not unhashed, f"pins without hashes: {unhashed}"
+    assert not unhashed, f"pins without hashes in {name}.lock: {unhashed}"
+
+
+def test_both_environments_pin_the_model_libraries_alike():
+    main, azure = _pins("requirements"), _pins("requirements-azmlinfsrv")
+    differ = {lib: (main.get(lib), azure.get(lib)) for lib in MODEL_LIBRARIES
+              if main.get(lib) != azure.get(lib)}
+    assert not differ, f"model libraries pinned differently (main, azmlinfsrv): {differ}"

@@ -39,6 +39,13 @@ def _endpoint(stack) -> LocalEndpointClient:
     return LocalEndpointClient.from_settings(stack)
 
 
+def _serving(stack) -> tuple:
+    """What the endpoint serves: each deployment's model version, and the traffic table."""
+    state = _endpoint(stack).state()
+    versions = {name: d.get("model_version") for name, d in state["deployments"].items()}
+    return versions, state["traffic"]
+
+
 def _run(spec_path, data, **kwargs):
     return training(spec_path=spec_path, data_url=data, return_state=True, **kwargs)
 
@@ -89,12 +96,12 @@ def test_invalid_data_stops_before_anything_is_written(use_stack, churn_data, tm
             "customer_id", "signup_date", "tenure_months"}],
     ]})
     registry = LocalRegistry(use_stack.registry_location)
-    before = (registry.versions("churn"), registry.alias("churn"), _endpoint(use_stack).state())
+    before = (registry.versions("churn"), registry.alias("churn"), _serving(use_stack))
     state = _run(spec, churn_data)
     assert state.is_failed()
     with pytest.raises(DataValidationError, match="tenure_months"):
         state.result()
-    after = (registry.versions("churn"), registry.alias("churn"), _endpoint(use_stack).state())
+    after = (registry.versions("churn"), registry.alias("churn"), _serving(use_stack))
     assert after == before
 
 

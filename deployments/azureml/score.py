@@ -1,0 +1,92 @@
+"""Azure ML entry script: the same scoring core as the local endpoint, behind ``init``/``run``.
+
+Azure ML's inference server (``azmlinfsrv``, also what managed online endpoints run) calls
+``init()`` once per worker and ``run(raw_data)`` per request with the request body as a string.
+The model is a bundle (``manifest.json`` + ``model.skops``) registered as a folder, found under
+``AZUREML_MODEL_DIR``. Request shapes, column matching, dtype coercion and error statuses come
+from ``serving.scoring``, so Azure answers exactly as the local endpoint does. The code folder
+shipped with the deployment must hold ``serving/`` next to this script or above it (see
+README.md beside this file).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+MANIFEST = "manifest.json"
+
+_scorer: Any = None
+_scoring: Any = None
+
+
+def _put_code_root_on_path() -> None:
+    """Make ``import serving`` work wherever the server loaded this file from.
+
+    The inference server imports this script by file path, which does not put its folder on
+    ``sys.path``; the nearest folder (this one or a parent) that holds ``serving/`` is added.
+    """
+    here = Path(__file__).resolve().parent
+    for folder in (here, *here.parents[:2]):
+        if (folder / "serving" / "__init__.py").exists():
+            if str(folder) not in sys.path:
+                sys.path.insert(0, str(folder))
+            return
+
+
+def find_bundle(model_dir: str | Path) -> Path:
+    """The bundle folder inside ``AZUREML_MODEL_DIR`` (itself, or its one child with a manifest).
+
+    Raises:
+        FileNotFoundError: no manifest, or more than one bundle, under `model_dir`.
+    """
+    root = Path(model_dir)
+    if (root / MANIFEST).exists():
+        return root
+    found = sorted(p.parent for p in root.glob(f"*/{MANIFEST}"))
+    if len(found) != 1:
+        raise FileNotFoundError(
+            f"expected one model bundle ({MANIFEST}) in {root} or its subfolders, "
+            f"found {len(found)}"
+        )
+    return found[0]
+
+
+def init() -> None:
+    """Load the bundle once per worker (digest and type allow-list are checked)."""
+    global _scorer, _scoring
+    _put_code_root_on_path()
+    from serving import scoring  # noqa: PLC0415 - importable only once the path is set
+    from serving.bundle import load_bundle  # noqa: PLC0415
+
+    bundle_dir = find_bundle(os.environ["AZUREML_MODEL_DIR"])
+    _scoring = scoring
+    _scorer = scoring.Scorer(load_bundle(str(bundle_dir)))
+    logger.info(
+        "Loaded %s version %s from %s", _scorer.bundle.model_name, _scorer.bundle.version,
+        bundle_dir,
+    )
+
+
+def _error(status: int, message: str) -> Any:
+    from azureml_inference_server_http.api.aml_response import AMLResponse  # noqa: PLC0415
+
+    return AMLResponse({"error": message, "status": status}, status, json_str=True)
+
+
+def run(raw_data: str) -> Any:
+    """Score one request body; bad input is a 4xx with the same message as locally."""
+    try:
+        payload = _scoring.parse_json(raw_data)
+        scored = _scorer.score(payload)
+    except _scoring.ScoringInputError as exc:
+        return _error(exc.status, exc.message)
+    body = scored.body()
+    body["model_name"] = _scorer.bundle.model_name
+    body["model_version"] = _scorer.bundle.version
+    return body

@@ -1,0 +1,38 @@
+"""Start the local scoring endpoint: ``python -m serving [--host H] [--port P]``.
+
+Everything else is configured through ``MLOPS_ENDPOINT_*`` environment variables (see
+``serving.config``); the flags only override where it listens, for the local stack and tests.
+One process serves the endpoint: its deployments and traffic live in this process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+import uvicorn
+
+from serving.config import EndpointConfig
+from serving.server import create_app
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--host", help="interface to listen on (default from settings)")
+    parser.add_argument("--port", type=int, help="TCP port (default from settings)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        stream=sys.stderr, level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
+    config = EndpointConfig(**overrides)
+    uvicorn.run(
+        create_app(config), host=config.host, port=config.port, workers=1,
+        log_config=None, access_log=config.access_log, lifespan="on",
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,68 @@
+"""Settings of the local scoring endpoint, from ``MLOPS_ENDPOINT_*`` environment variables.
+
+The state folder is shared with the rest of the project, so ``MLOPS_STATE_DIR`` is accepted
+as well as ``MLOPS_ENDPOINT_STATE_DIR``. Keys come from ``MLOPS_ENDPOINT_KEY`` and
+``MLOPS_ENDPOINT_ADMIN_KEY`` (the names ``mlops.settings`` reads too) or are generated at
+first start into the state folder.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class EndpointConfig(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="MLOPS_ENDPOINT_", env_file=".env", extra="ignore", populate_by_name=True
+    )
+
+    host: str = Field("127.0.0.1", description="Interface to listen on; loopback by default.")
+    port: int = Field(8765, ge=1, le=65535, description="TCP port to listen on.")
+    state_dir: Path = Field(
+        Path(".mlops"),
+        validation_alias=AliasChoices("MLOPS_ENDPOINT_STATE_DIR", "MLOPS_STATE_DIR"),
+        description="Project state folder; the endpoint keeps its files in <state_dir>/endpoint.",
+    )
+    name: str = Field(
+        "local-endpoint", min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$",
+        description="Endpoint name; the folder of its inference data.",
+    )
+    key: SecretStr | None = Field(None, description="Scoring key; default: generated.")
+    admin_key: SecretStr | None = Field(None, description="Control-API key; default: generated.")
+    max_body_bytes: int = Field(
+        8 * 1024 * 1024, ge=1024, description="Largest request body accepted (413 above)."
+    )
+    offload_rows: int = Field(
+        2000, ge=1,
+        description="Requests with at least this many rows are scored in a worker thread so "
+        "the event loop keeps answering; smaller ones are scored inline (faster).",
+    )
+    omp_threads: int | None = Field(
+        1, ge=1,
+        description="OpenMP threads per inline prediction. One is fastest for small requests "
+        "and avoids oversubscribing a busy machine; empty keeps the library default.",
+    )
+    drain_timeout_s: float = Field(
+        60.0, gt=0, description="How long a replace or delete waits for in-flight requests."
+    )
+    collect: bool = Field(True, description="Record each request's inputs and outputs.")
+    collect_url: str | None = Field(
+        None, description="Where inference data goes (path or fsspec URL); default state/inference."
+    )
+    collect_flush_rows: int = Field(5000, ge=1, description="Write a batch at this many rows.")
+    collect_flush_s: float = Field(5.0, gt=0, description="...or when the oldest row is this old.")
+    collect_queue_rows: int = Field(
+        200_000, ge=1, description="Most rows held in memory; the oldest are dropped beyond it."
+    )
+    access_log: bool = Field(False, description="Log every request (slows the server down).")
+
+    @property
+    def endpoint_dir(self) -> Path:
+        return self.state_dir / "endpoint"
+
+    @property
+    def inference_url(self) -> str:
+        return self.collect_url or str(self.state_dir / "inference")

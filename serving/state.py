@@ -1,0 +1,369 @@
+"""What the endpoint must remember across restarts: deployments, traffic and keys.
+
+``<state_dir>/endpoint/state.json`` holds each deployment's model URL (with the model name and
+version it had) and the traffic table; it is replaced atomically on every change, so a crash
+leaves the old state or the new one. On start the server loads every deployment again from its
+URL. ``keys.json`` (mode 0600) holds generated keys; keys are never logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import json
+import logging
+import os
+import random
+import re
+import secrets
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from serving.bundle import BundleLoadError, load_bundle
+from serving.scoring import Scorer
+
+logger = logging.getLogger(__name__)
+
+STATE_FILE = "state.json"
+KEYS_FILE = "keys.json"
+
+
+@dataclass(frozen=True)
+class DeploymentRecord:
+    """A deployment as persisted: enough to load it again."""
+
+    model_url: str
+    model_name: str = ""
+    model_version: str = ""
+
+
+@dataclass(frozen=True)
+class EndpointState:
+    deployments: dict[str, DeploymentRecord] = field(default_factory=dict)
+    traffic: dict[str, int] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "deployments": {k: asdict(v) for k, v in self.deployments.items()},
+            "traffic": dict(self.traffic),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> EndpointState:
+        return cls(
+            deployments={
+                k: DeploymentRecord(**v) for k, v in data.get("deployments", {}).items()
+            },
+            traffic={k: int(v) for k, v in data.get("traffic", {}).items()},
+        )
+
+
+def write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
+    """Write via a temporary file and a rename, so readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def load_state(endpoint_dir: Path) -> EndpointState:
+    """The saved state, or an empty endpoint the first time."""
+    path = endpoint_dir / STATE_FILE
+    try:
+        return EndpointState.from_json(json.loads(path.read_text()))
+    except FileNotFoundError:
+        return EndpointState()
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise ValueError(f"{path} is not a valid endpoint state; fix or remove it: {exc}") from exc
+
+
+def save_state(endpoint_dir: Path, state: EndpointState) -> None:
+    write_atomic(endpoint_dir / STATE_FILE, json.dumps(state.to_json(), indent=2).encode())
+
+
+@dataclass(frozen=True)
+class Keys:
+    scoring: str
+    admin: str
+
+    def __repr__(self) -> str:  # keep keys out of logs and tracebacks
+        return "Keys(scoring=***, admin=***)"
+
+
+def _read_keys(path: Path) -> dict[str, str]:
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        return {}
+
+
+def resolve_keys(endpoint_dir: Path, scoring: str | None, admin: str | None) -> Keys:
+    """Keys from the environment, else from keys.json, else generated and saved there (0600).
+
+    Raises:
+        ValueError: the scoring key and the admin key are the same, which would let every
+            scoring client change deployments.
+    """
+    path = endpoint_dir / KEYS_FILE
+    saved = _read_keys(path)
+    wanted = {"key": scoring, "admin_key": admin}
+    merged = dict(saved)
+    for name, given in wanted.items():
+        if not given and not saved.get(name):
+            merged[name] = secrets.token_urlsafe(32)
+    if merged != saved:
+        write_atomic(path, json.dumps(merged).encode(), mode=0o600)
+        logger.info("Generated endpoint keys into %s", path)
+    keys = Keys(scoring or merged["key"], admin or merged["admin_key"])
+    if keys.scoring == keys.admin:
+        raise ValueError("the scoring key and the admin key must differ")
+    return keys
+
+
+# --- the live endpoint --------------------------------------------------------------------
+
+DEPLOYMENT_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,31}$")
+LOADING, READY, FAILED = "loading", "ready", "failed"
+
+
+class ControlError(Exception):
+    """A control-API request that cannot be carried out; `status` is the HTTP answer."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+@dataclass(eq=False)
+class Deployment:
+    """One named deployment as it runs: its model (once loaded) and its in-flight count.
+
+    A replaced deployment object stays alive while requests that picked it finish, which is
+    what draining waits for.
+    """
+
+    name: str
+    record: DeploymentRecord
+    scorer: Scorer | None = None
+    status: str = LOADING
+    error: str | None = None
+    inflight: int = 0
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            **asdict(self.record), "status": self.status, "error": self.error,
+            "inflight": self.inflight,
+        }
+
+
+def _load_scorer(url: str) -> Scorer:
+    try:
+        return Scorer(load_bundle(url))
+    except (BundleLoadError, OSError, ValueError, KeyError, TypeError) as exc:
+        raise ControlError(422, f"could not load a model bundle from {url}: {exc}") from exc
+
+
+class Endpoint:
+    """Deployments, traffic and routing of one endpoint; every change is saved at once.
+
+    All methods run on the server's event loop thread, so routing a request and counting it in
+    flight happen together, with no await in between: a request can never pick a deployment
+    that a finished control call already removed.
+    """
+
+    def __init__(self, endpoint_dir: Path, drain_timeout_s: float = 60.0) -> None:
+        self.endpoint_dir = endpoint_dir
+        self.drain_timeout_s = drain_timeout_s
+        self.deployments: dict[str, Deployment] = {}
+        self.traffic: dict[str, int] = {}
+        self._thresholds: list[float] = []
+        self._routes: list[str] = []
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    # routing ---------------------------------------------------------------------------
+
+    def _reroute(self) -> None:
+        total, self._thresholds, self._routes = 0, [], []
+        for name, weight in self.traffic.items():
+            if weight > 0:
+                total += weight
+                self._thresholds.append(total)
+                self._routes.append(name)
+
+    def pick(self, header: str | None) -> Deployment:
+        """The deployment for one request: named by the header, else drawn by traffic weight.
+
+        Raises:
+            ControlError: 404 for an unknown name, 503 when nothing can serve.
+        """
+        if header:
+            deployment = self.deployments.get(header)
+            if deployment is None:
+                raise ControlError(
+                    404, f"no deployment named '{header}'; known: {sorted(self.deployments)}"
+                )
+        elif self._routes:
+            draw = random.random() * self._thresholds[-1]
+            deployment = self.deployments[self._routes[bisect.bisect_right(self._thresholds, draw)]]
+        else:
+            raise ControlError(
+                503, "no deployment has traffic; set it with PUT /admin/traffic"
+            )
+        if deployment.status != READY:
+            raise ControlError(503, f"deployment '{deployment.name}' is {deployment.status}")
+        return deployment
+
+    def ready(self) -> tuple[bool, list[str]]:
+        """Whether every deployment with traffic is loaded, and which are not."""
+        waiting = [
+            name for name, weight in self.traffic.items()
+            if weight > 0 and self.deployments[name].status != READY
+        ]
+        return not waiting, waiting
+
+    # state -----------------------------------------------------------------------------
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "deployments": {n: d.describe() for n, d in self.deployments.items()},
+            "traffic": dict(self.traffic),
+        }
+
+    def _save(self) -> None:
+        save_state(
+            self.endpoint_dir,
+            EndpointState({n: d.record for n, d in self.deployments.items()}, dict(self.traffic)),
+        )
+
+    def _lock(self, name: str) -> asyncio.Lock:
+        return self._locks.setdefault(name, asyncio.Lock())
+
+    def recall(self) -> None:
+        """Read the saved deployments and traffic; their models load later in `restore`.
+
+        Raises:
+            ValueError: state.json is not valid JSON (the server refuses to start rather than
+                forget its deployments).
+        """
+        state = load_state(self.endpoint_dir)
+        for name, record in state.deployments.items():
+            self.deployments[name] = Deployment(name, record)
+        self.traffic = {n: state.traffic.get(n, 0) for n in state.deployments}
+        self._reroute()
+
+    async def restore(self) -> None:
+        """Load the model of every recalled deployment (a restart restores the endpoint)."""
+        for name, record in [(n, d.record) for n, d in self.deployments.items()]:
+            async with self._lock(name):
+                current = self.deployments.get(name)
+                if current is None or current.status != LOADING:
+                    continue  # replaced or deleted through the control API meanwhile
+                try:
+                    current.scorer = await asyncio.to_thread(_load_scorer, record.model_url)
+                    current.status = READY
+                    logger.info("Restored deployment %s from %s", name, record.model_url)
+                except ControlError as exc:
+                    current.status, current.error = FAILED, exc.message
+                    logger.error("Deployment %s failed to load: %s", name, exc.message)
+
+    async def _drain(self, deployment: Deployment) -> bool:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.drain_timeout_s
+        while deployment.inflight and loop.time() < deadline:
+            await asyncio.sleep(0.005)
+        if deployment.inflight:
+            logger.warning(
+                "Deployment %s still had %s requests in flight after %.0f s",
+                deployment.name, deployment.inflight, self.drain_timeout_s,
+            )
+        return deployment.inflight == 0
+
+    async def put(self, name: str, model_url: str) -> dict[str, Any]:
+        """Create or replace a deployment; the model is loaded before it takes requests.
+
+        A replaced deployment keeps serving the requests that already picked it; this returns
+        once they have finished (or the drain timeout passed).
+
+        Raises:
+            ControlError: 422 for a bad name or a bundle that does not load.
+        """
+        if not DEPLOYMENT_NAME.match(name):
+            raise ControlError(
+                422, f"deployment name '{name}' must be 1-32 letters, digits or '-', "
+                "starting with a letter"
+            )
+        async with self._lock(name):
+            scorer = await asyncio.to_thread(_load_scorer, model_url)
+            bundle = scorer.bundle
+            record = DeploymentRecord(model_url, bundle.model_name, bundle.version)
+            old = self.deployments.get(name)
+            self.deployments[name] = Deployment(name, record, scorer, READY)
+            self.traffic.setdefault(name, 0)
+            self._save()
+            logger.info(
+                "Deployment %s now serves %s version %s", name, record.model_name,
+                record.model_version,
+            )
+            drained = await self._drain(old) if old else True
+        return {**self.deployments[name].describe(), "drained": drained}
+
+    async def delete(self, name: str) -> dict[str, Any]:
+        """Remove a deployment without traffic, after its in-flight requests finish.
+
+        Raises:
+            ControlError: 404 if unknown, 409 while it still has traffic.
+        """
+        async with self._lock(name):
+            deployment = self.deployments.get(name)
+            if deployment is None:
+                raise ControlError(404, f"no deployment named '{name}'")
+            if self.traffic.get(name, 0) > 0:
+                raise ControlError(
+                    409, f"deployment '{name}' has {self.traffic[name]}% of the traffic; "
+                    "move it elsewhere first"
+                )
+            del self.deployments[name]
+            self.traffic.pop(name, None)
+            self._reroute()
+            self._save()
+            logger.info("Deleted deployment %s", name)
+            drained = await self._drain(deployment)
+        return {"deleted": name, "drained": drained}
+
+    def set_traffic(self, table: Any) -> dict[str, int]:
+        """Replace the traffic table; deployments left out get 0.
+
+        Raises:
+            ControlError: 422 naming every problem (unknown or unloaded names, values that are
+                not whole percentages, a total other than 100).
+        """
+        problems = _traffic_problems(table, self.deployments)
+        if problems:
+            raise ControlError(422, "invalid traffic table: " + "; ".join(problems))
+        self.traffic = {name: int(table.get(name, 0)) for name in self.deployments}
+        self._reroute()
+        self._save()
+        logger.info("Traffic is now %s", self.traffic)
+        return dict(self.traffic)
+
+
+def _traffic_problems(table: Any, deployments: dict[str, Deployment]) -> list[str]:
+    if not isinstance(table, dict):
+        return ['expected an object like {"blue": 90, "green": 10}']
+    problems = [f"unknown deployment '{n}'" for n in table if n not in deployments]
+    bad = [n for n, v in table.items() if isinstance(v, bool) or not isinstance(v, int)
+           or not 0 <= v <= 100]
+    problems += [f"'{n}' must be a whole number from 0 to 100, got {table[n]!r}" for n in bad]
+    if problems:
+        return problems
+    unloaded = [n for n, v in table.items() if v > 0 and deployments[n].status != READY]
+    problems += [f"deployment '{n}' is {deployments[n].status}" for n in unloaded]
+    if sum(table.values()) != 100:
+        problems.append(f"weights must sum to 100, got {sum(table.values())}")
+    return problems

@@ -1,0 +1,133 @@
+"""Paths that a real server cannot be pushed into from outside: a real fault, a full queue."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+from datetime import UTC, datetime
+
+import numpy as np
+import orjson
+import pandas as pd
+
+from serving.collect import InferenceCollector, Record
+from serving.config import EndpointConfig
+from serving.server import ScoringApp
+from serving.state import READY, Deployment, DeploymentRecord
+
+
+class _Broken:
+    def score_table(self, table, probabilities):
+        raise RuntimeError("disk on fire")
+
+
+async def _call(app: ScoringApp, body: bytes) -> tuple[int, dict, bytes]:
+    sent: list[dict] = []
+
+    async def receive() -> dict:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "method": "POST", "path": "/score", "query_string": b"",
+             "headers": [(b"authorization", b"Bearer k")]}
+    await app(scope, receive, send)
+    return sent[0]["status"], dict(sent[0]["headers"]), sent[1]["body"]
+
+
+def test_a_server_fault_is_500_with_the_request_id_logged(tmp_path, caplog):
+    app = ScoringApp(EndpointConfig(state_dir=tmp_path, collect=False))
+    app._scoring_key = b"k"
+    record = DeploymentRecord("mem://x", "toy", "1")
+    app.endpoint.deployments["blue"] = Deployment("blue", record, _Broken(), READY)  # type: ignore[arg-type]
+    app.endpoint.traffic = {"blue": 100}
+    app.endpoint._reroute()
+    with caplog.at_level(logging.ERROR, logger="serving.server"):
+        status, headers, body = asyncio.run(_call(app, b'[{"a": 1}]'))
+    request_id = headers[b"x-request-id"].decode()
+    assert status == 500
+    assert request_id in orjson.loads(body)["error"]
+    assert "disk on fire" not in orjson.loads(body)["error"]
+    assert any(request_id in r.getMessage() and r.exc_info for r in caplog.records)
+    assert app.endpoint.deployments["blue"].inflight == 0
+
+
+def _record(rows: int, request_id: str) -> Record:
+    columns = {"x": np.arange(rows, dtype="float64")}
+    return Record(columns, np.zeros(rows, dtype="int64"), "blue", "toy", "1", request_id,
+                  datetime(2026, 1, 2, 3, 4, tzinfo=UTC))
+
+
+def test_full_queue_drops_the_oldest_and_says_so(tmp_path, caplog):
+    collector = InferenceCollector(str(tmp_path), "ep", flush_rows=1000, max_rows=10)
+    for i in range(4):
+        collector.add(_record(4, f"r{i}"))
+    assert collector.stats()["dropped_rows"] == 8
+    with caplog.at_level(logging.WARNING, logger="serving.collect"):
+        collector.flush()
+    assert "dropped 8 rows" in caplog.text
+    files = list((tmp_path / "ep" / "date=2026-01-02").glob("part-*.parquet"))
+    assert len(files) == 1
+    written = pd.read_parquet(files[0])
+    assert written["request_id"].tolist() == ["r2"] * 4 + ["r3"] * 4
+    assert collector.stats()["written_rows"] == 8
+
+
+def test_context_columns_never_overwrite_a_feature(tmp_path):
+    collector = InferenceCollector(str(tmp_path), "ep")
+    record = _record(2, "r")
+    columns = {**record.columns, "prediction": np.array([5.0, 6.0])}
+    collector.add(dataclasses.replace(record, columns=columns))
+    collector.close()
+    written = pd.read_parquet(next(tmp_path.glob("ep/date=*/part-*.parquet")))
+    assert written["prediction"].tolist() == [5.0, 6.0]
+    assert written["_prediction"].tolist() == [0, 0]
+
+
+def test_corrupt_state_stops_the_start_with_the_file_named(tmp_path):
+    (tmp_path / "endpoint").mkdir()
+    (tmp_path / "endpoint" / "state.json").write_text('{"deployments": {"blue": {"x": 1}}}')
+    app = ScoringApp(EndpointConfig(state_dir=tmp_path, collect=False, key="k", admin_key="a"))
+    messages = iter([{"type": "lifespan.startup"}])
+    sent: list[dict] = []
+
+    async def receive() -> dict:
+        return next(messages)
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    asyncio.run(app({"type": "lifespan"}, receive, send))
+    assert sent[0]["type"] == "lifespan.startup.failed"
+    assert "state.json is not a valid endpoint state" in sent[0]["message"]
+
+
+def test_state_is_saved_atomically_and_read_back(tmp_path):
+    from serving.state import EndpointState, load_state, save_state
+
+    state = EndpointState({"blue": DeploymentRecord("/m/1", "toy", "1")}, {"blue": 100})
+    save_state(tmp_path, state)
+    assert load_state(tmp_path) == state
+    assert [p.name for p in tmp_path.iterdir()] == ["state.json"]
+
+
+def test_collected_files_read_back_with_the_training_dtypes(tmp_path):
+    from serving.scoring import coercer_for
+
+    values = {
+        "f": ("float64", [1.5, None]), "i": ("int64", [1, 2]), "ni": ("Int64", [1, None]),
+        "b": ("boolean", [True, None]), "s": ("str", ["a", None]),
+        "t": ("datetime64[ns]", ["2024-01-02T03:04:05", None]),
+    }
+    columns = {name: coercer_for(dtype)(raw) for name, (dtype, raw) in values.items()}
+    collector = InferenceCollector(str(tmp_path), "ep")
+    for request_id in ("r1", "r2"):
+        collector.add(dataclasses.replace(_record(2, request_id), columns=columns))
+    collector.close()
+    written = pd.read_parquet(next(tmp_path.glob("ep/date=*/part-*.parquet")))
+    assert {n: str(written[n].dtype) for n in values} == {n: d for n, (d, _) in values.items()}
+    assert written["request_id"].tolist() == ["r1", "r1", "r2", "r2"]
+    assert str(written["scored_at"].dtype) == "datetime64[us, UTC]"
+    assert written["ni"].isna().tolist() == [False, True, False, True]
