@@ -19,7 +19,7 @@ all: run
 setup: $(VENV)/.installed
 $(VENV)/.installed: requirements.lock
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check --require-hashes -r requirements.lock
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps --require-hashes -r requirements.lock
 	touch $@
 
 ## azmlinfsrv-env: Azure ML's inference server in its own venv (tests run score.py under it)
@@ -27,7 +27,7 @@ AZ_VENV := .venv-azmlinfsrv
 azmlinfsrv-env: $(AZ_VENV)/.installed
 $(AZ_VENV)/.installed: requirements-azmlinfsrv.lock
 	$(PYTHON) -m venv $(AZ_VENV)
-	$(AZ_VENV)/bin/pip install --quiet --disable-pip-version-check --require-hashes -r requirements-azmlinfsrv.lock
+	$(AZ_VENV)/bin/pip install --quiet --disable-pip-version-check --no-deps --require-hashes -r requirements-azmlinfsrv.lock
 	touch $@
 
 ## data: the sample datasets (deterministic)
