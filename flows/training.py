@@ -43,7 +43,7 @@ def training(
     clean = run_stage(validate_data, raw, data, spec, force=force)
     split = run_stage(build_features, clean, data, spec, force=force)
     trained = train_model.with_options(refresh_cache=force)(split, data, spec)
-    evaluation = evaluate_vs_champion(trained, split, spec, str(run_dir))
+    evaluation = evaluate_vs_champion(trained, split, data, spec, str(run_dir))
     if not evaluation.decision.promote:
         logger.info(
             "Champion v%s retained: %s",

@@ -23,6 +23,7 @@ from mlops.evaluation import (
     score_model,
 )
 from mlops.frames import load_frame
+from mlops.lineage import DataRef, code_version
 from mlops.settings import get_settings
 from mlops.spec import PipelineSpec
 from tasks.features import Split
@@ -36,8 +37,32 @@ class Evaluation:
     champion_version: int | None
     champion_metrics: dict[str, float] | None
     bootstrap: BootstrapResult | None
-    plot_path: str
+    plot_path: str | None
     markdown: str
+
+
+def _same_as_champion(spec: PipelineSpec, data: DataRef) -> Evaluation | None:
+    """The champion was trained on the same data, spec and code: training is deterministic, so
+    the candidate is the champion and there is nothing to compare (the usual unchanged re-run).
+    """
+    registry = registry_for(spec, get_settings())
+    version = registry.alias(spec.model_name)
+    if version is None:
+        return None
+    manifest = registry.get(spec.model_name, version).manifest
+    lineage = (manifest.get("data_fingerprint"), manifest.get("spec_hash"),
+               manifest.get("code_version"))
+    if lineage != (data.fingerprint, spec.spec_hash(), code_version()):
+        return None
+    reason = (
+        f"the candidate is champion v{version} itself: same data fingerprint, spec hash and code "
+        "version, and training is deterministic"
+    )
+    metrics = manifest.get("metrics", {})
+    markdown = f"### {spec.name}: champion v{version} retained\n\n{reason}."
+    return Evaluation(
+        Decision(promote=False, reasons=[reason]), metrics, version, metrics, None, None, markdown
+    )
 
 
 def _champion_predictions(spec: PipelineSpec, holdout: Any) -> tuple[int | None, Any]:
@@ -57,7 +82,7 @@ def _champion_predictions(spec: PipelineSpec, holdout: Any) -> tuple[int | None,
 
 @task
 def evaluate_vs_champion(
-    trained: TrainedModel, split: Split, spec: PipelineSpec, run_dir: str
+    trained: TrainedModel, split: Split, data: DataRef, spec: PipelineSpec, run_dir: str
 ) -> Evaluation:
     """Score both models on the holdout, bootstrap the difference and decide.
 
@@ -65,6 +90,11 @@ def evaluate_vs_champion(
     margin without any guard metric regressing past its tolerance.
     """
     logger = get_run_logger()
+    unchanged = _same_as_champion(spec, data)
+    if unchanged is not None:
+        logger.info("Nothing to evaluate: %s", unchanged.decision.reasons[0])
+        publish_evaluation(unchanged, spec)
+        return unchanged
     holdout = load_frame(split.test)
     candidate = score_model(trained.pipeline, holdout, spec)
     candidate_metrics = compute_metrics(spec.task, candidate)
@@ -101,13 +131,16 @@ def evaluate_vs_champion(
 
 def publish_evaluation(evaluation: Evaluation, spec: PipelineSpec) -> None:
     """The decision, a metrics table and the comparison picture, as Prefect artifacts."""
-    image = base64.b64encode(Path(evaluation.plot_path).read_bytes()).decode()
+    markdown = evaluation.markdown
+    if evaluation.plot_path:
+        image = base64.b64encode(Path(evaluation.plot_path).read_bytes()).decode()
+        markdown += (
+            f"\n\n![candidate vs champion](data:image/png;base64,{image})"
+            f"\n\nPicture saved at `{evaluation.plot_path}`."
+        )
     create_markdown_artifact(
         key=f"{spec.name}-evaluation",
-        markdown=(
-            f"{evaluation.markdown}\n\n![candidate vs champion](data:image/png;base64,{image})"
-            f"\n\nPicture saved at `{evaluation.plot_path}`."
-        ),
+        markdown=markdown,
         description=f"Candidate vs champion for {spec.name}",
     )
     create_table_artifact(

@@ -28,8 +28,14 @@ from tests.conftest import ROOT
 
 CHURN_YAML = str(ROOT / "configs" / "churn.yaml")
 STAGE_NAMES = (
-    "read_spec", "locate_data", "load_data", "validate_data", "build_features", "train_model",
-    "evaluate_vs_champion", "register_model",
+    "read_spec",
+    "locate_data",
+    "load_data",
+    "validate_data",
+    "build_features",
+    "train_model",
+    "evaluate_vs_champion",
+    "register_model",
 )
 
 
@@ -49,8 +55,12 @@ class Stages:
 
 
 def run_stages(
-    spec_path: str, data_url: str | None, *, until: str = "register_model",
-    run_dir: str | None = None, stages: Stages | None = None,
+    spec_path: str,
+    data_url: str | None,
+    *,
+    until: str = "register_model",
+    run_dir: str | None = None,
+    stages: Stages | None = None,
 ) -> Stages:
     """Call the training flow's stages as real task runs, in its order, up to `until`.
 
@@ -65,9 +75,14 @@ def run_stages(
         ("clean", lambda: validate_data(s.raw, s.data, s.spec)),
         ("split", lambda: build_features(s.clean, s.data, s.spec)),
         ("trained", lambda: train_model(s.split, s.data, s.spec)),
-        ("evaluation", lambda: evaluate_vs_champion(s.trained, s.split, s.spec, str(run_dir))),
-        ("version", lambda: register_model(
-            s.trained, s.split, s.data, s.spec, s.evaluation, s.raw.rows)),
+        (
+            "evaluation",
+            lambda: evaluate_vs_champion(s.trained, s.split, s.data, s.spec, str(run_dir)),
+        ),
+        (
+            "version",
+            lambda: register_model(s.trained, s.split, s.data, s.spec, s.evaluation, s.raw.rows),
+        ),
     ]
     for name, (attr, call) in zip(STAGE_NAMES, steps, strict=True):
         setattr(s, attr, call())

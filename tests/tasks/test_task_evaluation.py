@@ -31,15 +31,22 @@ WEAK_PARAMS = {"max_iter": 3, "max_depth": 1, "learning_rate": 0.05}
 @pytest.fixture(scope="module")
 def weak(stages: Stages, churn_dir: str) -> tuple[PipelineSpec, TrainedModel]:
     """A barely trained model of the same spec name, judged on the same holdout rows."""
-    spec = load_spec(CHURN_YAML, {
-        "data.url": churn_dir, "model.params": WEAK_PARAMS, "evaluation.minimum": 0.0,
-    })
+    spec = load_spec(
+        CHURN_YAML,
+        {
+            "data.url": churn_dir,
+            "model.params": WEAK_PARAMS,
+            "evaluation.minimum": 0.0,
+        },
+    )
     return spec, train_model(stages.split, stages.data, spec)
 
 
 def _champion(stages: Stages, trained: TrainedModel, spec: PipelineSpec, state: Path) -> int:
     """Register `trained` as the first version and point `champion` at it."""
-    evaluation = evaluate_vs_champion(trained, stages.split, spec, str(state / "first"))
+    evaluation = evaluate_vs_champion(
+        trained, stages.split, stages.data, spec, str(state / "first")
+    )
     version = register_model(trained, stages.split, stages.data, spec, evaluation, 1500)
     LocalRegistry(str(state / "registry")).set_alias(spec.model_name, version.version)
     return version.version
@@ -51,7 +58,12 @@ def _png(path: str | Path) -> bytes:
 
 def test_a_first_model_above_the_minimum_is_promoted(stages, tmp_path, state_dir):
     state = evaluate_vs_champion(
-        stages.trained, stages.split, stages.spec, str(tmp_path / "run"), return_state=True
+        stages.trained,
+        stages.split,
+        stages.data,
+        stages.spec,
+        str(tmp_path / "run"),
+        return_state=True,
     )
     evaluation = state.result()
     assert isinstance(evaluation, Evaluation)
@@ -72,9 +84,7 @@ def test_a_first_model_above_the_minimum_is_promoted(stages, tmp_path, state_dir
     artifacts = {a["key"]: a for a in response.json()}
     assert set(artifacts) == {"churn-evaluation", "churn-metrics"}
     assert "data:image/png;base64," in artifacts["churn-evaluation"]["data"]
-    assert {row["metric"] for row in json.loads(artifacts["churn-metrics"]["data"])} == {
-        "roc_auc"
-    }
+    assert {row["metric"] for row in json.loads(artifacts["churn-metrics"]["data"])} == {"roc_auc"}
 
 
 def test_a_first_model_below_the_minimum_raises_and_publishes_nothing(
@@ -82,7 +92,7 @@ def test_a_first_model_below_the_minimum_raises_and_publishes_nothing(
 ):
     spec = load_spec(CHURN_YAML, {"data.url": churn_dir, "evaluation.minimum": 0.99})
     with pytest.raises(ModelQualityError) as info:
-        evaluate_vs_champion(stages.trained, stages.split, spec, str(tmp_path / "run"))
+        evaluate_vs_champion(stages.trained, stages.split, stages.data, spec, str(tmp_path / "run"))
     message = str(info.value)
     assert "first model of 'churn' is not good enough to serve" in message
     assert "roc_auc is 0." in message and "it must be at least 0.9900" in message
@@ -94,7 +104,9 @@ def test_a_worse_candidate_keeps_the_champion(stages, weak, tmp_path, state_dir)
     champion = _champion(stages, stages.trained, stages.spec, state_dir)
     weak_spec, weak_model = weak
     run_dir = tmp_path / "run"
-    evaluation = evaluate_vs_champion(weak_model, stages.split, weak_spec, str(run_dir))
+    evaluation = evaluate_vs_champion(
+        weak_model, stages.split, stages.data, weak_spec, str(run_dir)
+    )
 
     decision = evaluation.decision
     assert decision.promote is False
@@ -114,24 +126,25 @@ def test_a_better_candidate_is_promoted_over_the_champion(stages, weak, tmp_path
     weak_spec, weak_model = weak
     _champion(stages, weak_model, weak_spec, state_dir)
     evaluation = evaluate_vs_champion(
-        stages.trained, stages.split, stages.spec, str(tmp_path / "run")
+        stages.trained, stages.split, stages.data, stages.spec, str(tmp_path / "run")
     )
     assert evaluation.decision.promote, evaluation.decision.reasons
     assert evaluation.champion_version == 1
     assert any("improves on the champion's" in r for r in evaluation.decision.reasons)
 
 
-def test_a_champion_that_cannot_score_the_new_rows_is_reported(
-    stages, weak, tmp_path, state_dir
-):
+def test_a_champion_that_cannot_score_the_new_rows_is_reported(stages, weak, tmp_path, state_dir):
     _champion(stages, stages.trained, stages.spec, state_dir)
     weak_spec, _ = weak
     columns = [c.model_dump() for c in weak_spec.columns if c.name != "age"]
-    spec = load_spec(CHURN_YAML, {"data.url": weak_spec.data.url, "columns": columns,
-                                  "model.params": WEAK_PARAMS})
+    spec = load_spec(
+        CHURN_YAML,
+        {"data.url": weak_spec.data.url, "columns": columns, "model.params": WEAK_PARAMS},
+    )
     train, test = (load_frame(part).drop(columns="age") for part in stages.split)
-    split = Split(save_frame(train, tmp_path / "train.arrow"),
-                  save_frame(test, tmp_path / "test.arrow"))
+    split = Split(
+        save_frame(train, tmp_path / "train.arrow"), save_frame(test, tmp_path / "test.arrow")
+    )
     candidate = train_model(split, fresh_ref(), spec)
     with pytest.raises(ModelQualityError, match=r"champion churn v1 cannot score the new holdout"):
-        evaluate_vs_champion(candidate, split, spec, str(tmp_path / "run"))
+        evaluate_vs_champion(candidate, split, fresh_ref(), spec, str(tmp_path / "run"))

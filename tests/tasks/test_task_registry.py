@@ -27,7 +27,9 @@ pytestmark = [pytest.mark.service, pytest.mark.usefixtures("prefect_server")]
 
 @pytest.fixture
 def evaluation(stages, tmp_path):
-    return evaluate_vs_champion(stages.trained, stages.split, stages.spec, str(tmp_path / "run"))
+    return evaluate_vs_champion(
+        stages.trained, stages.split, stages.data, stages.spec, str(tmp_path / "run")
+    )
 
 
 def test_registers_numbered_versions_with_their_lineage(stages, evaluation, state_dir):
