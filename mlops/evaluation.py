@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -19,6 +18,7 @@ import numpy as np
 import pandas as pd
 from sklearn import metrics as skm
 
+from mlops.decision import BootstrapResult, Decision, MetricRow, Predictions
 from mlops.features import feature_frame, target_series
 from mlops.spec import METRIC_DIRECTIONS, PipelineSpec
 
@@ -27,63 +27,6 @@ logger = logging.getLogger(__name__)
 Task = Literal["classification", "regression"]
 # Resampled weight cells held in memory at once (rows x samples); bounds the bootstrap's memory.
 _BOOTSTRAP_CELLS = 4_000_000
-
-
-@dataclass(frozen=True)
-class Predictions:
-    """What a model said about the holdout, enough to compute every metric again.
-
-    Attributes:
-        y_true: The holdout's target values.
-        y_pred: Predicted labels (classification) or values (regression).
-        y_score: Positive-class probability (binary), class probabilities in `classes` order
-            (multiclass), or None (regression, or a classifier without `predict_proba`).
-        classes: The model's classes, None for regression.
-    """
-
-    y_true: np.ndarray
-    y_pred: np.ndarray
-    y_score: np.ndarray | None = None
-    classes: np.ndarray | None = None
-
-
-@dataclass(frozen=True)
-class BootstrapResult:
-    """Improvement of the candidate over the champion, with its confidence interval.
-
-    Positive means the candidate is better, also for metrics that are minimised.
-    """
-
-    diff: float
-    low: float
-    high: float
-    metric: str = ""
-    confidence: float = 0.95
-
-
-@dataclass(frozen=True)
-class MetricRow:
-    """One promotion check: the values compared, the improvement and the limit it had to meet.
-
-    `delta` is the improvement in the metric's good direction (negative: the candidate is
-    worse); `limit` is the smallest acceptable `delta`, or for a first model the minimum value.
-    """
-
-    metric: str
-    candidate: float | None
-    champion: float | None
-    delta: float | None
-    limit: float | None
-    passed: bool
-
-
-@dataclass
-class Decision:
-    """Whether the candidate replaces the champion, why, and every check behind it."""
-
-    promote: bool
-    reasons: list[str] = field(default_factory=list)
-    rows: list[MetricRow] = field(default_factory=list)
 
 
 # --- scoring ----------------------------------------------------------------------------------

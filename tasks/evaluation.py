@@ -11,17 +11,8 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from mlops.backends import registry_for
+from mlops.decision import BootstrapResult, Decision
 from mlops.errors import ModelQualityError
-from mlops.evaluation import (
-    BootstrapResult,
-    Decision,
-    compute_metrics,
-    decide,
-    decision_markdown,
-    paired_bootstrap,
-    plot_comparison,
-    score_model,
-)
 from mlops.frames import load_frame
 from mlops.lineage import DataRef, code_version
 from mlops.settings import get_settings
@@ -66,6 +57,8 @@ def _same_as_champion(spec: PipelineSpec, data: DataRef) -> Evaluation | None:
 
 
 def _champion_predictions(spec: PipelineSpec, holdout: Any) -> tuple[int | None, Any]:
+    from mlops.evaluation import score_model  # noqa: PLC0415 - scikit-learn; a cached run never needs it
+
     registry = registry_for(spec, get_settings())
     version = registry.alias(spec.model_name)
     if version is None:
@@ -95,6 +88,15 @@ def evaluate_vs_champion(
         logger.info("Nothing to evaluate: %s", unchanged.decision.reasons[0])
         publish_evaluation(unchanged, spec)
         return unchanged
+    from mlops.evaluation import (  # noqa: PLC0415 - scikit-learn; a cached run never needs it
+        compute_metrics,
+        decide,
+        decision_markdown,
+        paired_bootstrap,
+        plot_comparison,
+        score_model,
+    )
+
     holdout = load_frame(split.test)
     candidate = score_model(trained.pipeline, holdout, spec)
     candidate_metrics = compute_metrics(spec.task, candidate)

@@ -6,7 +6,6 @@ from typing import NamedTuple
 
 from prefect import get_run_logger, task
 
-from mlops.features import split_frame
 from mlops.frames import FrameRef, load_frame, save_frame
 from mlops.lineage import DataRef
 from mlops.spec import PipelineSpec
@@ -25,6 +24,8 @@ def build_features(clean: FrameRef, data: DataRef, spec: PipelineSpec) -> Split:
     The preprocessing itself (impute, scale, encode) is fitted inside the model pipeline in
     `train_model`, on the training rows only, so serving cannot disagree with training.
     """
+    from mlops.features import split_frame  # noqa: PLC0415 - scikit-learn; a cached run never needs it
+
     train, test = split_frame(load_frame(clean), spec)
     get_run_logger().info(
         "Split (%s): %d training rows, %d holdout rows", spec.split.method, len(train), len(test)

@@ -9,7 +9,6 @@ from typing import Any
 
 from prefect import get_run_logger, task
 
-from mlops.features import fit_pipeline
 from mlops.frames import load_frame
 from mlops.lineage import DataRef
 from mlops.spec import PipelineSpec
@@ -30,6 +29,8 @@ class TrainedModel:
 @task(**stage_cache("train"))
 def train_model(split: Split, data: DataRef, spec: PipelineSpec) -> TrainedModel:
     """Fit on the training rows only; deterministic for a given spec (its seed)."""
+    from mlops.features import fit_pipeline  # noqa: PLC0415 - scikit-learn; a cached run never needs it
+
     logger = get_run_logger()
     logger.info("Training %s on %d rows", spec.model.estimator, split.train.rows)
     started = time.perf_counter()
