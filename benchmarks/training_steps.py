@@ -1,7 +1,8 @@
 """The two contenders of the training benchmark, each run in its own process.
 
-``plain``: the same load, validate, split, fit, evaluate, register, deploy, smoke test and
-promote as the flow, as straight library calls with no orchestration (the baseline).
+``plain``: the same load, validate, split, fit, evaluate (metrics, decision, picture),
+register, deploy, smoke test and promote as the flow, as straight library calls with no
+orchestration (the baseline).
 ``flow``: the Prefect training flow against a running Prefect server.
 """
 
@@ -31,7 +32,13 @@ def plain(data_url: str) -> dict:
     from mlops.backends import endpoint_for, registry_for
     from mlops.bundle import dump_model, feature_dtypes
     from mlops.data import conform_columns, read_table
-    from mlops.evaluation import compute_metrics, decide, score_model
+    from mlops.evaluation import (
+        compute_metrics,
+        decide,
+        decision_markdown,
+        plot_comparison,
+        score_model,
+    )
     from mlops.features import fit_pipeline, split_frame
     from mlops.payloads import frame_to_request
     from mlops.settings import get_settings
@@ -45,8 +52,12 @@ def plain(data_url: str) -> dict:
     clean = validate_frame(raw, spec)
     train, test = split_frame(clean, spec)
     model = fit_pipeline(spec, train)
-    metrics = compute_metrics(spec.task, score_model(model, test, spec))
-    assert decide(spec, metrics, None, None).promote
+    predictions = score_model(model, test, spec)
+    metrics = compute_metrics(spec.task, predictions)
+    decision = decide(spec, metrics, None, None)
+    assert decision.promote
+    decision_markdown(decision, spec)
+    plot_comparison(spec.task, predictions, None, settings.state_dir / "plain" / "evaluation.png")
     names = [c.name for c in spec.feature_columns]
     version = registry_for(spec, settings).register(
         spec.model_name, model_bytes=dump_model(model), features=feature_dtypes(train, names),

@@ -97,7 +97,7 @@ def evaluate_vs_champion(
         score_model,
     )
 
-    holdout = load_frame(split.test)
+    holdout = load_frame(split.test, [*(c.name for c in spec.feature_columns), spec.target])
     candidate = score_model(trained.pipeline, holdout, spec)
     candidate_metrics = compute_metrics(spec.task, candidate)
     champion_version, champion = _champion_predictions(spec, holdout)

@@ -34,7 +34,8 @@ def train_model(split: Split, data: DataRef, spec: PipelineSpec) -> TrainedModel
     logger = get_run_logger()
     logger.info("Training %s on %d rows", spec.model.estimator, split.train.rows)
     started = time.perf_counter()
-    pipeline = fit_pipeline(spec, load_frame(split.train))
+    columns = [*(c.name for c in spec.feature_columns), spec.target]  # ids never reach memory
+    pipeline = fit_pipeline(spec, load_frame(split.train, columns))
     seconds = time.perf_counter() - started
     logger.info("Trained %s in %.1f s", type(pipeline[-1]).__name__, seconds)
     return TrainedModel(pipeline, datetime.now(UTC).isoformat(), split.train.rows, seconds)
