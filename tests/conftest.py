@@ -7,8 +7,10 @@ import socket
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -29,6 +31,20 @@ def prefect_server() -> Iterator[None]:
 
     with prefect_test_harness(server_startup_timeout=120):
         yield
+
+
+def write_spec(folder: Path, name: str, changes: dict[str, Any]) -> str:
+    """configs/churn.yaml with dotted-path changes, written as `<folder>/<name>.yaml`."""
+    spec = yaml.safe_load((ROOT / "configs" / "churn.yaml").read_text())
+    for dotted, value in changes.items():
+        node = spec
+        *parents, leaf = dotted.split(".")
+        for part in parents:
+            node = node[part]
+        node[leaf] = value
+    path = folder / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return str(path)
 
 
 def free_port() -> int:

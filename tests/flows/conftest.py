@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
 
 import pytest
-import yaml
 
 from mlops.datasets import write_churn
 from mlops.settings import Settings
 from mlops.stack import down, endpoint_up
-from tests.conftest import ROOT, free_port
+from tests.conftest import free_port
 
 
 @pytest.fixture(scope="session")
@@ -37,17 +34,3 @@ def use_stack(stack: Settings, monkeypatch: pytest.MonkeyPatch) -> Settings:
     monkeypatch.setenv("MLOPS_STATE_DIR", str(stack.state_dir))
     monkeypatch.setenv("MLOPS_ENDPOINT_URL", stack.endpoint_url)
     return stack
-
-
-def write_spec(folder: Path, name: str, changes: dict[str, Any]) -> str:
-    """configs/churn.yaml with dotted-path changes, written as a new spec file."""
-    spec = yaml.safe_load((ROOT / "configs" / "churn.yaml").read_text())
-    for dotted, value in changes.items():
-        node = spec
-        *parents, leaf = dotted.split(".")
-        for part in parents:
-            node = node[part]
-        node[leaf] = value
-    path = folder / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(spec))
-    return str(path)

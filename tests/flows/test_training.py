@@ -17,7 +17,7 @@ from mlops.endpoint import LocalEndpointClient
 from mlops.errors import DataValidationError, DeploymentError
 from mlops.payloads import frame_to_request
 from mlops.registry import LocalRegistry
-from tests.flows.conftest import write_spec
+from tests.conftest import write_spec
 
 pytestmark = [pytest.mark.slow, pytest.mark.service, pytest.mark.usefixtures("prefect_server")]
 

@@ -5,11 +5,8 @@ from __future__ import annotations
 import time
 import uuid
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
 from uuid import UUID
 
-import yaml
 from prefect import get_client
 from prefect.client.schemas.objects import TaskRun
 from prefect.exceptions import ObjectNotFound
@@ -24,7 +21,7 @@ from tasks.evaluation import Evaluation, evaluate_vs_champion
 from tasks.features import Split, build_features
 from tasks.registry import register_model
 from tasks.training import TrainedModel, train_model
-from tests.conftest import ROOT
+from tests.conftest import ROOT, write_spec  # noqa: F401 - re-exported for the task tests
 
 CHURN_YAML = str(ROOT / "configs" / "churn.yaml")
 STAGE_NAMES = (
@@ -90,20 +87,6 @@ def run_stages(
         if name == until:
             break
     return s
-
-
-def write_spec(folder: Path, name: str, changes: dict[str, Any]) -> str:
-    """configs/churn.yaml with dotted-path changes, written as `<folder>/<name>.yaml`."""
-    spec = yaml.safe_load(Path(CHURN_YAML).read_text())
-    for dotted, value in changes.items():
-        node = spec
-        *parents, leaf = dotted.split(".")
-        for part in parents:
-            node = node[part]
-        node[leaf] = value
-    path = folder / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(spec))
-    return str(path)
 
 
 def fresh_ref(url: str = "memory://unit-test") -> DataRef:
