@@ -26,6 +26,8 @@ def training(
     spec_path: str = "configs/churn.yaml",
     data_url: str | None = None,
     force: bool = False,
+    reason: str | None = None,
+    report_url: str | None = None,
 ) -> dict:
     """Train, judge against the champion and, if better, ship it.
 
@@ -33,8 +35,12 @@ def training(
         spec_path: The model's pipeline spec (YAML).
         data_url: Read this data instead of the spec's (a file, folder, glob or abfs:// URL).
         force: Recompute every stage even when a cached result for the same inputs exists.
+        reason: Why this run was started (a schedule, new data, drift); shown in the logs.
+        report_url: The report behind that reason (the drift check's), if any.
     """
     logger = get_run_logger()
+    if reason:
+        logger.info("Started because: %s%s", reason, f" (report: {report_url})" if report_url else "")
     spec = read_spec(spec_path, data_url)
     run_dir = Path(get_settings().outputs_location) / spec.name / str(flow_run.id or "local")
 
