@@ -10,8 +10,13 @@ export MLOPS_STATE_DIR ?= $(CURDIR)/.mlops
 export PREFECT_HOME ?= $(MLOPS_STATE_DIR)/prefect
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 export PREFECT_LOGGING_LEVEL ?= INFO
+# While `make up`'s stack runs, its server's API URL is here: `make run` and the prefect CLI use it.
+-include $(MLOPS_STATE_DIR)/stack.env
+ifdef PREFECT_API_URL
+export PREFECT_API_URL
+endif
 
-.PHONY: all setup azmlinfsrv-env data run endpoint-up down status test lint lock lock-check bench clean
+.PHONY: all setup azmlinfsrv-env data run up endpoint-up down status test lint lock lock-check bench clean
 
 all: run
 
@@ -43,6 +48,10 @@ run: setup data endpoint-up
 	mkdir -p "$(PREFECT_HOME)"
 	$(BIN)/python -m flows.training --spec $(SPEC)
 	$(BIN)/python -m mlops.predict --spec $(SPEC)
+
+## up: the local stack (Prefect server, worker, endpoint, deployments, first training run)
+up: setup data
+	$(BIN)/python -m mlops.stack up --spec $(SPEC)
 
 endpoint-up: setup
 	$(BIN)/python -m mlops.stack endpoint-up

@@ -12,7 +12,10 @@ from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 
 from mlops.settings import get_settings
+from mlops.spec import PipelineSpec
 from tasks._options import run_stage
+from tasks._slots import training_slot
+from tasks.approval import request_approval, withdraw_candidate
 from tasks.data import load_data, locate_data, read_spec, validate_data
 from tasks.deploy import deploy_model, promote, smoke_test
 from tasks.evaluation import evaluate_vs_champion
@@ -26,6 +29,8 @@ def training(
     spec_path: str = "configs/churn.yaml",
     data_url: str | None = None,
     force: bool = False,
+    require_approval: bool = False,
+    approval_timeout_s: int = 3600,
     reason: str | None = None,
     report_url: str | None = None,
 ) -> dict:
@@ -35,15 +40,25 @@ def training(
         spec_path: The model's pipeline spec (YAML).
         data_url: Read this data instead of the spec's (a file, folder, glob or abfs:// URL).
         force: Recompute every stage even when a cached result for the same inputs exists.
+        require_approval: Pause after the smoke test until a person approves the candidate.
+        approval_timeout_s: How long to wait for that approval; no answer rejects.
         reason: Why this run was started (a schedule, new data, drift); shown in the logs.
         report_url: The report behind that reason (the drift check's), if any.
     """
     logger = get_run_logger()
     if reason:
-        logger.info("Started because: %s%s", reason, f" (report: {report_url})" if report_url else "")
+        logger.info("Started because: %s (report: %s)", reason, report_url or "none")
     spec = read_spec(spec_path, data_url)
     run_dir = Path(get_settings().outputs_location) / spec.name / str(flow_run.id or "local")
 
+    with training_slot(spec.name):
+        return _train_and_ship(spec, run_dir, force, require_approval, approval_timeout_s)
+
+
+def _train_and_ship(
+    spec: PipelineSpec, run_dir: Path, force: bool, require_approval: bool, approval_timeout_s: int
+) -> dict:
+    logger = get_run_logger()
     data = locate_data(spec)
     raw = run_stage(load_data, data, spec, force=force)
     clean = run_stage(validate_data, raw, data, spec, force=force)
@@ -60,9 +75,19 @@ def training(
     version = register_model(trained, split, data, spec, evaluation, raw.rows)
     plan = deploy_model(version, spec)
     smoke_test(plan, trained, split, spec)
+    if require_approval:
+        verdict = request_approval(evaluation, plan, approval_timeout_s)
+        if not verdict.approved:
+            withdraw_candidate(plan, spec)
+            logger.warning(
+                "%s v%s not promoted: %s. Traffic and champion unchanged (champion: %s).",
+                version.name, version.version, verdict.reason,
+                f"v{evaluation.champion_version}" if evaluation.champion_version else "none",
+            )
+            return {"outcome": "rejected", "version": version.version, "reason": verdict.reason}
+        logger.info("%s v%s %s", version.name, version.version, verdict.reason)
     traffic = promote(plan, version, spec)
     return {"outcome": "promoted", "version": version.version, "traffic": traffic}
-
 
 if __name__ == "__main__":
     import argparse
@@ -71,5 +96,9 @@ if __name__ == "__main__":
     parser.add_argument("--spec", default="configs/churn.yaml")
     parser.add_argument("--data-url", default=None)
     parser.add_argument("--force", action="store_true")
+    parser.add_argument("--require-approval", action="store_true")
     args = parser.parse_args()
-    training(spec_path=args.spec, data_url=args.data_url, force=args.force)
+    training(
+        spec_path=args.spec, data_url=args.data_url, force=args.force,
+        require_approval=args.require_approval,
+    )

@@ -1,8 +1,13 @@
-"""Start and stop the local services as background processes with recorded PIDs.
+"""The local stack: start and stop the services as background processes with recorded PIDs.
 
-``python -m mlops.stack endpoint-up`` starts the scoring endpoint (if it is not already up),
-``down`` stops exactly what was started here, ``status`` says what runs. Logs go to
-``<state>/logs/``.
+``python -m mlops.stack up`` brings up, from nothing: a Prefect server (SQLite in the state
+folder, analytics off, on 127.0.0.1), the process work pool and a worker, the local endpoint;
+deploys everything in prefect.yaml, starts the first training run, waits for it and prints the
+URLs. ``endpoint-up`` starts only the endpoint. ``down`` stops exactly the processes started
+here (by their recorded PIDs), ``status`` says what runs. Logs go to ``<state>/logs/``.
+
+While the stack is up, ``<state>/stack.env`` holds ``PREFECT_API_URL``; the Makefile reads it,
+so ``make run`` and the ``prefect`` CLI talk to the stack's server instead of a temporary one.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import httpx
@@ -21,6 +27,10 @@ import httpx
 from mlops.settings import Settings, get_settings
 
 logger = logging.getLogger(__name__)
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+FIRST_RUN_DEPLOYMENT = "training/training-manual"
 
 
 def _pid_file(settings: Settings, name: str) -> Path:
@@ -36,11 +46,70 @@ def _running(pid_file: Path) -> int | None:
     return pid
 
 
-def _healthy(url: str) -> bool:
+def _answers(url: str) -> bool:
     try:
-        return httpx.get(f"{url}/health", timeout=1.0).status_code == 200
+        return httpx.get(url, timeout=1.0).status_code == 200
     except httpx.HTTPError:
         return False
+
+
+def _healthy(url: str) -> bool:
+    return _answers(f"{url.rstrip('/')}/health")
+
+
+def prefect_url(settings: Settings) -> str:
+    return f"http://127.0.0.1:{settings.prefect_port}"
+
+
+def stack_env(settings: Settings) -> dict[str, str]:
+    """The environment every stack process and CLI call gets: one state folder, one server."""
+    state = settings.state_dir.resolve()
+    return {
+        **os.environ,
+        "MLOPS_STATE_DIR": str(state),
+        "MLOPS_ENDPOINT_URL": settings.endpoint_url,
+        "PREFECT_HOME": str(state / "prefect"),
+        "PREFECT_API_URL": f"{prefect_url(settings)}/api",
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_SERVER_API_HOST": "127.0.0.1",
+        "PREFECT_SERVER_API_PORT": str(settings.prefect_port),
+    }
+
+
+def _start(
+    settings: Settings,
+    name: str,
+    command: Sequence[str],
+    ready: str,
+    env: dict[str, str],
+    timeout_s: float,
+) -> int:
+    """Start `command` in its own session, logging to `<state>/logs/<name>.log`.
+
+    Returns its PID once `ready` (a URL) answers 200, or at once when `ready` is empty.
+    """
+    log_dir = settings.state_dir / "logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    pid_file = _pid_file(settings, name)
+    pid_file.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_dir / f"{name}.log", "ab") as log:
+        proc = subprocess.Popen(
+            list(command), stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            env=env, cwd=ROOT,
+        )
+    pid_file.write_text(str(proc.pid))
+    deadline = time.monotonic() + timeout_s
+    while ready and time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"{name} exited with {proc.returncode}; see {log_dir}/{name}.log")
+        if _answers(ready):
+            break
+        time.sleep(0.3)
+    else:
+        if ready:
+            raise SystemExit(f"{name} did not answer at {ready} within {timeout_s:.0f} s")
+    logger.info("%s up (pid %s), log %s/%s.log", name, proc.pid, log_dir, name)
+    return proc.pid
 
 
 def endpoint_up(settings: Settings, timeout_s: float = 60.0) -> None:
@@ -50,36 +119,133 @@ def endpoint_up(settings: Settings, timeout_s: float = 60.0) -> None:
         logger.info("Endpoint already up at %s", url)
         return
     port = url.rsplit(":", 1)[-1].split("/")[0]
-    log_dir = settings.state_dir / "logs"
-    log_dir.mkdir(parents=True, exist_ok=True)
-    pid_file = _pid_file(settings, "endpoint")
-    pid_file.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_dir / "endpoint.log", "ab") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "serving", "--port", port],
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-            env={**os.environ, "MLOPS_STATE_DIR": str(settings.state_dir)},
+    env = {**os.environ, "MLOPS_STATE_DIR": str(settings.state_dir)}
+    _start(
+        settings, "endpoint", [sys.executable, "-m", "serving", "--port", port],
+        f"{url}/health", env, timeout_s,
+    )
+
+
+def prefect_server_up(settings: Settings, timeout_s: float = 120.0) -> None:
+    """A Prefect server with its SQLite database in `<state>/prefect`, bound to loopback."""
+    url = prefect_url(settings)
+    if _healthy(f"{url}/api"):
+        logger.info("Prefect server already up at %s", url)
+        return
+    env = stack_env(settings)
+    Path(env["PREFECT_HOME"]).mkdir(parents=True, exist_ok=True)
+    _start(
+        settings, "prefect-server",
+        [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1",
+         "--port", str(settings.prefect_port)],
+        f"{url}/api/health", env, timeout_s,
+    )
+    (settings.state_dir / "stack.env").write_text(f"PREFECT_API_URL={url}/api\n")
+
+
+def _prefect(settings: Settings, *args: str) -> None:
+    """Run a `prefect` CLI command against the stack's server; fail loudly with its output."""
+    result = subprocess.run(
+        [str(BIN / "prefect"), "--no-prompt", *args], env=stack_env(settings), cwd=ROOT,
+        capture_output=True, text=True, check=False,
+    )
+    if result.returncode != 0:
+        raise SystemExit(f"prefect {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+    logger.debug("%s", result.stdout)
+
+
+def worker_up(settings: Settings) -> None:
+    """The process work pool (created or kept) and one worker polling it."""
+    if _running(_pid_file(settings, "worker")):
+        logger.info("Worker already running")
+        return
+    _prefect(settings, "work-pool", "create", settings.work_pool, "--type", "process",
+             "--overwrite")
+    _start(
+        settings, "worker",
+        [str(BIN / "prefect"), "worker", "start", "--pool", settings.work_pool,
+         "--type", "process"],
+        "", stack_env(settings), 0,
+    )
+
+
+def deploy_all(settings: Settings) -> None:
+    """`prefect deploy --all` from the project root: every deployment in prefect.yaml."""
+    _prefect(settings, "deploy", "--all")
+    logger.info("Deployed everything in prefect.yaml")
+
+
+def first_run(settings: Settings, spec_path: str, timeout_s: float) -> str:
+    """Start the manual training deployment once and wait for it; returns its final state."""
+    os.environ.update(stack_env(settings))
+    from prefect.deployments import run_deployment  # noqa: PLC0415 - after the env is set
+
+    logger.info("Starting the first training run (%s) and waiting for it...", spec_path)
+    run = run_deployment(
+        FIRST_RUN_DEPLOYMENT,
+        parameters={"spec_path": spec_path, "reason": "first run of the local stack"},
+        timeout=timeout_s,
+    )
+    state = run.state.name if run.state else "unknown"
+    logger.info("First training run %s: %s", run.name, state)
+    if not (run.state and run.state.is_completed()):
+        raise SystemExit(
+            f"the first training run ended {state}; see {prefect_url(settings)}/runs/flow-run/"
+            f"{run.id} and {settings.state_dir}/logs/worker.log"
         )
-    pid_file.write_text(str(proc.pid))
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"endpoint exited with {proc.returncode}; see {log_dir}/endpoint.log")
-        if _healthy(url):
-            logger.info("Endpoint up at %s (pid %s)", url, proc.pid)
-            return
-        time.sleep(0.3)
-    raise SystemExit(f"endpoint did not answer at {url} within {timeout_s:.0f} s")
+    return state
 
 
-def down(settings: Settings) -> None:
-    """Stop every process started by this module (by its recorded PID)."""
+def up(settings: Settings, spec_path: str = "configs/churn.yaml", timeout_s: float = 900) -> None:
+    """Everything, from nothing; idempotent (what already runs is kept)."""
+    (ROOT / "data" / "incoming").mkdir(parents=True, exist_ok=True)  # the watched folder
+    endpoint_up(settings)
+    prefect_server_up(settings)
+    worker_up(settings)
+    deploy_all(settings)
+    if spec_path:
+        first_run(settings, spec_path, timeout_s)
+    logger.info(
+        "\nPrefect UI:  %s\nEndpoint:    %s  (keys in %s)\nLogs:        %s\n"
+        "Drop data files into data/incoming/ to start a training run; `make down` stops all.",
+        prefect_url(settings), settings.endpoint_url, settings.endpoint_state_dir,
+        settings.state_dir / "logs",
+    )
+
+
+def down(settings: Settings, timeout_s: float = 15.0) -> None:
+    """Stop every process started by this module (by its recorded PID) and wait for them."""
+    stopping: dict[str, int] = {}
     for pid_file in sorted((settings.state_dir / "pids").glob("*.pid")):
         pid = _running(pid_file)
         if pid:
-            os.killpg(pid, signal.SIGTERM)
-            logger.info("Stopped %s (pid %s)", pid_file.stem, pid)
+            try:
+                os.killpg(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            stopping[pid_file.stem] = pid
         pid_file.unlink(missing_ok=True)
+    deadline = time.monotonic() + timeout_s
+    for name, pid in stopping.items():
+        while _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        if _alive(pid):
+            os.killpg(pid, signal.SIGKILL)
+            logger.warning("%s (pid %s) did not stop in time; killed", name, pid)
+        logger.info("Stopped %s (pid %s)", name, pid)
+    (settings.state_dir / "stack.env").unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:  # a stopped child of ours stays a zombie until reaped
+        done, _ = os.waitpid(pid, os.WNOHANG)
+        return done == 0
+    except ChildProcessError:
+        return True
 
 
 def status(settings: Settings) -> None:
@@ -88,15 +254,23 @@ def status(settings: Settings) -> None:
         logger.info("%s: %s", pid_file.stem, f"running (pid {pid})" if pid else "not running")
     url = settings.endpoint_url
     logger.info("endpoint %s: %s", url, "healthy" if _healthy(url) else "not answering")
+    api = prefect_url(settings)
+    logger.info("prefect %s: %s", api, "healthy" if _healthy(f"{api}/api") else "not answering")
 
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("command", choices=["endpoint-up", "down", "status"])
+    parser.add_argument("command", choices=["up", "endpoint-up", "down", "status"])
+    parser.add_argument("--spec", default="configs/churn.yaml",
+                        help="spec of the first training run ('' for none)")
     args = parser.parse_args()
     settings = get_settings()
-    {"endpoint-up": endpoint_up, "down": down, "status": status}[args.command](settings)
+    if args.command == "up":
+        up(settings, args.spec)
+    else:
+        {"endpoint-up": endpoint_up, "down": down, "status": status}[args.command](settings)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,102 @@
+"""The optional human gate between the smoke test and the traffic move (DESIGN.md, step 3).
+
+The flow pauses with the candidate-vs-champion table in the pause's description and a form
+(approve, comment). A person resumes it from the Prefect UI or through the resume API.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from prefect import get_run_logger, task
+from prefect.exceptions import FlowPauseTimeout
+from prefect.flow_runs import pause_flow_run
+from prefect.input import RunInput
+
+from mlops.backends import endpoint_for
+from mlops.errors import MlopsError
+from mlops.settings import get_settings
+from mlops.spec import PipelineSpec
+from tasks.deploy import DeployPlan
+from tasks.evaluation import Evaluation
+
+
+class Approval(RunInput):
+    """The form a reviewer fills in to let the candidate take traffic."""
+
+    approve: bool = False
+    comment: str = ""
+
+
+@dataclass(frozen=True)
+class Verdict:
+    approved: bool
+    reason: str
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}"
+
+
+def approval_description(evaluation: Evaluation, plan: DeployPlan) -> str:
+    """Markdown for the pause: what is waiting, and the numbers a reviewer decides on."""
+    champion = (
+        f"v{evaluation.champion_version}" if evaluation.champion_version else "none (first model)"
+    )
+    lines = [
+        f"### Approve {plan.model_name} v{plan.version}?",
+        f"The candidate passed the promotion gate and the smoke test; it is on "
+        f"deployment **{plan.target}** with 0% traffic. Champion: {champion}.",
+        "",
+        "| metric | candidate | champion | delta | limit | passed |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in evaluation.decision.rows:
+        lines.append(
+            f"| {row.metric} | {_fmt(row.candidate)} | {_fmt(row.champion)} | "
+            f"{_fmt(row.delta)} | {_fmt(row.limit)} | {'yes' if row.passed else 'no'} |"
+        )
+    lines += ["", "Tick **approve** to move traffic; leave it unticked to reject."]
+    return "\n".join(lines)
+
+
+def request_approval(evaluation: Evaluation, plan: DeployPlan, timeout_s: int) -> Verdict:
+    """Pause the flow run until a person approves or rejects; no answer in time rejects.
+
+    Called from the flow itself: Prefect pauses flow runs, not tasks.
+    """
+    logger = get_run_logger()
+    logger.info(
+        "Waiting up to %d s for approval of %s v%s (resume the run in the UI or the API)",
+        timeout_s, plan.model_name, plan.version,
+    )
+    try:
+        answer = pause_flow_run(
+            wait_for_input=Approval.with_initial_data(
+                description=approval_description(evaluation, plan), approve=False
+            ),
+            timeout=timeout_s,
+            poll_interval=2,
+            key=f"approve-{plan.model_name}-v{plan.version}",
+        )
+    except FlowPauseTimeout:
+        return Verdict(False, f"no approval within {timeout_s} s")
+    comment = f" ({answer.comment})" if answer.comment else ""
+    if answer.approve:
+        return Verdict(True, f"approved{comment}")
+    return Verdict(False, f"rejected by the reviewer{comment}")
+
+
+@task
+def withdraw_candidate(plan: DeployPlan, spec: PipelineSpec) -> None:
+    """Remove the unapproved candidate's deployment; it never carried traffic."""
+    client = endpoint_for(spec, get_settings())
+    try:
+        client.delete_deployment(plan.target)
+    except MlopsError as exc:
+        get_run_logger().warning("Could not remove '%s': %s", plan.target, exc)
+        raise
+    get_run_logger().info(
+        "Removed %s v%s from '%s'; traffic unchanged: %s",
+        plan.model_name, plan.version, plan.target, plan.previous_traffic or "none",
+    )
