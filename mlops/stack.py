@@ -19,7 +19,8 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -175,17 +176,26 @@ def deploy_all(settings: Settings) -> None:
     logger.info("Deployed everything in prefect.yaml")
 
 
+@contextmanager
+def stack_api(settings: Settings) -> Iterator[None]:
+    """Point this process's Prefect client at the stack's server for the block."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings  # noqa: PLC0415
+
+    with temporary_settings(updates={PREFECT_API_URL: f"{prefect_url(settings)}/api"}):
+        yield
+
+
 def first_run(settings: Settings, spec_path: str, timeout_s: float) -> str:
     """Start the manual training deployment once and wait for it; returns its final state."""
-    os.environ.update(stack_env(settings))
-    from prefect.deployments import run_deployment  # noqa: PLC0415 - after the env is set
+    from prefect.deployments import run_deployment  # noqa: PLC0415
 
     logger.info("Starting the first training run (%s) and waiting for it...", spec_path)
-    run = run_deployment(
-        FIRST_RUN_DEPLOYMENT,
-        parameters={"spec_path": spec_path, "reason": "first run of the local stack"},
-        timeout=timeout_s,
-    )
+    with stack_api(settings):
+        run = run_deployment(
+            FIRST_RUN_DEPLOYMENT,
+            parameters={"spec_path": spec_path, "reason": "first run of the local stack"},
+            timeout=timeout_s,
+        )
     state = run.state.name if run.state else "unknown"
     logger.info("First training run %s: %s", run.name, state)
     if not (run.state and run.state.is_completed()):

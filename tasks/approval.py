@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from prefect import get_run_logger, task
+from prefect import get_client, get_run_logger, task
 from prefect.exceptions import FlowPauseTimeout
 from prefect.flow_runs import pause_flow_run
 from prefect.input import RunInput
+from prefect.runtime import flow_run
+from prefect.states import Running
 
 from mlops.backends import endpoint_for
 from mlops.errors import MlopsError
@@ -80,11 +82,24 @@ def request_approval(evaluation: Evaluation, plan: DeployPlan, timeout_s: int) -
             key=f"approve-{plan.model_name}-v{plan.version}",
         )
     except FlowPauseTimeout:
+        _resume_after_timeout()
         return Verdict(False, f"no approval within {timeout_s} s")
     comment = f" ({answer.comment})" if answer.comment else ""
     if answer.approve:
         return Verdict(True, f"approved{comment}")
     return Verdict(False, f"rejected by the reviewer{comment}")
+
+
+def _resume_after_timeout() -> None:
+    """Take the run out of its expired pause, so it can clean up and end with its own message.
+
+    Prefect fails any transition out of a pause whose time is up ("never resumed"); nobody
+    answered, so the run resumes itself (forced) to withdraw the candidate and report why.
+    """
+    with get_client(sync_client=True) as client:
+        client.set_flow_run_state(
+            flow_run.id, Running(message="No approval in time: withdrawing"), force=True
+        )
 
 
 @task
