@@ -17,6 +17,10 @@ from mlops.settings import Settings
 from mlops.stack import down, up
 from tests.conftest import free_port, write_spec
 
+# The first model is deliberately weak, so a better one can be shipped over it.
+WEAK = {"model.params": {"max_iter": 3, "max_depth": 1, "learning_rate": 0.05}}
+STRONG = {"model.params": {"max_iter": 120, "learning_rate": 0.08}}
+
 
 @dataclass(frozen=True)
 class Stack:
@@ -40,7 +44,7 @@ def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     write_churn(str(data), n_rows=2000, partitions=2, seed=5)
     spec = write_spec(
         state, "stackchurn",
-        {"name": "stackchurn", "data.url": str(data), "evaluation.minimum": 0.5},
+        {"name": "stackchurn", "data.url": str(data), "evaluation.minimum": 0.5, **WEAK},
     )
     settings = Settings(
         state_dir=state, endpoint_url=f"http://127.0.0.1:{free_port()}", prefect_port=free_port()

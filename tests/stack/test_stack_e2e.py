@@ -1,0 +1,153 @@
+"""The local stack end to end: deployments on a real server, run by a real worker.
+
+A manual run through the API ships a better model to the endpoint; a file dropped into a watched
+folder reaches a training run through watcher -> event -> trigger; two triggers at once run one
+after the other.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+from prefect import get_client
+from prefect.client.schemas.filters import (
+    DeploymentFilter,
+    DeploymentFilterName,
+    FlowRunFilter,
+    FlowRunFilterId,
+    LogFilter,
+    LogFilterFlowRunId,
+)
+from prefect.deployments import run_deployment
+
+from mlops.datasets import write_churn
+from mlops.endpoint import LocalEndpointClient
+from mlops.registry import LocalRegistry
+from mlops.stack import stack_api
+from tasks.watch import EVENT_NAME
+from tests.conftest import write_spec
+from tests.stack.conftest import STRONG, Stack
+
+pytestmark = [pytest.mark.slow, pytest.mark.service]
+
+TIMEOUT_S = 600
+
+
+def _serving(stack: Stack) -> tuple[str, str]:
+    """(model version, deployment) that the live slot serves."""
+    state = LocalEndpointClient.from_settings(stack.settings).state()
+    live = max(state["traffic"], key=lambda name: state["traffic"][name])
+    return str(state["deployments"][live]["model_version"]), live
+
+
+def _training_runs(deployment: str) -> list:
+    with get_client(sync_client=True) as client:
+        return client.read_flow_runs(
+            deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=[deployment])),
+            limit=50, offset=0,
+        )
+
+
+def _wait_for(predicate, what: str):
+    deadline = time.monotonic() + TIMEOUT_S
+    while time.monotonic() < deadline:
+        found = predicate()
+        if found:
+            return found
+        time.sleep(2)
+    raise AssertionError(f"gave up waiting for {what}")
+
+
+def test_manual_run_through_the_api_ships_the_better_model(local_stack: Stack, tmp_path):
+    before, _ = _serving(local_stack)
+    strong = write_spec(tmp_path, "strong", {
+        "name": "stackchurn", "data.url": local_stack.data_url, "evaluation.minimum": 0.5,
+        **STRONG,
+    })
+    with stack_api(local_stack.settings):
+        run = run_deployment(
+            "training/training-manual",
+            parameters={"spec_path": strong, "reason": "test: better params"},
+            timeout=TIMEOUT_S,
+        )
+    assert run.state.is_completed(), run.state
+    version, _ = _serving(local_stack)
+    assert int(version) == int(before) + 1
+    registry = LocalRegistry(local_stack.settings.registry_location)
+    assert registry.alias("stackchurn") == int(version)
+
+
+def test_new_file_in_watched_folder_starts_training_on_it(local_stack: Stack, tmp_path):
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    params = {"location": str(inbox), "spec_path": local_stack.spec_path, "settle_s": 1}
+    with stack_api(local_stack.settings):
+        assert run_deployment("watch-data/watch-data", parameters=params,
+                              timeout=TIMEOUT_S).state.is_completed()
+        write_churn(str(inbox / "snapshot"), n_rows=1500, partitions=1, seed=21)
+        dropped = next((inbox / "snapshot").glob("*.parquet"))
+        assert run_deployment("watch-data/watch-data", parameters=params,
+                              timeout=TIMEOUT_S).state.is_completed()
+        url = f"file://{dropped}"
+        runs = _wait_for(
+            lambda: [
+                r for r in _training_runs("training-on-new-data")
+                if r.parameters.get("data_url") == url and r.state and r.state.is_final()
+            ],
+            f"a training run on {url}",
+        )
+    assert len(runs) == 1, "one file, one run"
+    assert runs[0].state.is_completed(), runs[0].state
+    assert runs[0].parameters["spec_path"] == local_stack.spec_path
+
+
+def _held(flow_run_id) -> tuple[datetime, datetime, list]:
+    """When the run took its model's training slot, and its last task's end (the slot spans
+    every task of the run)."""
+    with get_client(sync_client=True) as client:
+        logs = client.read_logs(
+            log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id])),
+            limit=200, offset=0,
+        )
+        tasks = client.read_task_runs(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])), limit=200
+        )
+    taken = min(log.timestamp for log in logs if "Holding the training slot" in log.message)
+    ends = [(t.end_time, t.name) for t in tasks if t.end_time]
+    return taken, max(ends)[0], sorted((t.start_time, t.end_time, t.name) for t in tasks)
+
+
+def test_two_triggers_at_once_run_one_after_the_other(local_stack: Stack, tmp_path):
+    files = []
+    for seed in (31, 32):
+        write_churn(str(tmp_path / f"batch{seed}"), n_rows=1500, partitions=1, seed=seed)
+        files.append(f"file://{next((tmp_path / f'batch{seed}').glob('*.parquet'))}")
+    events = [
+        {
+            "id": str(uuid.uuid4()), "occurred": datetime.now().astimezone().isoformat(),
+            "event": EVENT_NAME,
+            "resource": {"prefect.resource.id": url, "mlops.location": str(tmp_path)},
+            "payload": {"url": url, "spec_path": local_stack.spec_path, "change": "new"},
+        }
+        for url in files
+    ]
+    with stack_api(local_stack.settings):
+        with get_client(sync_client=True) as client:
+            client.request("POST", "/events", json=events).raise_for_status()
+        runs = _wait_for(
+            lambda: (
+                found if len(found := [
+                    r for r in _training_runs("training-on-new-data")
+                    if r.parameters.get("data_url") in files and r.state and r.state.is_final()
+                ]) == 2 else None
+            ),
+            "both triggered runs to finish",
+        )
+        assert all(r.state.is_completed() for r in runs), [r.state for r in runs]
+        first, second = sorted(_held(r.id) for r in runs)
+    assert first[1] <= second[0], f"the two runs of one model overlapped: {first} {second}"
+    assert Path(files[0].removeprefix("file://")).exists()
