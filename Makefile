@@ -11,7 +11,7 @@ export PREFECT_HOME ?= $(MLOPS_STATE_DIR)/prefect
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 export PREFECT_LOGGING_LEVEL ?= INFO
 
-.PHONY: all setup azmlinfsrv-env data run endpoint-up down status test lint lock lock-check bench clean
+.PHONY: all setup azmlinfsrv-env node-env data run endpoint-up down status test lint lock lock-check bench clean
 
 all: run
 
@@ -28,6 +28,12 @@ azmlinfsrv-env: $(AZ_VENV)/.installed
 $(AZ_VENV)/.installed: requirements-azmlinfsrv.lock
 	$(PYTHON) -m venv $(AZ_VENV)
 	$(AZ_VENV)/bin/pip install --quiet --disable-pip-version-check --no-deps --require-hashes -r requirements-azmlinfsrv.lock
+	touch $@
+
+## node-env: Node tools from package-lock.json (Azurite, the Blob Storage emulator the tests use)
+node-env: node_modules/.installed
+node_modules/.installed: package-lock.json
+	npm ci --no-audit --no-fund
 	touch $@
 
 ## data: the sample datasets (deterministic)
@@ -54,7 +60,7 @@ status: setup
 	$(BIN)/python -m mlops.stack status
 
 ## test: the whole test suite (CI runs exactly this)
-test: setup azmlinfsrv-env
+test: setup azmlinfsrv-env node-env
 	$(BIN)/python -m pytest -q
 
 lint: setup
