@@ -39,3 +39,13 @@ class BlobFileSystem(AzureBlobFileSystem):
             self.service_client = BlobServiceClient(
                 stock.url, credential=stock.credential, **SDK_RETRY
             )
+
+    async def _makedirs(self, path: str, exist_ok: bool = False) -> None:
+        """Create the path's container if it is missing (Blob Storage has no other folders).
+
+        adlfs leaves makedirs a no-op, so the first write into a new container failed with
+        ContainerNotFound. The registry, the inference collector and the sample-data writer
+        call makedirs before they write. Without the right to read container properties adlfs
+        warns and assumes the container exists.
+        """
+        await self._mkdir(path, create_parents=True)

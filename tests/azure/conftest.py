@@ -45,8 +45,13 @@ def blob_env(azurite: Azurite, monkeypatch: pytest.MonkeyPatch) -> str:
     return azurite.connection_string
 
 
+def container_name(prefix: str = "t") -> str:
+    """A container name no test has used (3-63 lowercase letters and digits)."""
+    return f"{prefix}{uuid.uuid4().hex[:16]}"
+
+
 def new_container(connection_string: str, prefix: str = "t") -> str:
-    name = f"{prefix}{uuid.uuid4().hex[:16]}"
+    name = container_name(prefix)
     with BlobServiceClient.from_connection_string(connection_string) as service:
         service.create_container(name)
     return name

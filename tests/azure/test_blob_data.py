@@ -17,6 +17,7 @@ from mlops.errors import DataLoadError
 from mlops.spec import load_spec
 from mlops.storage import fingerprint, list_data_files, url_to_fs
 from tests.azure.azurite import ACCOUNT_KEY
+from tests.azure.conftest import container_name
 from tests.conftest import ROOT
 
 pytestmark = [pytest.mark.azurite, pytest.mark.service]
@@ -28,7 +29,8 @@ def _csv(frame: pd.DataFrame) -> bytes:
     return frame.to_csv(index=False).encode()
 
 
-def test_parquet_partitions_load_in_order_with_etag_versions(container):
+def test_parquet_partitions_load_in_order_with_etag_versions(blob_env):
+    container = container_name("data")  # written into a new container, as a first trial would
     url = f"abfs://{container}/churn"
     written = write_churn(url, n_rows=900, partitions=3, seed=5)
     files = list_data_files(url)

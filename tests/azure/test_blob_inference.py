@@ -16,6 +16,7 @@ import pytest
 from mlops.data import read_table
 from mlops.storage import list_data_files
 from serving.collect import InferenceCollector, Record
+from tests.azure.conftest import container_name
 from tests.conftest import ROOT
 
 pytestmark = [pytest.mark.azurite, pytest.mark.service]
@@ -27,7 +28,8 @@ def _record(rows: int, request_id: str, version: str = "1") -> Record:
                   datetime(2026, 3, 4, 5, 6, tzinfo=UTC))
 
 
-def test_collector_writes_whole_parquet_files_to_a_container(container):
+def test_collector_writes_whole_parquet_files_to_a_new_container(blob_env):
+    container = container_name("inference")
     url = f"abfs://{container}/inference"
     collector = InferenceCollector(url, "local-endpoint", flush_rows=10_000, flush_s=60)
     collector.start()

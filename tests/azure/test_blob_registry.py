@@ -22,6 +22,7 @@ from mlops.bundle import dump_model, feature_dtypes
 from mlops.errors import RegistryError
 from mlops.registry import CLAIM_FILE, LocalRegistry
 from serving.bundle import MANIFEST_FILE, MODEL_FILE, REFERENCE_FILE, load_bundle
+from tests.azure.conftest import container_name
 
 pytestmark = [pytest.mark.azurite, pytest.mark.service]
 
@@ -146,3 +147,9 @@ def test_a_writer_that_crashes_mid_bundle_leaves_no_visible_version(
         reader.set_alias("m", 2)
     assert _register(registry, fitted).version == 3  # the crashed number is not reused
     assert reader.versions("m") == [1, 3]
+
+
+def test_the_first_version_creates_the_container(blob_env, fitted):
+    url = f"abfs://{container_name('new')}/registry"
+    assert _register(LocalRegistry(url), fitted).version == 1
+    assert LocalRegistry(url).versions("m") == [1]
