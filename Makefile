@@ -11,7 +11,7 @@ export PREFECT_HOME ?= $(MLOPS_STATE_DIR)/prefect
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 export PREFECT_LOGGING_LEVEL ?= INFO
 
-.PHONY: all setup azmlinfsrv-env node-env data run endpoint-up down status test lint lock lock-check bench clean
+.PHONY: all setup azmlinfsrv-env data run endpoint-up down status test lint lock lock-check bench clean
 
 all: run
 

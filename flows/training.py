@@ -40,9 +40,7 @@ def training(
     """
     logger = get_run_logger()
     if reason:
-        logger.info(
-            "Started because: %s%s", reason, f" (report: {report_url})" if report_url else ""
-        )
+        logger.info("Started because: %s%s", reason, f" (report: {report_url})" if report_url else "")
     spec = read_spec(spec_path, data_url)
     run_dir = Path(get_settings().outputs_location) / spec.name / str(flow_run.id or "local")
 
