@@ -35,6 +35,12 @@ $(AZ_VENV)/.installed: requirements-azmlinfsrv.lock
 	$(AZ_VENV)/bin/pip install --quiet --disable-pip-version-check --no-deps --require-hashes -r requirements-azmlinfsrv.lock
 	touch $@
 
+## node-env: Node tools from package-lock.json (Azurite, the Blob Storage emulator the tests use)
+node-env: node_modules/.installed
+node_modules/.installed: package-lock.json
+	npm ci --no-audit --no-fund
+	touch $@
+
 ## data: the sample datasets (deterministic)
 data: setup data/generated/churn/.done data/generated/diabetes.parquet
 data/generated/churn/.done:
@@ -63,7 +69,7 @@ status: setup
 	$(BIN)/python -m mlops.stack status
 
 ## test: the whole test suite (CI runs exactly this)
-test: setup azmlinfsrv-env
+test: setup azmlinfsrv-env node-env
 	$(BIN)/python -m pytest -q
 
 lint: setup

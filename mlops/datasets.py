@@ -476,6 +476,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    logging.getLogger("azure").setLevel(logging.WARNING)  # the SDK logs each request at INFO
     if args.dataset == "diabetes":
         write_diabetes(args.out)
         return 0

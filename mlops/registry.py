@@ -18,12 +18,13 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-import fsspec
 import pandas as pd
 
 from mlops.bundle import build_manifest, write_bundle, write_file
 from mlops.errors import RegistryError
 from serving.bundle import MANIFEST_FILE, Bundle, BundleLoadError, load_bundle
+from serving.storage import open_fs
+from serving.storage import storage_options as options_from_env
 
 logger = logging.getLogger(__name__)
 
@@ -45,8 +46,10 @@ class LocalRegistry:
 
     def __init__(self, url: str, storage_options: dict[str, Any] | None = None) -> None:
         self.url = url.rstrip("/")
-        self._storage_options = storage_options or {}
-        self.fs, self.root = fsspec.core.url_to_fs(self.url, **self._storage_options)
+        self._storage_options = (
+            options_from_env(self.url) if storage_options is None else storage_options
+        )
+        self.fs, self.root = open_fs(self.url, self._storage_options)
 
     def _model_dir(self, name: str) -> str:
         return f"{self.root}/{name}"
@@ -90,7 +93,11 @@ class LocalRegistry:
             raise RegistryError(f"model '{name}' version {version}: {exc}") from exc
 
     def _claim(self, name: str) -> int:
-        """Take the next free number; exclusive creation makes two writers never share one."""
+        """Take the next free number; exclusive creation makes two writers never share one.
+
+        "xb" is O_EXCL on a local disk; on Blob Storage adlfs commits the claim blob with
+        `If-None-Match: *`, which the service refuses (409) when the blob exists.
+        """
         numbers = self._numbers(name)
         candidate = max(numbers, default=0) + 1
         for version in range(candidate, candidate + 100):

@@ -2,7 +2,8 @@
 
 Every read and write of data goes through `url_to_fs`, so switching from a local folder to Azure
 Blob Storage is a change of URL, never of code. Credentials come from the environment at call
-time (never at import time) through `storage_options`, the one place that knows about them.
+time (never at import time) through `storage_options`, the one place that knows about them; it
+lives in `serving.storage` because the scoring server needs it too and may not import `mlops`.
 """
 
 from __future__ import annotations
@@ -10,20 +11,23 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import logging
-import os
 import posixpath
 from dataclasses import dataclass
 from typing import Any
 
-import fsspec
 from fsspec import AbstractFileSystem
 from fsspec.implementations.local import LocalFileSystem
 
 from mlops.errors import DataLoadError
+from serving.storage import (  # noqa: F401 - protocol helpers re-exported for mlops callers
+    AZURE_PROTOCOLS,
+    open_fs,
+    protocol_of,
+    storage_options,
+)
 
 logger = logging.getLogger(__name__)
 
-AZURE_PROTOCOLS = frozenset({"abfs", "abfss", "az"})
 FORMAT_EXTENSIONS: dict[str, tuple[str, ...]] = {
     "parquet": (".parquet", ".pq"),
     "csv": (".csv",),
@@ -49,36 +53,6 @@ class FileInfo:
     version: str
 
 
-def protocol_of(url: str) -> str:
-    """The URL's scheme ('file' for plain paths), as fsspec understands it."""
-    protocol, _ = fsspec.core.split_protocol(str(url))
-    return protocol or "file"
-
-
-def storage_options(url: str) -> dict[str, Any]:
-    """Credentials for the URL's store, read from the environment when called.
-
-    Azure (abfs://, az://) tries, in order: a connection string, an account name with its key,
-    and an account name alone, in which case adlfs falls back to DefaultAzureCredential
-    (managed identity, `az login`, workload identity). Local paths need nothing.
-    """
-    if protocol_of(url) not in AZURE_PROTOCOLS:
-        return {}
-    env = os.environ
-    if env.get("AZURE_STORAGE_CONNECTION_STRING"):
-        logger.debug("azure storage: using AZURE_STORAGE_CONNECTION_STRING")
-        return {"connection_string": env["AZURE_STORAGE_CONNECTION_STRING"]}
-    account = env.get("AZURE_STORAGE_ACCOUNT_NAME")
-    if account and env.get("AZURE_STORAGE_ACCOUNT_KEY"):
-        logger.debug("azure storage: account %s with an account key", account)
-        return {"account_name": account, "account_key": env["AZURE_STORAGE_ACCOUNT_KEY"]}
-    logger.debug("azure storage: account %s with DefaultAzureCredential", account)
-    options: dict[str, Any] = {"anon": False}
-    if account:
-        options["account_name"] = account
-    return options
-
-
 def url_to_fs(url: str, **options: Any) -> tuple[AbstractFileSystem, str]:
     """The filesystem and the path inside it for a URL, with credentials filled in.
 
@@ -90,9 +64,33 @@ def url_to_fs(url: str, **options: Any) -> tuple[AbstractFileSystem, str]:
         DataLoadError: the scheme is unknown or its driver is not installed.
     """
     try:
-        return fsspec.core.url_to_fs(str(url), **{**storage_options(url), **options})
+        return open_fs(str(url), {**storage_options(url), **options})
     except (ValueError, ImportError) as exc:
         raise DataLoadError(f"cannot open storage for {url}: {exc}") from exc
+
+
+def access_refused(url: str, exc: Exception) -> DataLoadError | None:
+    """A DataLoadError when Blob Storage refused the request in a way retrying cannot change.
+
+    Missing or wrong credentials and 4xx answers (403 without the Storage Blob Data Reader role,
+    400 for a malformed name) are the user's to fix; connection failures, timeouts, 408, 429 and
+    5xx are transient and stay as they are, for the I/O task's retries.
+    """
+    if protocol_of(url) not in AZURE_PROTOCOLS:
+        return None
+    from azure.core.exceptions import ClientAuthenticationError  # noqa: PLC0415 - loaded by adlfs
+
+    status = getattr(exc, "status_code", None)
+    if isinstance(exc, ClientAuthenticationError) or (
+        isinstance(status, int) and 400 <= status < 500 and status not in (408, 429)
+    ):
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return DataLoadError(
+            f"Blob Storage refused access to {url} (HTTP {status or 'n/a'}): {reason}. Check "
+            "AZURE_STORAGE_CONNECTION_STRING, or AZURE_STORAGE_ACCOUNT_NAME with an account key "
+            "or a signed-in identity that has the Storage Blob Data Reader role"
+        )
+    return None
 
 
 def path_to_url(fs: AbstractFileSystem, path: str) -> str:
@@ -217,8 +215,8 @@ def list_data_files(url: str, fmt: str = "auto") -> list[FileInfo]:
         The files, sorted by URL so that partitions concatenate in a stable order.
 
     Raises:
-        DataLoadError: nothing matches, the path does not exist, or the store cannot be read;
-            the message names the URL.
+        DataLoadError: nothing matches, the path does not exist, or the store refuses access
+            (bad credentials, no role on the container); the message names the URL.
     """
     _check_format(fmt)
     fs, path = url_to_fs(url)
@@ -226,6 +224,11 @@ def list_data_files(url: str, fmt: str = "auto") -> list[FileInfo]:
         found = _candidates(fs, url, path, fmt)
     except OSError as exc:
         raise DataLoadError(f"cannot list {url}: {exc}") from exc
+    except Exception as exc:
+        refused = access_refused(url, exc)
+        if refused is not None:
+            raise refused from exc
+        raise  # an outage or a timeout: the I/O task's retries may still get through
     if not found:
         wanted = "parquet or csv" if fmt == "auto" else fmt
         raise DataLoadError(f"no {wanted} data files at {url}")

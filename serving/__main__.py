@@ -26,6 +26,8 @@ def main(argv: list[str] | None = None) -> None:
         stream=sys.stderr, level=logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # The Azure SDK logs every HTTP request and response at INFO (bundle loads, inference writes).
+    logging.getLogger("azure").setLevel(logging.WARNING)
     overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
     config = EndpointConfig(**overrides)
     uvicorn.run(

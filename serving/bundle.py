@@ -22,6 +22,8 @@ from typing import Any
 
 import fsspec
 
+from serving.storage import open_fs
+
 MODEL_FILE = "model.skops"
 MANIFEST_FILE = "manifest.json"
 REFERENCE_FILE = "reference.parquet"
@@ -87,8 +89,8 @@ def _read(fs: fsspec.AbstractFileSystem, path: str) -> bytes:
         raise BundleLoadError(f"bundle file missing: {path}") from exc
 
 
-def read_manifest(url: str) -> dict[str, Any]:
-    fs, root = fsspec.core.url_to_fs(url)
+def read_manifest(url: str, storage_options: dict[str, Any] | None = None) -> dict[str, Any]:
+    fs, root = open_fs(url, storage_options)
     try:
         manifest = json.loads(_read(fs, f"{root.rstrip('/')}/{MANIFEST_FILE}"))
     except json.JSONDecodeError as exc:
@@ -104,13 +106,17 @@ def read_manifest(url: str) -> dict[str, Any]:
 def load_bundle(url: str, storage_options: dict[str, Any] | None = None) -> Bundle:
     """Load a bundle from a local path or fsspec URL, verifying its digest and types.
 
+    Args:
+        url: The bundle's folder: a path, `file://...` or `abfs://container/registry/m/3`.
+        storage_options: Credentials; default: from the environment (`serving.storage`).
+
     Raises:
         BundleLoadError: a file is missing, the sha256 differs from the manifest's, or the
             model holds a type outside the allow-list.
     """
     import skops.io as sio  # noqa: PLC0415 - sklearn comes with it; only loaders pay for it
 
-    fs, root = fsspec.core.url_to_fs(url, **(storage_options or {}))
+    fs, root = open_fs(url, storage_options)
     root = root.rstrip("/")
     manifest = json.loads(_read(fs, f"{root}/{MANIFEST_FILE}"))
     if manifest.get("format_version") != FORMAT_VERSION:

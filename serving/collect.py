@@ -27,11 +27,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import fsspec
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from serving.storage import open_fs
 
 logger = logging.getLogger(__name__)
 
@@ -125,7 +126,7 @@ class InferenceCollector:
         self.flush_rows = flush_rows
         self.flush_s = flush_s
         self.max_rows = max_rows
-        self._storage_options = storage_options or {}
+        self._storage_options = storage_options
         self._queue: deque[Record] = deque()
         self._queued_rows = 0
         self._lock = threading.Lock()
@@ -214,7 +215,7 @@ class InferenceCollector:
             self._dropped_logged = self.dropped_rows
 
     def _write(self, day: str, table: pa.Table) -> None:
-        fs, root = fsspec.core.url_to_fs(self.url, **self._storage_options)
+        fs, root = open_fs(self.url, self._storage_options)
         folder = f"{root}/{self.endpoint_name}/date={day}"
         name = f"part-{datetime.now(UTC):%H%M%S%f}-{uuid.uuid4().hex[:12]}.parquet"
         buffer = io.BytesIO()
