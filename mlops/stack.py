@@ -223,26 +223,49 @@ def up(settings: Settings, spec_path: str = "configs/churn.yaml", timeout_s: flo
     )
 
 
+def _descendants(pid: int) -> list[int]:
+    """Every process below `pid` (Linux /proc): the worker starts flow runs in new sessions,
+    so stopping its process group alone would leave a running flow behind."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
 def down(settings: Settings, timeout_s: float = 15.0) -> None:
-    """Stop every process started by this module (by its recorded PID) and wait for them."""
-    stopping: dict[str, int] = {}
+    """Stop every process started by this module (by its recorded PID, with everything it
+    started) and wait for them."""
+    stopping: dict[str, list[int]] = {}
     for pid_file in sorted((settings.state_dir / "pids").glob("*.pid")):
         pid = _running(pid_file)
         if pid:
-            try:
-                os.killpg(pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-            stopping[pid_file.stem] = pid
+            family = [pid, *_descendants(pid)]
+            for member in family:
+                try:
+                    os.kill(member, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+            stopping[pid_file.stem] = family
         pid_file.unlink(missing_ok=True)
     deadline = time.monotonic() + timeout_s
-    for name, pid in stopping.items():
-        while _alive(pid) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        if _alive(pid):
-            os.killpg(pid, signal.SIGKILL)
-            logger.warning("%s (pid %s) did not stop in time; killed", name, pid)
-        logger.info("Stopped %s (pid %s)", name, pid)
+    for name, family in stopping.items():
+        for member in family:
+            while _alive(member) and time.monotonic() < deadline:
+                time.sleep(0.2)
+            if _alive(member):
+                os.kill(member, signal.SIGKILL)
+                logger.warning("%s: pid %s did not stop in time; killed", name, member)
+        logger.info("Stopped %s (pid %s%s)", name, family[0],
+                    f" and {len(family) - 1} child process(es)" if len(family) > 1 else "")
     (settings.state_dir / "stack.env").unlink(missing_ok=True)
 
 

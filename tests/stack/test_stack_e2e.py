@@ -27,7 +27,7 @@ from prefect.deployments import run_deployment
 from mlops.datasets import write_churn
 from mlops.endpoint import LocalEndpointClient
 from mlops.registry import LocalRegistry
-from mlops.stack import stack_api
+from mlops.stack import _descendants, down, stack_api
 from tasks.watch import EVENT_NAME
 from tests.conftest import write_spec
 from tests.stack.conftest import STRONG, Stack
@@ -151,3 +151,40 @@ def test_two_triggers_at_once_run_one_after_the_other(local_stack: Stack, tmp_pa
         first, second = sorted(_held(r.id) for r in runs)
     assert first[1] <= second[0], f"the two runs of one model overlapped: {first} {second}"
     assert Path(files[0].removeprefix("file://")).exists()
+
+
+def test_zz_down_stops_everything_it_started(local_stack: Stack):
+    """Last in this file: `make down` stops the server, worker, endpoint and a running flow."""
+    settings = local_stack.settings
+    with stack_api(settings):
+        run = run_deployment(
+            "training/training-manual",
+            parameters={"spec_path": local_stack.spec_path, "force": True}, timeout=0,
+        )
+        _wait_for(
+            lambda: _read_run(run.id).state.is_running(), "the training run to be running"
+        )
+    pids = [int(p.read_text()) for p in (settings.state_dir / "pids").glob("*.pid")]
+    family = {pid: _descendants(pid) for pid in pids}
+    assert any(family.values()), "the worker should be running the flow in a child process"
+
+    down(settings)
+
+    everyone = [pid for pid, below in family.items() for pid in (pid, *below)]
+    assert [pid for pid in everyone if _lives(pid)] == []
+    assert not list((settings.state_dir / "pids").glob("*.pid"))
+    assert not (settings.state_dir / "stack.env").exists()
+
+
+def _lives(pid: int) -> bool:
+    """Running, or stopped but not yet reaped by a parent other than us (a zombie is gone)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state != "Z"
+
+
+def _read_run(flow_run_id):
+    with get_client(sync_client=True) as client:
+        return client.read_flow_run(flow_run_id)
