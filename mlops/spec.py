@@ -6,6 +6,7 @@ the spec through `load_spec(path, overrides)`.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import importlib
 import json
@@ -340,8 +341,8 @@ def load_spec(path: str | Path, overrides: dict[str, Any] | None = None) -> Pipe
     if not isinstance(raw, dict):
         raise SpecError(f"spec {path} must be a mapping, got {type(raw).__name__}")
     for key, value in (overrides or {}).items():
-        if value is not None:
-            _set_path(raw, key, value)
+        if value is not None:  # a copy: a later dotted override must not edit the caller's value
+            _set_path(raw, key, copy.deepcopy(value))
     try:
         return PipelineSpec.model_validate(raw)
     except ValidationError as exc:

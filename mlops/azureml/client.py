@@ -23,7 +23,7 @@ from azure.core.exceptions import (
 from marshmallow.exceptions import ValidationError as SchemaError
 
 from mlops.azureml.entities import AZUREML_REF, environment_entity
-from mlops.errors import MlopsError
+from mlops.errors import MlopsError, RegistryError
 from mlops.spec import AzureMLSpec
 
 logger = logging.getLogger(__name__)
@@ -47,7 +47,7 @@ def workspace_client(target: AzureMLSpec) -> MLClient:
 
 def registry_client(registry_name: str) -> MLClient:
     """A client of an Azure ML registry (construction asks Azure where the registry lives)."""
-    with azure_errors(MlopsError, f"reaching Azure ML registry '{registry_name}'"):
+    with azure_errors(RegistryError, f"reaching Azure ML registry '{registry_name}'"):
         return MLClient(credential(), registry_name=registry_name, show_progress=False)
 
 

@@ -12,8 +12,14 @@ import json
 from pathlib import Path
 from typing import Any
 
-from azure.ai.ml import Input, Output, command, load_environment, load_online_deployment
-from azure.ai.ml import load_online_endpoint as _load_online_endpoint
+from azure.ai.ml import (
+    Input,
+    Output,
+    command,
+    load_environment,
+    load_online_deployment,
+    load_online_endpoint,
+)
 from azure.ai.ml.constants import AssetTypes
 from azure.ai.ml.entities import (
     Command,
@@ -90,7 +96,7 @@ def environment_entity(target: AzureMLSpec) -> Environment:
 
 
 def endpoint_entity(name: str) -> ManagedOnlineEndpoint:
-    return _load_online_endpoint(ENDPOINT_YML, params_override=[{"name": name}])
+    return load_online_endpoint(ENDPOINT_YML, params_override=[{"name": name}])
 
 
 def deployment_entity(

@@ -83,9 +83,15 @@ class AzureMLRegistry:
 
     @classmethod
     def from_spec(cls, spec: PipelineSpec, settings: Settings) -> AzureMLRegistry:
+        """Downloads are kept per registry or workspace: two may both have a `churn` v3."""
         name = spec.registry.azureml_registry
-        client = registry_client(name) if name else workspace_client(spec.azureml)
-        return cls(client, settings.state_dir / "azureml" / "models", registry_name=name)
+        if name:
+            client, scope = registry_client(name), f"registry-{name}"
+        else:
+            target = spec.azureml
+            client = workspace_client(target)
+            scope = f"{target.subscription_id}-{target.resource_group}-{target.workspace}"
+        return cls(client, settings.state_dir / "azureml" / "models" / scope, registry_name=name)
 
     # -- reading ---------------------------------------------------------------------------
 

@@ -224,3 +224,19 @@ def test_rollback_is_one_traffic_change(stages, azure, use_fake):
     assert _steps(fake, since) == ["traffic {'blue': 100}"]
     assert _served_version(stages, azure) == "1"
     assert Path(fake.service.deployments[(ENDPOINT, "green")]["code"], "score.py").exists()
+
+
+def test_evaluation_reads_the_champion_back_from_azure_ml(stages, azure, use_fake, tmp_path):
+    from dataclasses import replace
+
+    from tasks.evaluation import evaluate_vs_champion
+
+    _release(stages, azure, use_fake)
+    same = evaluate_vs_champion(stages.trained, stages.split, stages.data, azure, str(tmp_path))
+    assert not same.decision.promote and "champion v1 itself" in same.decision.reasons[0]
+    other_data = replace(stages.data, fingerprint="another-fingerprint")
+    judged = evaluate_vs_champion(stages.trained, stages.split, other_data, azure, str(tmp_path))
+    assert judged.champion_version == 1  # downloaded, digest-checked, scored on the holdout
+    assert judged.champion_metrics == judged.candidate_metrics  # the same model
+    assert not judged.decision.promote
+    assert [op for op, _ in use_fake.calls].count("models.download") == 1

@@ -41,3 +41,10 @@ def test_training_on_a_cluster_works_with_the_local_registry_and_endpoint():
     spec = load_spec(CHURN_YAML, {
         "azureml": AZURE["azureml"], "training.backend": "azureml", "training.compute": "cpu"})
     assert (spec.registry.backend, spec.endpoint.backend) == ("local", "local")
+
+
+def test_overrides_are_copied_not_shared():
+    workspace = {"subscription_id": "s", "resource_group": "r", "workspace": "w"}
+    overrides = {**AZURE, "azureml": workspace, "azureml.environment": "azureml:e:1"}
+    assert load_spec(CHURN_YAML, overrides).azureml.environment == "azureml:e:1"
+    assert workspace == {"subscription_id": "s", "resource_group": "r", "workspace": "w"}

@@ -132,3 +132,25 @@ def test_a_job_output_that_is_not_what_the_job_recorded_is_refused(tmp_path, toy
     (folder / "training.json").unlink()
     with pytest.raises(TrainingError, match="incomplete"):
         read_trained_model(folder)
+
+
+@pytest.mark.slow
+@pytest.mark.service
+def test_the_train_task_hands_the_fit_to_the_cluster(shipped_python, use_fake, state,
+                                                     prefect_server, tmp_path):
+    from prefect.settings import PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW, temporary_settings
+
+    from tasks.features import Split
+    from tasks.training import train_model
+    from tests.tasks._stages import fresh_ref
+
+    use_fake.service.python = shipped_python
+    spec = azure_spec(**CLUSTER)
+    frame, ref = _training_rows(spec, tmp_path)
+    with temporary_settings({PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW: "ignore"}):
+        trained = train_model(Split(ref, ref), fresh_ref(), spec)
+    features = frame[[c.name for c in spec.feature_columns]]
+    np.testing.assert_array_equal(trained.pipeline.predict(features),
+                                  fit_pipeline(spec, frame).predict(features))
+    assert [op for op, _ in use_fake.calls if op.startswith("jobs.")] == [
+        "jobs.create_or_update", "jobs.get", "jobs.download"]
