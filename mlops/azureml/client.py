@@ -99,7 +99,8 @@ def ensure_environment(ml_client: MLClient, target: AzureMLSpec, error: type[Mlo
     """
     if target.environment and target.environment.startswith(AZUREML_REF):
         return target.environment
-    env = environment_entity(target)
+    with azure_errors(error, f"reading environment {target.environment or 'definition'}"):
+        env = environment_entity(target)
     reference = f"{AZUREML_REF}{env.name}:{env.version}"
     with azure_errors(error, f"registering environment {reference}"):
         try:

@@ -138,14 +138,15 @@ class AzureMLEndpointClient:
             self._delete(name)  # the release before last stayed here for rollback until now
         environment = ensure_environment(self.ml_client, self.target, DeploymentError)
         doing = f"creating deployment '{name}' of '{self.endpoint_name}' with {model_url}"
-        with tempfile.TemporaryDirectory(prefix="mlops-score-") as staging:
+        with (tempfile.TemporaryDirectory(prefix="mlops-score-") as staging,
+              azure_errors(DeploymentError, doing)):
             deployment = deployment_entity(
                 slot=name, endpoint_name=self.endpoint_name, model=model_url,
                 environment=environment, code_dir=stage_scoring_code(Path(staging) / "code"),
                 endpoint=self.spec, tags={"mlops.model": model_url},
             )
-            with azure_errors(DeploymentError, doing):  # uploads the code folder, then returns
-                poller = self.ml_client.online_deployments.begin_create_or_update(deployment)
+            # uploads the code folder, then returns while Azure ML provisions
+            poller = self.ml_client.online_deployments.begin_create_or_update(deployment)
         try:
             created = wait(poller, self.timeout_s, DeploymentError, doing)
         except DeploymentError as exc:

@@ -53,12 +53,12 @@ def submit_training_job(ml_client: MLClient, spec: PipelineSpec, train_file: Pat
     with tempfile.TemporaryDirectory(prefix="mlops-train-") as staging:
         spec_json = Path(staging) / "spec.json"
         spec_json.write_text(spec.model_dump_json())
-        job = training_job(
-            spec, code_dir=stage_training_code(Path(staging) / "code"), spec_json=spec_json,
-            train_file=train_file, environment=environment,
-            tags={"mlops.spec_hash": spec.spec_hash(), "mlops.code_version": code_version()},
-        )
         with azure_errors(TrainingError, f"submitting the training job of '{spec.name}'"):
+            job = training_job(
+                spec, code_dir=stage_training_code(Path(staging) / "code"), spec_json=spec_json,
+                train_file=train_file, environment=environment,
+                tags={"mlops.spec_hash": spec.spec_hash(), "mlops.code_version": code_version()},
+            )
             submitted = ml_client.jobs.create_or_update(job)
     logger.info("Submitted training job %s on '%s': %s", submitted.name, spec.training.compute,
                 submitted.studio_url)

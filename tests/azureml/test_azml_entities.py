@@ -206,3 +206,12 @@ def test_a_command_naming_an_input_it_lacks_fails_the_sdk_validation(tmp_path):
                   environment="azureml:e:1", compute="cpu-cluster", code=str(tmp_path))
     result = job.component._validate()
     assert not result.passed and "inputs.missing" in str(result)
+
+
+def test_an_environment_file_the_schema_refuses_is_our_error(fake, tmp_path):
+    broken = tmp_path / "environment.yml"
+    broken.write_text("name: e\nimage: mcr.microsoft.com/azureml/x:1\nos_type: solaris\n")
+    target = azure_spec(**{"azureml.environment": str(broken)}).azureml
+    with pytest.raises(DeploymentError, match="schema refused it.*os_type"):
+        ensure_environment(fake, target, DeploymentError)
+    assert fake.calls == []
