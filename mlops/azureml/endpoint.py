@@ -37,6 +37,11 @@ from mlops.spec import AzureMLSpec, EndpointSpec, PipelineSpec
 logger = logging.getLogger(__name__)
 
 
+def _text(value: Any) -> str | None:
+    """An SDK enum (provisioning states) as the plain string Azure sends."""
+    return None if value is None else str(getattr(value, "value", value))
+
+
 def _forget_stale_routing() -> None:
     """Drop a deployment header an earlier ``invoke`` left behind.
 
@@ -106,7 +111,7 @@ class AzureMLEndpointClient:
             "scoring_uri": endpoint.scoring_uri,
             "traffic": {name: int(share) for name, share in (endpoint.traffic or {}).items()},
             "deployments": {
-                d.name: {"model": d.model, "state": d.provisioning_state,
+                d.name: {"model": d.model, "state": _text(d.provisioning_state),
                          "instance_type": d.instance_type, "instance_count": d.instance_count}
                 for d in deployments
             },
@@ -156,7 +161,7 @@ class AzureMLEndpointClient:
             ) from exc
         logger.info("Deployment %s of %s serves %s", name, self.endpoint_name, model_url)
         return {"name": name, "model": model_url,
-                "state": getattr(created, "provisioning_state", None)}
+                "state": _text(getattr(created, "provisioning_state", None))}
 
     def delete_deployment(self, name: str) -> dict[str, Any]:
         """Remove a deployment that carries no traffic (a failed candidate)."""

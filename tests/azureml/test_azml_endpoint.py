@@ -125,7 +125,7 @@ def test_a_deployment_that_fails_to_provision_says_where_its_logs_are(fake, vers
               http_error(400, "ResourceNotReady: container crashed"), at_result=True)
     with pytest.raises(DeploymentError, match=r"container crashed.*get-logs -n blue"):
         client.put_deployment("blue", versions[0].url)
-    assert client.state()["deployments"]["blue"]["state"].lower().endswith("failed")
+    assert client.state()["deployments"]["blue"]["state"] == "Failed"
     client.put_deployment("blue", versions[1].url)  # the failed one is cleared first
     assert client.state()["deployments"]["blue"]["model"].endswith("toy:2")
 
