@@ -75,13 +75,14 @@ test: setup azmlinfsrv-env node-env
 lint: setup
 	$(BIN)/ruff check .
 
-## lock: regenerate requirements.lock from requirements.in
+## lock: regenerate requirements.lock from requirements.in (and the Azure ML conda file)
 lock: setup
 	for name in requirements requirements-azmlinfsrv; do \
 	  $(BIN)/uv pip compile $$name.in --generate-hashes --python-version 3.11 \
 	    --custom-compile-command "make lock" -o $$name.lock && \
 	  echo "# $$name.in sha256: $$(sha256sum $$name.in | cut -d' ' -f1)" >> $$name.lock; \
 	done
+	$(BIN)/python -m mlops.azureml.shipping conda
 
 lock-check: setup
 	$(BIN)/python -m pytest -q tests/test_lock.py

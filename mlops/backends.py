@@ -1,37 +1,75 @@
-"""Adapters chosen by configuration: the spec names the backend, this builds it."""
+"""Adapters chosen by configuration: the spec names the backend, this builds it.
+
+The tasks talk to a registry and an endpoint only through the two protocols below; the local
+backends (a folder or fsspec URL, our scoring server) and the Azure ML ones implement them.
+The Azure ML modules import ``azure.ai.ml`` (about 5 s), so they are imported here only when a
+spec selects them.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 
-from mlops.errors import SpecError
 from mlops.settings import Settings
 from mlops.spec import PipelineSpec
 from mlops.storage import storage_options
 
 if TYPE_CHECKING:
-    from mlops.endpoint import LocalEndpointClient
-    from mlops.registry import LocalRegistry
+    import pandas as pd
+
+    from mlops.registry import ModelVersion
+    from serving.bundle import Bundle
 
 
-def registry_for(spec: PipelineSpec, settings: Settings) -> LocalRegistry:
-    if spec.registry.backend != "local":
-        raise SpecError(
-            f"registry backend '{spec.registry.backend}' is not available in this build; "
-            "use 'local' (a folder or an fsspec URL)"
-        )
+class Registry(Protocol):
+    """Numbered, immutable model versions and the `champion` alias (DESIGN.md, Registry)."""
+
+    def versions(self, name: str) -> list[int]: ...
+
+    def get(self, name: str, version: int) -> ModelVersion: ...
+
+    def load(self, name: str, version: int) -> Bundle: ...
+
+    def register(
+        self, name: str, *, model_bytes: bytes, features: list[dict[str, str]],
+        lineage: dict[str, Any], reference: pd.DataFrame,
+    ) -> ModelVersion: ...
+
+    def alias(self, name: str, alias: str = ...) -> int | None: ...
+
+    def set_alias(self, name: str, version: int, alias: str = ...) -> None: ...
+
+
+class EndpointClient(Protocol):
+    """Named deployments, a traffic table and scoring (DESIGN.md, Endpoint)."""
+
+    def state(self) -> dict[str, Any]: ...
+
+    def put_deployment(self, name: str, model_url: str) -> dict[str, Any]: ...
+
+    def delete_deployment(self, name: str) -> dict[str, Any]: ...
+
+    def set_traffic(self, traffic: dict[str, int]) -> dict[str, int]: ...
+
+    def score(self, payload: Any, deployment: str | None = None) -> dict[str, Any]: ...
+
+
+def registry_for(spec: PipelineSpec, settings: Settings) -> Registry:
+    if spec.registry.backend == "azureml":
+        from mlops.azureml.registry import AzureMLRegistry  # noqa: PLC0415 - azure.ai.ml
+
+        return AzureMLRegistry.from_spec(spec, settings)
     from mlops.registry import LocalRegistry  # noqa: PLC0415
 
     url = spec.registry.url or settings.registry_location
     return LocalRegistry(url, storage_options(url))
 
 
-def endpoint_for(spec: PipelineSpec, settings: Settings) -> LocalEndpointClient:
-    if spec.endpoint.backend != "local":
-        raise SpecError(
-            f"endpoint backend '{spec.endpoint.backend}' is not available in this build; "
-            "use 'local'"
-        )
+def endpoint_for(spec: PipelineSpec, settings: Settings) -> EndpointClient:
+    if spec.endpoint.backend == "azureml":
+        from mlops.azureml.endpoint import AzureMLEndpointClient  # noqa: PLC0415 - azure.ai.ml
+
+        return AzureMLEndpointClient.from_spec(spec, settings)
     from mlops.endpoint import LocalEndpointClient  # noqa: PLC0415
 
     if spec.endpoint.url:

@@ -6,6 +6,7 @@ the spec through `load_spec(path, overrides)`.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import importlib
 import json
@@ -13,7 +14,6 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from mlops.errors import SpecError
@@ -164,6 +164,11 @@ class RegistrySpec(_Strict):
     backend: Literal["local", "azureml"] = "local"
     url: str | None = Field(None, description="Local registry URL; default: state folder.")
     model_name: str | None = Field(None, description="Default: the spec's name.")
+    azureml_registry: str | None = Field(
+        None,
+        description="Backend 'azureml': an Azure ML registry (shared by workspaces) to keep the "
+        "models in; default: the workspace's own models.",
+    )
 
 
 class EndpointSpec(_Strict):
@@ -174,6 +179,43 @@ class EndpointSpec(_Strict):
         default_factory=lambda: [100], description="Traffic shares the candidate goes through."
     )
     smoke_rows: int = Field(20, ge=1, le=1000)
+    instance_type: str | None = Field(
+        None, description="Backend 'azureml': VM size; default: deployments/azureml/deployment.yml."
+    )
+    instance_count: int | None = Field(
+        None, ge=1, description="Backend 'azureml': instances; default: deployment.yml."
+    )
+    deploy_timeout_minutes: int = Field(
+        90, ge=1, description="Backend 'azureml': longest wait for a deployment to provision."
+    )
+
+
+class TrainingSpec(_Strict):
+    backend: Literal["local", "azureml"] = Field(
+        "local", description="Fit here, or as an Azure ML command job on a compute cluster."
+    )
+    compute: str | None = Field(None, description="Backend 'azureml': the compute cluster's name.")
+    timeout_minutes: int = Field(
+        120, ge=1, description="Backend 'azureml': longest wait for the job to finish."
+    )
+
+
+class AzureMLSpec(_Strict):
+    """The Azure ML workspace of the 'azureml' backends. Never secrets: the credential comes from
+    the environment (DefaultAzureCredential: az login, managed or workload identity)."""
+
+    subscription_id: str
+    resource_group: str
+    workspace: str
+    environment: str | None = Field(
+        None,
+        description="Environment of the endpoint and training jobs: a YAML file, or an existing "
+        "'azureml:name:version'; default deployments/azureml/environment.yml.",
+    )
+
+
+# Azure ML's rule for endpoint and deployment names.
+AZURE_ENDPOINT_NAME = re.compile(r"^[a-zA-Z][a-zA-Z0-9-]{1,30}[a-zA-Z0-9]$")
 
 
 class PipelineSpec(_Strict):
@@ -191,6 +233,38 @@ class PipelineSpec(_Strict):
     reference_rows: int = Field(5000, ge=100, description="Rows kept with the bundle for drift.")
     registry: RegistrySpec = Field(default_factory=RegistrySpec)
     endpoint: EndpointSpec = Field(default_factory=EndpointSpec)
+    training: TrainingSpec = Field(default_factory=TrainingSpec)
+    azureml: AzureMLSpec | None = Field(None, description="Workspace of the 'azureml' backends.")
+
+    @model_validator(mode="after")
+    def _azure_targets(self) -> PipelineSpec:
+        problems = []
+        users = [f"{part}.backend" for part, backend in (
+            ("registry", self.registry.backend), ("endpoint", self.endpoint.backend),
+            ("training", self.training.backend)) if backend == "azureml"]
+        if users and self.azureml is None:
+            problems.append(
+                f"{', '.join(users)} 'azureml' needs an 'azureml' section "
+                "(subscription_id, resource_group, workspace)"
+            )
+        if (self.registry.backend == "azureml") != (self.endpoint.backend == "azureml"):
+            problems.append(
+                "registry.backend and endpoint.backend must both be 'azureml' or neither: a "
+                "managed online endpoint serves models from Azure ML, the local endpoint loads "
+                "them from a folder"
+            )
+        if self.registry.azureml_registry and self.registry.backend != "azureml":
+            problems.append("registry.azureml_registry needs registry.backend 'azureml'")
+        if self.training.backend == "azureml" and not self.training.compute:
+            problems.append("training.backend 'azureml' needs training.compute (a cluster name)")
+        if self.endpoint.backend == "azureml" and not AZURE_ENDPOINT_NAME.match(self.endpoint_name):
+            problems.append(
+                f"endpoint name '{self.endpoint_name}' is not valid on Azure ML: 3-32 letters, "
+                "digits or hyphens, starting with a letter; set endpoint.name"
+            )
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
 
     @model_validator(mode="after")
     def _consistent(self) -> PipelineSpec:
@@ -230,8 +304,11 @@ class PipelineSpec(_Strict):
         return next(c for c in self.columns if normalize_name(c.name) == key)
 
     def spec_hash(self) -> str:
-        """Digest of everything that changes the model (not where it is registered or served)."""
-        payload = self.model_dump(mode="json", exclude={"registry", "endpoint", "description"})
+        """Digest of everything that changes the model (not where it is trained, registered or
+        served: the Azure ML environment pins the same libraries as the local one)."""
+        payload = self.model_dump(
+            mode="json", exclude={"registry", "endpoint", "training", "azureml", "description"}
+        )
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -252,6 +329,8 @@ def load_spec(path: str | Path, overrides: dict[str, Any] | None = None) -> Pipe
         SpecError: the file is missing, is not YAML, or breaks the spec's rules; the message
             names the file and every problem.
     """
+    import yaml  # noqa: PLC0415 - the Azure ML training job reads specs as JSON, without PyYAML
+
     path = Path(path)
     try:
         raw = yaml.safe_load(path.read_text())
@@ -262,8 +341,8 @@ def load_spec(path: str | Path, overrides: dict[str, Any] | None = None) -> Pipe
     if not isinstance(raw, dict):
         raise SpecError(f"spec {path} must be a mapping, got {type(raw).__name__}")
     for key, value in (overrides or {}).items():
-        if value is not None:
-            _set_path(raw, key, value)
+        if value is not None:  # a copy: a later dotted override must not edit the caller's value
+            _set_path(raw, key, copy.deepcopy(value))
     try:
         return PipelineSpec.model_validate(raw)
     except ValidationError as exc:

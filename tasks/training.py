@@ -11,6 +11,7 @@ from prefect import get_run_logger, task
 
 from mlops.frames import load_frame
 from mlops.lineage import DataRef
+from mlops.settings import get_settings
 from mlops.spec import PipelineSpec
 from tasks._options import stage_cache
 from tasks.features import Split
@@ -28,10 +29,21 @@ class TrainedModel:
 
 @task(**stage_cache("train"))
 def train_model(split: Split, data: DataRef, spec: PipelineSpec) -> TrainedModel:
-    """Fit on the training rows only; deterministic for a given spec (its seed)."""
+    """Fit on the training rows only; deterministic for a given spec (its seed).
+
+    With ``training.backend: azureml`` the fit runs as an Azure ML command job on the spec's
+    cluster, in the pinned environment, and the fitted pipeline comes back from its output.
+    """
+    logger = get_run_logger()
+    if spec.training.backend == "azureml":
+        from mlops.azureml.training import train_on_azureml  # noqa: PLC0415 - azure.ai.ml
+
+        logger.info("Training %s on %d rows as an Azure ML job on '%s'",
+                    spec.model.estimator, split.train.rows, spec.training.compute)
+        pipeline, seconds = train_on_azureml(spec, split.train, get_settings())
+        return TrainedModel(pipeline, datetime.now(UTC).isoformat(), split.train.rows, seconds)
     from mlops.features import fit_pipeline  # noqa: PLC0415 - scikit-learn; a cached run never needs it
 
-    logger = get_run_logger()
     logger.info("Training %s on %d rows", spec.model.estimator, split.train.rows)
     started = time.perf_counter()
     columns = [*(c.name for c in spec.feature_columns), spec.target]  # ids never reach memory

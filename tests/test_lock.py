@@ -59,3 +59,22 @@ def test_both_environments_pin_the_model_libraries_alike():
     differ = {lib: (main.get(lib), azure.get(lib)) for lib in MODEL_LIBRARIES
               if main.get(lib) != azure.get(lib)}
     assert not differ, f"model libraries pinned differently (main, azmlinfsrv): {differ}"
+
+
+def test_the_azure_ml_environment_pins_what_the_tests_run():
+    """deployments/azureml/conda.yml: every pin of requirements-azmlinfsrv.lock (the environment
+    score.py and train.py are tested in), so the model libraries are requirements.lock's."""
+    import yaml
+
+    from mlops.azureml.shipping import CONDA_YML, conda_text
+
+    conda = yaml.safe_load(CONDA_YML.read_text())
+    assert "python=3.11" in conda["dependencies"]
+    pip = dict(pin.split("==") for pin in conda["dependencies"][-1]["pip"])
+    pinned = {canonicalize_name(name): version for name, version in pip.items()}
+    assert pinned == _pins("requirements-azmlinfsrv"), "conda.yml is stale: run `make lock`"
+    main = _pins("requirements")
+    differ = {lib: (main.get(lib), pinned.get(lib)) for lib in MODEL_LIBRARIES
+              if main.get(lib) != pinned.get(lib)}
+    assert not differ, f"model libraries pinned differently (main, Azure ML): {differ}"
+    assert CONDA_YML.read_text() == conda_text(), "conda.yml is stale: run `make lock`"

@@ -1,12 +1,16 @@
 """deployments/azureml/score.py under Azure ML's own inference server answers like the endpoint.
 
-Needs the separate environment `.venv-azmlinfsrv` (requirements-azmlinfsrv.lock). Without it the
-test skips on a developer machine and fails in CI, where the environment must be built.
+The server runs the code folder the Azure ML endpoint backend ships (``score.py`` and
+``serving/`` only, staged by ``mlops.azureml.shipping``) as its app root, on a model folder laid
+out as Azure mounts one (``AZUREML_MODEL_DIR/<folder>/manifest.json``). Needs the separate
+environment `.venv-azmlinfsrv` (requirements-azmlinfsrv.lock). Without it the test skips on a
+developer machine and fails in CI, where the environment must be built.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import time
 from collections.abc import Iterator
@@ -16,6 +20,7 @@ import httpx
 import orjson
 import pytest
 
+from mlops.azureml.shipping import stage_scoring_code
 from mlops.payloads import frame_to_request
 from tests.conftest import ROOT, free_port
 from tests.serving._models import FEATURES
@@ -29,14 +34,16 @@ ENTRY_SCRIPT = ROOT / "deployments" / "azureml" / "score.py"
 
 
 def start_azmlinfsrv(model_dir: str | Path, port: int, log: Path, workers: int = 1,
-                     entry_script: Path = ENTRY_SCRIPT) -> subprocess.Popen[bytes]:
+                     entry_script: Path = ENTRY_SCRIPT,
+                     app_root: Path = ROOT) -> subprocess.Popen[bytes]:
     """Start azmlinfsrv on `port` with `model_dir` as AZUREML_MODEL_DIR; wait for its health."""
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "AML_APP_ROOT": str(ROOT)}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "AML_APP_ROOT": str(app_root)}
+    env.pop("PYTHONPATH", None)  # nothing but the app root may provide `serving`
     with open(log, "ab") as out:
         proc = subprocess.Popen(
             [str(AZMLINFSRV), "--entry_script", str(entry_script), "--model_dir",
              str(model_dir), "--port", str(port), "--worker_count", str(workers)],
-            stdout=out, stderr=subprocess.STDOUT, env=env, cwd=ROOT,
+            stdout=out, stderr=subprocess.STDOUT, env=env, cwd=app_root,
         )
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline and proc.poll() is None:
@@ -59,8 +66,13 @@ def azml(toys, tmp_path_factory) -> Iterator[str]:
         if os.environ.get("CI"):
             pytest.fail(message)
         pytest.skip(message)
+    work = tmp_path_factory.mktemp("azml")
+    code = stage_scoring_code(work / "code")  # exactly what a deployment uploads
+    model_dir = work / "azureml-models" / "toy" / "1"
+    shutil.copytree(toys.v1.url, model_dir / "bundle")  # Azure mounts the registered folder
     port = free_port()
-    proc = start_azmlinfsrv(toys.v1.url, port, tmp_path_factory.mktemp("azml") / "azml.log")
+    proc = start_azmlinfsrv(model_dir, port, work / "azml.log", entry_script=code / "score.py",
+                            app_root=code)
     try:
         yield f"http://127.0.0.1:{port}"
     finally:

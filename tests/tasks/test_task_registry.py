@@ -11,7 +11,7 @@ import pytest
 import sklearn
 from prefect import flow
 
-from mlops.errors import SpecError
+from mlops.errors import RegistryError
 from mlops.frames import load_frame
 from mlops.lineage import code_version
 from mlops.registry import LocalRegistry
@@ -84,16 +84,33 @@ def test_registers_numbered_versions_with_their_lineage(stages, evaluation, stat
     )
 
 
-def test_an_unavailable_registry_fails_once_and_writes_nothing(
-    stages, evaluation, churn_dir, state_dir
+def test_a_refused_registry_fails_once_and_writes_nothing(
+    stages, evaluation, churn_dir, state_dir, monkeypatch
 ):
+    """An Azure ML registry that refuses the credential: a RegistryError saying so, no retries
+    (a refused credential will not be accepted on retry), nothing written anywhere."""
+    from azure.core.exceptions import ClientAuthenticationError
+
+    import mlops.azureml.client
+
+    class RefusedCredential:
+        def get_token(self, *scopes, **kwargs):
+            raise ClientAuthenticationError("no credential in this test")
+
+        get_token_info = get_token
+
+    monkeypatch.setattr(mlops.azureml.client, "credential", RefusedCredential)
     assert register_model.retries == len(IO_RETRY_DELAYS)
     assert register_model.retry_condition_fn is retry_transient
-    spec = load_spec(CHURN_YAML, {"data.url": churn_dir, "registry.backend": "azureml"})
+    spec = load_spec(CHURN_YAML, {
+        "data.url": churn_dir, "registry.backend": "azureml", "endpoint.backend": "azureml",
+        "azureml": {"subscription_id": "00000000-0000-0000-0000-000000000000",
+                    "resource_group": "rg", "workspace": "ws"},
+    })
     state = register_model.with_options(retry_delay_seconds=0)(
         stages.trained, stages.split, stages.data, spec, evaluation, 1500, return_state=True
     )
-    with pytest.raises(SpecError, match="registry backend 'azureml' is not available"):
+    with pytest.raises(RegistryError, match="Azure refused the credential.*az login"):
         state.result()
     run, history = task_run(state)
     assert run.run_count == 1 and "Retrying" not in history

@@ -1,0 +1,128 @@
+"""The Azure ML registry backend against the recording stand-in: the registry contract of
+DESIGN.md (versions, tags, one champion, digest-checked loads) on Azure ML's model assets."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from mlops.azureml.registry import AzureMLRegistry
+from mlops.errors import RegistryError
+from serving.bundle import MANIFEST_FILE, MODEL_FILE
+from tests.azureml.fake_mlclient import http_error
+
+
+@pytest.fixture
+def registry(fake, tmp_path) -> AzureMLRegistry:
+    return AzureMLRegistry(fake, tmp_path / "cache")
+
+
+def test_versions_are_numbered_by_the_registry_and_carry_tags_and_digests(registry, fake, toy):
+    first = toy.register(registry, metrics={"roc_auc": 0.8712345}, flow_run_id="run-1",
+                         data_url="abfs://data/churn?sig=SECRET", spec_hash="abc")
+    second = toy.register(registry)
+    assert (first.version, second.version) == (1, 2)
+    assert first.url == "azureml:toy:1"
+    assert registry.versions("toy") == [1, 2]
+
+    asset = fake.models.get(name="toy", version="1")
+    assert asset.type == "custom_model"
+    assert asset.tags["metric.roc_auc"] == "0.871235"
+    assert asset.tags["flow_run_id"] == "run-1" and asset.tags["task"] == "classification"
+    assert asset.tags["data_url"] == "abfs://data/churn"  # a SAS token never reaches a tag
+    assert "SECRET" not in json.dumps(fake.service.models[("toy", "1")]["rest"])
+    assert asset.properties["mlops.model_sha256"] == first.manifest["model_sha256"]
+    assert asset.properties["mlops.spec_hash"] == "abc"
+    assert first.manifest["version"] == 1  # the manifest inside the bundle knows its version
+
+
+def test_a_version_taken_meanwhile_is_skipped_not_overwritten(registry, fake, toy, tmp_path):
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "weights.bin").write_bytes(b"someone else's model")
+    toy.register(registry)
+
+    def competitor(model):  # another writer registers version 2 just before we do
+        fake.models.before_create = None
+        fake.models.add_foreign("toy", model.version, foreign)
+
+    fake.models.before_create = competitor
+    third = toy.register(registry)
+    assert third.version == 3 and third.manifest["version"] == 3
+    assert fake.service.models[("toy", "2")]["folder"].name == "foreign"  # untouched
+    assert registry.versions("toy") == [1, 3]  # the foreign version is not one of ours
+    with pytest.raises(RegistryError, match="not a bundle of this project"):
+        registry.get("toy", 2)
+
+
+def test_load_downloads_once_and_predicts_like_the_original(registry, fake, toy):
+    version = toy.register(registry)
+    bundle = registry.load("toy", version.version)
+    features = toy.frame[bundle.feature_names].head(20)
+    np.testing.assert_array_equal(bundle.model.predict(features), toy.pipeline.predict(features))
+    registry.get("toy", version.version)
+    downloads = [c for c in fake.calls if c[0] == "models.download"]
+    assert len(downloads) == 1  # versions never change: the download is kept
+
+
+def test_a_tampered_download_is_refused(registry, fake, toy, tmp_path):
+    version = toy.register(registry)
+    stored = fake.service.models[("toy", "1")]["folder"]
+    model = stored / MODEL_FILE
+    model.write_bytes(model.read_bytes() + b"x")
+    with pytest.raises(RegistryError, match="does not match the manifest"):
+        registry.load("toy", version.version)
+
+    manifest = json.loads((stored / MANIFEST_FILE).read_text())
+    manifest["model_sha256"] = "0" * 64  # a manifest rewritten to match a swapped model
+    (stored / MANIFEST_FILE).write_text(json.dumps(manifest))
+    shutil.rmtree(tmp_path / "cache")
+    with pytest.raises(RegistryError, match="manifest's sha256"):
+        registry.load("toy", version.version)
+
+
+def test_missing_versions_and_refused_calls_are_registry_errors(registry, fake, toy):
+    with pytest.raises(RegistryError, match="no version 7"):
+        registry.get("toy", 7)
+    assert registry.versions("toy") == [] and registry.alias("toy") is None
+    fake.fail("models.create_or_update", http_error(403, "AuthorizationFailed: no write"))
+    with pytest.raises(RegistryError, match=r"HTTP 403.*roles"):
+        toy.register(registry)
+    assert registry.versions("toy") == []
+
+
+def test_champion_is_a_tag_exactly_one_version_holds(registry, fake, toy):
+    for _ in range(3):
+        toy.register(registry)
+    registry.set_alias("toy", 1)
+    registry.set_alias("toy", 3)
+    holders = [v for v in (1, 2, 3)
+               if "champion" in fake.models.get(name="toy", version=str(v)).tags]
+    assert holders == [3] and registry.alias("toy") == 3
+    tag_writes = [(d["version"], "champion" in d["tags"]) for op, d in fake.writes()
+                  if op == "models.create_or_update" and d["version"] in {"1", "3"}][-2:]
+    assert tag_writes == [("3", True), ("1", False)]  # set on the new one, then off the old
+    with pytest.raises(RegistryError, match="no version 9"):
+        registry.set_alias("toy", 9)
+    assert registry.alias("toy") == 3
+
+
+def test_a_move_cut_short_still_leaves_one_champion(registry, fake, toy):
+    for _ in range(2):
+        toy.register(registry)
+    registry.set_alias("toy", 1)
+    fake.fail("models.create_or_update", http_error(500, "service unavailable"), version="1")
+    with pytest.raises(RegistryError):
+        registry.set_alias("toy", 2)  # tagged v2, then failed to untag v1
+    assert registry.alias("toy") == 2  # the newest assignment wins
+    registry.set_alias("toy", 2)  # the next move cleans up
+    assert "champion" not in fake.models.get(name="toy", version="1").tags
+
+
+def test_a_registry_named_in_the_spec_gives_registry_model_references(fake, toy, tmp_path):
+    registry = AzureMLRegistry(fake, tmp_path / "cache", registry_name="shared-models")
+    version = toy.register(registry)
+    assert version.url == "azureml://registries/shared-models/models/toy/versions/1"

@@ -1,0 +1,156 @@
+"""Training as an Azure ML command job: the job the backend submits runs the shipped
+``train.py`` for real, in the shipped environment (``.venv-azmlinfsrv``, built from the same lock
+as conda.yml), and the model that comes back is the one a local fit gives."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from azure.ai.ml import command
+
+from mlops.azureml.training import read_trained_model, run_training_job, wait_for_job
+from mlops.datasets import make_churn
+from mlops.errors import TrainingError
+from mlops.features import fit_pipeline, split_frame
+from mlops.frames import save_frame
+from mlops.spec import PipelineSpec
+from mlops.validation import validate_frame
+from tests.azureml.conftest import azure_spec
+from tests.azureml.fake_mlclient import FakeMLClient
+from tests.conftest import ROOT
+
+SHIPPED_PYTHON = ROOT / ".venv-azmlinfsrv" / "bin" / "python"
+CLUSTER = {"training.backend": "azureml", "training.compute": "cpu-cluster",
+           "model.params": {"max_iter": 15, "random_state": 42}}
+
+
+@pytest.fixture(scope="module")
+def shipped_python() -> str:
+    if not SHIPPED_PYTHON.exists():
+        message = f"{SHIPPED_PYTHON} is missing: make azmlinfsrv-env"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return str(SHIPPED_PYTHON)
+
+
+def _training_rows(spec: PipelineSpec, folder: Path):
+    frame = validate_frame(make_churn(600, seed=21), spec)
+    train, _ = split_frame(frame, spec)
+    columns = [*(c.name for c in spec.feature_columns), spec.target]
+    return train[columns], save_frame(train, folder / "train.arrow")
+
+
+@pytest.mark.slow
+def test_the_job_fits_in_the_shipped_environment_what_a_local_fit_gives(
+    shipped_python, tmp_path
+):
+    spec = azure_spec(**CLUSTER)
+    frame, ref = _training_rows(spec, tmp_path)
+    fake = FakeMLClient(tmp_path / "azure", python=shipped_python)
+    pipeline, info = run_training_job(fake, spec, Path(ref.path), work_dir=tmp_path / "jobs",
+                                      poll_s=0)
+    local = fit_pipeline(spec, frame)
+    features = frame[[c.name for c in spec.feature_columns]]
+    np.testing.assert_array_equal(pipeline.predict_proba(features), local.predict_proba(features))
+    assert info["train_rows"] == len(frame)
+    ops = [op for op, _ in fake.calls]
+    assert ops == ["environments.get", "environments.create_or_update", "jobs.create_or_update",
+                   "jobs.get", "jobs.download"]
+    submitted = fake.calls[2][1]
+    assert submitted["compute"] == "cpu-cluster"
+    assert submitted["environment"].startswith("azureml:mlops-sklearn:")
+    shipped_spec = next((tmp_path / "azure" / "inputs").rglob("spec.json"))
+    assert PipelineSpec.model_validate_json(shipped_spec.read_text()) == spec
+
+
+@pytest.mark.slow
+def test_a_fit_that_fails_in_the_job_is_a_training_error(shipped_python, tmp_path):
+    spec = azure_spec(**{**CLUSTER, "model.params": {"max_iter": -3}})
+    _, ref = _training_rows(spec, tmp_path)
+    fake = FakeMLClient(tmp_path / "azure", python=shipped_python)
+    with pytest.raises(TrainingError, match="job-1 ended Failed.*az ml job stream -n job-1"):
+        run_training_job(fake, spec, Path(ref.path), work_dir=tmp_path / "jobs", poll_s=0)
+    assert "max_iter" in fake.service.jobs["job-1"]["log"]  # the job's own error, in its log
+    assert "jobs.download" not in [op for op, _ in fake.calls]
+
+
+def _queued_job(fake: FakeMLClient, tmp_path: Path) -> str:
+    job = command(command="python train.py", environment="azureml:e:1", compute="cpu-cluster",
+                  code=str(tmp_path))._to_job()
+    body = job._to_rest_object().as_dict()
+    body["id"], body["name"] = "/jobs/job-9", "job-9"
+    fake.service.jobs["job-9"] = {"rest": body, "status": "Running", "outputs": {}}
+    return "job-9"
+
+
+def test_waiting_logs_each_status_and_cancels_an_overdue_job(fake, tmp_path, caplog):
+    name = _queued_job(fake, tmp_path)
+    fake.jobs.statuses = ["Queued", "Queued", "Running", "Completed"]
+    with caplog.at_level(logging.INFO, logger="mlops.azureml.training"):
+        assert str(wait_for_job(fake, name, timeout_s=60, poll_s=0).status.value) == "Completed"
+    assert [r.getMessage() for r in caplog.records] == [
+        f"Training job {name}: {s}" for s in ("Queued", "Running", "Completed")]
+
+    fake.jobs.statuses = ["Running"]
+    with pytest.raises(TrainingError, match="still Running.*cancelled"):
+        wait_for_job(fake, name, timeout_s=0, poll_s=0)
+    assert fake.calls[-1] == ("jobs.begin_cancel", {"name": name})
+    assert fake.service.jobs[name]["status"] == "Canceled"
+
+
+def test_a_job_output_that_is_not_what_the_job_recorded_is_refused(tmp_path, toy):
+    import skops.io as sio
+    from sklearn.preprocessing import FunctionTransformer
+
+    folder = tmp_path / "out"
+    folder.mkdir()
+    (folder / "model.skops").write_bytes(toy.model_bytes)
+    info = {"model_sha256": hashlib.sha256(toy.model_bytes).hexdigest(), "train_rows": 1,
+            "fit_seconds": 0.1}
+    (folder / "training.json").write_text(json.dumps(info))
+    model, _ = read_trained_model(folder)
+    assert type(model).__name__ == "Pipeline"
+
+    (folder / "model.skops").write_bytes(toy.model_bytes + b"x")
+    with pytest.raises(TrainingError, match="does not match the sha256"):
+        read_trained_model(folder)
+
+    hostile = sio.dumps(FunctionTransformer(func=json.loads))
+    (folder / "model.skops").write_bytes(hostile)
+    info["model_sha256"] = hashlib.sha256(hostile).hexdigest()
+    (folder / "training.json").write_text(json.dumps(info))
+    with pytest.raises(TrainingError, match="allow-list"):
+        read_trained_model(folder)
+
+    (folder / "training.json").unlink()
+    with pytest.raises(TrainingError, match="incomplete"):
+        read_trained_model(folder)
+
+
+@pytest.mark.slow
+@pytest.mark.service
+def test_the_train_task_hands_the_fit_to_the_cluster(shipped_python, use_fake, state,
+                                                     prefect_server, tmp_path):
+    from prefect.settings import PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW, temporary_settings
+
+    from tasks.features import Split
+    from tasks.training import train_model
+    from tests.tasks._stages import fresh_ref
+
+    use_fake.service.python = shipped_python
+    spec = azure_spec(**CLUSTER)
+    frame, ref = _training_rows(spec, tmp_path)
+    with temporary_settings({PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW: "ignore"}):
+        trained = train_model(Split(ref, ref), fresh_ref(), spec)
+    features = frame[[c.name for c in spec.feature_columns]]
+    np.testing.assert_array_equal(trained.pipeline.predict(features),
+                                  fit_pipeline(spec, frame).predict(features))
+    assert [op for op, _ in use_fake.calls if op.startswith("jobs.")] == [
+        "jobs.create_or_update", "jobs.get", "jobs.download"]
