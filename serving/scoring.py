@@ -23,13 +23,16 @@ import logging
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import orjson
 import pandas as pd
 
 from serving.bundle import Bundle
+
+if TYPE_CHECKING:
+    from serving.fastpath import FastPipeline
 
 logger = logging.getLogger(__name__)
 
@@ -305,14 +308,18 @@ def coercer_for(dtype: str) -> Coercer:
 
 @dataclass(frozen=True)
 class Scored:
-    """One request's outcome: the model's input (the frame and its column arrays, kept for
-    inference collection) and its outputs."""
+    """One request's outcome: the model's input columns (training dtypes, kept for inference
+    collection) and its outputs."""
 
-    frame: pd.DataFrame
     columns: dict[str, Any]
     predictions: np.ndarray
     probabilities: np.ndarray | None = None
     classes: list[Any] | None = None
+
+    @property
+    def frame(self) -> pd.DataFrame:
+        """The input columns as the DataFrame the plain pipeline gets (built on demand)."""
+        return pd.DataFrame(self.columns, copy=False)
 
     def body(self) -> dict[str, Any]:
         """The prediction part of the response, as plain JSON-able values."""
@@ -326,7 +333,10 @@ class Scored:
 class Scorer:
     """A loaded bundle with its column plan worked out once, so each request only converts."""
 
-    def __init__(self, bundle: Bundle) -> None:
+    def __init__(self, bundle: Bundle, fast: bool = True) -> None:
+        """Work out the column plan and, if `fast`, the lean predict path (see
+        `serving.fastpath`), which is kept only if it answers probe rows exactly as the
+        plain pipeline does."""
         self.bundle = bundle
         self.features = bundle.feature_names
         self._keys = [normalize_name(name) for name in self.features]
@@ -337,6 +347,55 @@ class Scorer:
             if hasattr(bundle.model, "classes_") and hasattr(bundle.model, "predict_proba")
             else None
         )
+        self.fast: FastPipeline | None = self._compile_fast() if fast else None
+
+    def _compile_fast(self) -> FastPipeline | None:
+        from serving import fastpath  # noqa: PLC0415 - imports scikit-learn parts
+
+        bundle = self.bundle
+        try:
+            compiled = fastpath.compile_pipeline(bundle.model, self.features, self._dtypes)
+            self._probe(compiled)
+        except fastpath.Unsupported as exc:
+            logger.info("%s version %s scores through the plain pipeline: %s",
+                        bundle.manifest.get("model_name"), bundle.manifest.get("version"), exc)
+            return None
+        return compiled
+
+    def _probe(self, compiled: FastPipeline) -> None:
+        """Compare the compiled path with the plain pipeline on seeded probe rows (a few
+        milliseconds at load time): a mismatch keeps the plain pipeline for this model.
+
+        Raises:
+            Unsupported: the answers differ, or the probe rows could not be built.
+        """
+        from threadpoolctl import threadpool_limits  # noqa: PLC0415
+
+        from serving import fastpath  # noqa: PLC0415
+
+        words = fastpath.vocabulary(self.bundle.model)
+        # One OpenMP thread for this (loading) thread only: the plain pipeline's small
+        # predictions take seconds with spinning workers on a busy machine.
+        with threadpool_limits(1, user_api="openmp"):
+            for n_rows in (1, 9, 2 * fastpath.WALK_MAX_ROWS + 3):
+                self._probe_rows(compiled, n_rows, words)
+
+    def _probe_rows(self, compiled: FastPipeline, n_rows: int, words: list[str]) -> None:
+        from serving import fastpath  # noqa: PLC0415
+
+        rng = np.random.default_rng(n_rows)
+        values = {name: fastpath.probe_values(dtype, n_rows, words, rng)
+                  for name, dtype in zip(self.features, self._dtypes, strict=True)}
+        try:
+            columns = self.columns(RawTable(tuple(values), n_rows, values.__getitem__))
+        except ScoringInputError as exc:
+            raise fastpath.Unsupported(f"probe rows: {exc.message}") from exc
+        asked = self.classes is not None
+        problem = fastpath.disagreement(
+            compiled, lambda: self._plain(columns, asked), list(columns.values()), n_rows, asked
+        )
+        if problem:
+            raise fastpath.Unsupported(f"probe of {n_rows} rows: {problem}")
 
     def _match(self, table: RawTable) -> list[str]:
         """The request's name for each feature, in feature order; names every missing one."""
@@ -393,16 +452,21 @@ class Scorer:
     def score_table(self, table: RawTable, probabilities: bool = False) -> Scored:
         """`score` for a request whose shape was already recognised."""
         columns = self.columns(table)
-        frame = pd.DataFrame(columns, copy=False)
-        model = self.bundle.model
+        asked = probabilities and self.classes is not None
         try:
-            predictions = np.asarray(model.predict(frame))
-            proba = (
-                np.asarray(model.predict_proba(frame))
-                if probabilities and self.classes is not None
-                else None
+            answer = (
+                self.fast.run(list(columns.values()), table.n_rows, asked)
+                if self.fast is not None else None
             )
+            predictions, proba = answer or self._plain(columns, asked)
         except (TypeError, ValueError) as exc:
             raise ScoringInputError(422, f"the model could not score these rows: {exc}") from exc
-        classes = self.classes if proba is not None else None
-        return Scored(frame, columns, predictions, proba, classes)
+        return Scored(columns, predictions, proba, self.classes if asked else None)
+
+    def _plain(self, columns: dict[str, Any], probabilities: bool) -> tuple[Any, Any]:
+        """The pipeline itself, on the DataFrame it was trained on."""
+        frame = pd.DataFrame(columns, copy=False)
+        model = self.bundle.model
+        predictions = np.asarray(model.predict(frame))
+        proba = np.asarray(model.predict_proba(frame)) if probabilities else None
+        return predictions, proba
