@@ -22,9 +22,10 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import itertools
 import logging
 import re
-import uuid
+import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -69,9 +70,23 @@ class Request:
     request_id: str
 
 
-def _request_id(headers: dict[bytes, bytes]) -> str:
-    given = headers.get(b"x-request-id", b"")
-    return given.decode() if _CLIENT_REQUEST_ID.match(given) else uuid.uuid4().hex
+class RequestIds:
+    """Request ids: the client's ``x-request-id`` if it is a sane token, else our own.
+
+    Ours are a random prefix drawn once per process and a counter, 32 hex digits like a
+    UUID's: unique across restarts without reading the system's random source per request
+    (``uuid4`` costs 8-70 us on a busy machine, more than a one-row prediction's trees).
+    """
+
+    def __init__(self) -> None:
+        self._prefix = secrets.token_hex(8)
+        self._counter = itertools.count()
+
+    def __call__(self, headers: dict[bytes, bytes]) -> str:
+        given = headers.get(b"x-request-id", b"")
+        if _CLIENT_REQUEST_ID.match(given):
+            return given.decode()
+        return f"{self._prefix}{next(self._counter):016x}"
 
 
 def _check_key(request: Request, key: bytes, what: str) -> None:
@@ -140,6 +155,7 @@ class ScoringApp:
         self._admin_key = b""
         self._restore: asyncio.Task[None] | None = None
         self._thread_limits: object | None = None
+        self._request_id = RequestIds()
         self._routes: dict[tuple[str, str], Callable[[Request], Awaitable[Reply]]] = {
             ("GET", "/health"): self.health,
             ("GET", "/ready"): self.ready,
@@ -209,7 +225,7 @@ class ScoringApp:
         headers = dict(scope["headers"])
         request = Request(
             scope["method"], scope["path"], headers, scope.get("query_string", b""), receive,
-            _request_id(headers),
+            self._request_id(headers),
         )
         status, body, extra = await self._answer(request)
         await send({

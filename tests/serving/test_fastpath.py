@@ -218,7 +218,7 @@ def _rows(rng: np.random.Generator) -> int:
         return 1
     if kind < 0.75:
         return int(rng.integers(2, fastpath.WALK_MAX_ROWS + 1))
-    return int(rng.integers(fastpath.WALK_MAX_ROWS + 1, 90))
+    return int(rng.integers(fastpath.WALK_MAX_ROWS + 1, fastpath.WALK_MAX_ROWS + 40))
 
 
 def random_request(bundle: Bundle, rng: np.random.Generator, shape: str) -> Any:
