@@ -13,7 +13,7 @@ import pandas as pd
 
 from serving.collect import InferenceCollector, Record
 from serving.config import EndpointConfig
-from serving.server import ScoringApp
+from serving.server import RequestIds, ScoringApp
 from serving.state import READY, Deployment, DeploymentRecord
 
 
@@ -131,3 +131,12 @@ def test_collected_files_read_back_with_the_training_dtypes(tmp_path):
     assert written["request_id"].tolist() == ["r1", "r1", "r2", "r2"]
     assert str(written["scored_at"].dtype) == "datetime64[us, UTC]"
     assert written["ni"].isna().tolist() == [False, True, False, True]
+
+
+def test_generated_request_ids_are_unique_and_uuid_shaped():
+    first, second = RequestIds(), RequestIds()  # two processes' worth
+    ids = [first({}) for _ in range(1000)] + [second({}) for _ in range(1000)]
+    assert len(set(ids)) == len(ids)
+    assert all(len(i) == 32 and int(i, 16) >= 0 for i in ids)
+    assert first({b"x-request-id": b"client-7"}) == "client-7"
+    assert len(first({b"x-request-id": b"no spaces allowed"})) == 32
