@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import orjson
 import pandas as pd
+import pyarrow as pa
 
 from serving.bundle import Bundle
 
@@ -242,8 +243,14 @@ def _numpy_bool(values: Column) -> np.ndarray:
 
 def _text(dtype: str) -> Coercer:
     resolved = pd.api.types.pandas_dtype(dtype)  # once, not per request
+    on_arrow = getattr(resolved, "storage", None) == "pyarrow"
 
     def coerce(values: Column) -> Any:
+        if on_arrow and all(type(v) is str or v is None for v in values):
+            # The array pd.array builds from text and nulls, without its conversion pass
+            # over every value (half the cost of a one-row column).
+            return pd.arrays.ArrowStringArray(pa.array(values, type=pa.large_string()),
+                                              dtype=resolved)
         if any(isinstance(v, list | dict) for v in values):
             raise _Uncoercible("expected text, got a list or an object")
         return pd.array(values, dtype=resolved)

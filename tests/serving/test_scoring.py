@@ -152,3 +152,15 @@ def test_uncoercible_values_name_the_column(dtype, values):
         Scorer(bundle).frame(raw_table({"input_data": {"col_x": values}}))
     assert caught.value.status == 422
     assert "'col_x'" in caught.value.message and dtype in caught.value.message
+
+
+@pytest.mark.parametrize("dtype", ["str", "string", "category"])
+def test_text_columns_are_the_arrays_pandas_builds(dtype):
+    values = ["a", None, "Zürich", "", "a"]
+    built = coercer_for(dtype)(values)
+    expected = pd.array(values, dtype="str" if dtype == "category" else dtype)
+    assert type(built) is type(expected) and built.dtype == expected.dtype
+    pd.testing.assert_extension_array_equal(built, expected)
+    mixed = ["a", 3, None, True]  # not all text: pandas converts them
+    pd.testing.assert_extension_array_equal(coercer_for(dtype)(mixed),
+                                            pd.array(mixed, dtype=expected.dtype))
