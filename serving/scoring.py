@@ -355,7 +355,15 @@ class Scorer:
             if hasattr(bundle.model, "classes_") and hasattr(bundle.model, "predict_proba")
             else None
         )
-        self.fast: FastPipeline | None = self._compile_fast() if fast else None
+        self.fast: FastPipeline | None = None
+        self.plain_reason: str | None = "switched off"
+        if fast:
+            self.fast = self._compile_fast()
+
+    @property
+    def path(self) -> str:
+        """How requests are scored, for the control API: the fast path or why not."""
+        return "fast path" if self.fast is not None else f"plain pipeline ({self.plain_reason})"
 
     def _compile_fast(self) -> FastPipeline | None:
         from serving import fastpath  # noqa: PLC0415 - imports scikit-learn parts
@@ -365,9 +373,11 @@ class Scorer:
             compiled = fastpath.compile_pipeline(bundle.model, self.features, self._dtypes)
             self._probe(compiled)
         except fastpath.Unsupported as exc:
+            self.plain_reason = str(exc)
             logger.info("%s version %s scores through the plain pipeline: %s",
                         bundle.manifest.get("model_name"), bundle.manifest.get("version"), exc)
             return None
+        self.plain_reason = None
         return compiled
 
     def _probe(self, compiled: FastPipeline) -> None:

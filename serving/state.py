@@ -158,7 +158,7 @@ class Deployment:
     def describe(self) -> dict[str, Any]:
         return {
             **asdict(self.record), "status": self.status, "error": self.error,
-            "inflight": self.inflight,
+            "inflight": self.inflight, "scoring": self.scorer.path if self.scorer else None,
         }
 
 

@@ -129,6 +129,11 @@ def test_bad_deployment_puts(blue_green, tmp_path):
     assert blue_green.state()["deployments"]["green"]["status"] == "ready"
 
 
+def test_state_says_how_each_deployment_scores(blue_green):
+    deployments = blue_green.state()["deployments"]
+    assert {deployments[n]["scoring"] for n in ("blue", "green")} == {"fast path"}
+
+
 def test_delete_refuses_with_traffic_and_drains(blue_green, toys):
     with pytest.raises(EndpointError, match="409.*move it elsewhere"):
         blue_green.delete_deployment("blue")

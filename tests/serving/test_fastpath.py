@@ -323,6 +323,7 @@ def test_unsupported_steps_keep_the_plain_pipeline(frame, step, words, caplog):
         scorer = Scorer(bundle)
     assert scorer.fast is None
     assert words in caplog.text
+    assert scorer.path.startswith("plain pipeline (") and words in scorer.path
     rows = frame[columns].head(5).astype(object).where(frame[columns].head(5).notna(), None)
     payload = {"input_data": rows.to_dict(orient="list")}
     expected = model.predict(frame[columns].head(5)).tolist()
