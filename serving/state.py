@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import gc
 import json
 import logging
 import os
@@ -162,6 +163,21 @@ class Deployment:
         }
 
 
+def settle_memory() -> None:
+    """Take what is loaded now (modules, models) out of the garbage collector's rounds.
+
+    A full collection walks every tracked object: about 170,000 once scikit-learn, pandas and a
+    model are loaded, 90 ms during which no request is answered. Under load the requests'
+    short-lived objects set one off every second or two, and those pauses were the endpoint's
+    p99 latency. Objects alive after a load live as long as the deployment, so they are frozen
+    (``gc.freeze``) and collections only look at newer ones. Unfreezing first lets this
+    collection free a replaced or deleted model.
+    """
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()
+
+
 def _load_scorer(url: str) -> Scorer:
     try:
         return Scorer(load_bundle(url))
@@ -271,6 +287,7 @@ class Endpoint:
                 except ControlError as exc:
                     current.status, current.error = FAILED, exc.message
                     logger.error("Deployment %s failed to load: %s", name, exc.message)
+        settle_memory()
 
     async def _drain(self, deployment: Deployment) -> bool:
         loop = asyncio.get_running_loop()
@@ -311,6 +328,8 @@ class Endpoint:
                 record.model_version,
             )
             drained = await self._drain(old) if old else True
+        del old  # the replaced model must be garbage before the collection below
+        settle_memory()
         return {**self.deployments[name].describe(), "drained": drained}
 
     async def delete(self, name: str) -> dict[str, Any]:
@@ -334,6 +353,8 @@ class Endpoint:
             self._save()
             logger.info("Deleted deployment %s", name)
             drained = await self._drain(deployment)
+        del deployment
+        settle_memory()
         return {"deleted": name, "drained": drained}
 
     def set_traffic(self, table: Any) -> dict[str, int]:

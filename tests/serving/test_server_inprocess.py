@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 import logging
 from datetime import UTC, datetime
+from typing import Any
 
 import numpy as np
 import orjson
@@ -140,3 +141,60 @@ def test_generated_request_ids_are_unique_and_uuid_shaped():
     assert all(len(i) == 32 and int(i, 16) >= 0 for i in ids)
     assert first({b"x-request-id": b"client-7"}) == "client-7"
     assert len(first({b"x-request-id": b"no spaces allowed"})) == 32
+
+
+def test_small_and_large_requests_join_into_one_file_with_training_dtypes(tmp_path):
+    from serving.collect import LIST_ROWS
+    from serving.scoring import coercer_for
+
+    dtypes = {"f": "float64", "i": "int64", "ni": "Int64", "b": "boolean", "s": "str",
+              "t": "datetime64[ns]", "u": "bool"}
+    rng = np.random.default_rng(0)
+
+    def request(rows: int) -> dict[str, Any]:
+        raw = {
+            "f": [None if rng.random() < 0.2 else float(rng.normal()) for _ in range(rows)],
+            "i": [int(v) for v in rng.integers(0, 9, rows)],
+            "ni": [None if rng.random() < 0.2 else int(rng.integers(0, 9)) for _ in range(rows)],
+            "b": [None if rng.random() < 0.2 else bool(rng.random() < 0.5) for _ in range(rows)],
+            "s": [None if rng.random() < 0.2 else f"w{rng.integers(0, 5)}" for _ in range(rows)],
+            "t": [None if rng.random() < 0.2 else f"2024-01-0{rng.integers(1, 9)}T01:02:03.5"
+                  for _ in range(rows)],
+            "u": [bool(v) for v in rng.random(rows) < 0.5],
+        }
+        return {name: coercer_for(dtypes[name])(values) for name, values in raw.items()}
+
+    collector = InferenceCollector(str(tmp_path), "ep")
+    sent = [request(rows) for rows in (1, LIST_ROWS + 5, 3, LIST_ROWS)]
+    for i, columns in enumerate(sent):
+        rows = len(columns["i"])
+        collector.add(dataclasses.replace(_record(rows, f"r{i}"), columns=columns,
+                                          predictions=np.arange(rows) % 2))
+    collector.close()
+    written = pd.read_parquet(next(tmp_path.glob("ep/date=*/part-*.parquet")))
+    expected = pd.concat([pd.DataFrame(columns) for columns in sent], ignore_index=True)
+    pd.testing.assert_frame_equal(written[list(dtypes)], expected)
+    assert written["prediction"].tolist() == [r % 2 for c in sent for r in range(len(c["i"]))]
+
+
+def test_a_replaced_model_is_freed_despite_the_frozen_heap(tmp_path, toys):
+    import gc
+    import weakref
+
+    from serving.state import Endpoint
+
+    async def replace() -> weakref.ref:
+        endpoint = Endpoint(tmp_path)
+        await endpoint.put("blue", toys.v1.url)
+        first = endpoint.deployments["blue"].scorer
+        first.cycle = first  # freed only by the cyclic collector, not by reference counts
+        gone = weakref.ref(first)
+        del first
+        assert gc.get_freeze_count() > 0  # the loaded model was frozen...
+        await endpoint.put("blue", toys.v2.url)
+        return gone
+
+    try:
+        assert asyncio.run(replace())() is None  # ...and unfrozen and collected once replaced
+    finally:
+        gc.unfreeze()
