@@ -344,6 +344,7 @@ class Branch:
     readers: tuple[Reader, ...]
     kind: str
     steps: tuple[Step, ...]
+    categories: dict[int, tuple[str, ...]]  # feature position -> what its encoder knows
 
     def run(self, columns: Sequence[Any], n_rows: int) -> np.ndarray:
         X = np.empty((n_rows, len(self.positions)), dtype=np.float64 if self.kind == FLOAT
@@ -390,7 +391,12 @@ def compile_branch(steps: Sequence[Any], positions: Sequence[int],
     compiled, out_kind = compile_steps(rest, kind)
     if out_kind != FLOAT:
         raise Unsupported("a branch whose output is text")
-    return Branch(tuple(positions), readers, kind, tuple(compiled))
+    encoders = [step for step in rest if hasattr(step, "categories_")]
+    categories = (
+        {p: tuple(c) for p, c in zip(positions, encoders[0].categories_, strict=True)}
+        if kind == TEXT else {}
+    )
+    return Branch(tuple(positions), readers, kind, tuple(compiled), categories)
 
 
 def compile_column_transformer(ct: Any, names: Sequence[str],
@@ -460,6 +466,9 @@ class Forest:
         self.roots = starts.astype(np.intp)
         self.depth = int(nodes["depth"].max())
         self.known_bitsets = estimator._bin_mapper.make_known_categories_bitsets()
+        from sklearn.utils._openmp_helpers import _openmp_effective_n_threads  # noqa: PLC0415
+
+        self._threads = _openmp_effective_n_threads
 
     def raw(self, X: np.ndarray) -> np.ndarray:
         """Sum of the leaf values, shape (rows, trees per iteration), as `_raw_predict`."""
@@ -501,12 +510,10 @@ class Forest:
         return leaves.reshape(n_rows, n_trees)
 
     def _tree_by_tree(self, X: np.ndarray) -> np.ndarray:
-        from sklearn.utils._openmp_helpers import _openmp_effective_n_threads  # noqa: PLC0415
-
         raw = np.zeros((X.shape[0], self.per_iteration), dtype=np.float64, order="F")
         raw += self.baseline[0]
         known, feature_map = self.known_bitsets
-        threads = _openmp_effective_n_threads()
+        threads = self._threads()  # as scikit-learn decides it for this thread
         for iteration in self.estimator._predictors:
             for k, predictor in enumerate(iteration):
                 raw[:, k] += predictor.predict(X, known, feature_map, threads)
@@ -568,6 +575,11 @@ class FastPipeline:
     after: tuple[Step, ...]
     estimator: BoostedTrees | AnyEstimator
 
+    @property
+    def categories(self) -> dict[int, tuple[str, ...]]:
+        """The categories each text feature's encoder knows, by feature position."""
+        return {p: c for branch in self.branches for p, c in branch.categories.items()}
+
     def transform(self, columns: Sequence[Any], n_rows: int) -> np.ndarray:
         parts = [branch.run(columns, n_rows) for branch in self.branches]
         X = parts[0] if len(parts) == 1 else np.hstack(parts)
@@ -588,9 +600,17 @@ def compile_pipeline(model: Any, names: Sequence[str], dtypes: Sequence[str]) ->
     """Read a fitted pipeline (or bare estimator) whose input is the manifest's features.
 
     Raises:
-        Unsupported: the pipeline holds something this module does not reproduce; the
-            message says what.
+        Unsupported: the pipeline holds something this module does not reproduce, or a fitted
+            attribute it reads is not there (another scikit-learn version); the message says
+            what.
     """
+    try:
+        return _compile(model, names, dtypes)
+    except (AttributeError, KeyError, IndexError, TypeError, ValueError) as exc:
+        raise Unsupported(f"reading the fitted pipeline failed: {exc!r}") from exc
+
+
+def _compile(model: Any, names: Sequence[str], dtypes: Sequence[str]) -> FastPipeline:
     *pre, last = flat_steps(model)
     first = pre[0] if pre else last
     if _class_name(first) == "sklearn.compose._column_transformer.ColumnTransformer":
@@ -616,23 +636,10 @@ _NULLABLE = frozenset({"float64", "float32", "Float64", "Int64", "boolean", "str
 UNSEEN = "~unseen-category~"
 
 
-def vocabulary(model: Any) -> list[str]:
-    """Every text category the model's encoders know, for probe rows."""
-    words: set[str] = set()
-    parts = [model]
-    while parts:
-        part = parts.pop()
-        parts += [step for _, step in getattr(part, "steps", [])]
-        parts += [t for _, t, _ in getattr(part, "transformers_", []) if not isinstance(t, str)]
-        for categories in getattr(part, "categories_", []):
-            words.update(c for c in categories if type(c) is str)
-    return sorted(words)
-
-
-def probe_values(dtype: str, n_rows: int, words: Sequence[str],
-                 rng: np.random.Generator) -> list[Any]:
-    """JSON-like values of one column for probe rows: spread numbers, known and unknown
-    categories, and nulls where the dtype allows them."""
+def probe_values(dtype: str, n_rows: int, categories: Sequence[str],
+                 rng: np.random.Generator, rough: bool) -> list[Any]:
+    """JSON-like values of one column for probe rows: spread numbers, the column's known
+    categories and, if `rough`, unseen categories and nulls where the dtype allows them."""
     if dtype in ("float64", "float32", "Float64"):
         values = (rng.normal(size=n_rows) * 10.0 ** rng.integers(-2, 4, n_rows)).tolist()
     elif dtype in ("int64", "int32", "Int64"):
@@ -640,13 +647,13 @@ def probe_values(dtype: str, n_rows: int, words: Sequence[str],
     elif dtype in ("bool", "boolean"):
         values = (rng.random(n_rows) < 0.5).tolist()
     elif dtype.startswith("datetime64"):
-        days = rng.integers(0, 5000, n_rows)
-        values = [str(np.datetime64("2010-01-01T00:00:00") + np.timedelta64(int(d), "h"))
-                  for d in days]
+        hours = rng.integers(0, 50_000, n_rows)
+        values = [str(np.datetime64("2010-01-01T00:00:00") + np.timedelta64(int(h), "h"))
+                  for h in hours]
     else:
-        choices = [*words, UNSEEN]
+        choices = [*categories, UNSEEN] if rough or not categories else list(categories)
         values = [choices[i] for i in rng.integers(0, len(choices), n_rows)]
-    if dtype in _NULLABLE:
+    if rough and dtype in _NULLABLE:
         values = [None if gap else v for v, gap in zip(values, rng.random(n_rows) < 0.15,
                                                        strict=True)]
     return values
@@ -661,23 +668,29 @@ def _equal(a: np.ndarray | None, b: np.ndarray | None) -> bool:
     return bool(np.array_equal(a, b, equal_nan=a.dtype.kind in "fc"))
 
 
-def disagreement(fast: FastPipeline, plain: Callable[[], Output], columns: Sequence[Any],
-                 n_rows: int, probabilities: bool) -> str | None:
-    """What differs between the fast path and `plain` on these columns; None if nothing
-    (a declined request counts as agreeing: it takes the plain path)."""
+def compare(fast: FastPipeline, plain: Callable[[], Output], columns: Sequence[Any],
+            n_rows: int, probabilities: bool) -> bool:
+    """Whether both paths answered these columns, with equal outputs (False when the fast
+    path declined them, or both refused them).
+
+    Raises:
+        Unsupported: the answers differ, or one path failed where the other did not.
+    """
     try:
-        got: Output | None | Exception = fast.run(columns, n_rows, probabilities)
-    except (TypeError, ValueError) as exc:
+        got = fast.run(columns, n_rows, probabilities)
+    except Exception as exc:  # noqa: BLE001 - any failure here means: do not use it
         got = exc
     if got is None:
-        return None
+        return False
     try:
         expected = plain()
     except (TypeError, ValueError) as exc:
-        return None if isinstance(got, Exception) else f"the pipeline refused the rows: {exc}"
+        if isinstance(got, (TypeError, ValueError)):
+            return False
+        raise Unsupported(f"the pipeline refused rows the fast path scored: {exc}") from exc
     if isinstance(got, Exception):
-        return f"the fast path failed where the pipeline did not: {got}"
+        raise Unsupported(f"the fast path failed where the pipeline did not: {got!r}")
     for what, mine, theirs in zip(("predictions", "probabilities"), got, expected, strict=True):
         if not _equal(mine, theirs):
-            return f"{what} differ"
-    return None
+            raise Unsupported(f"{what} differ")
+    return True

@@ -384,36 +384,46 @@ class Scorer:
         """Compare the compiled path with the plain pipeline on seeded probe rows (a few
         milliseconds at load time): a mismatch keeps the plain pipeline for this model.
 
+        Clean probes hold only known categories and no nulls, so both paths must answer
+        them; rough ones add unseen categories and nulls, which either path may refuse.
+
         Raises:
-            Unsupported: the answers differ, or the probe rows could not be built.
+            Unsupported: the answers differ, or the probe rows could not be built or compared.
         """
         from threadpoolctl import threadpool_limits  # noqa: PLC0415
 
         from serving import fastpath  # noqa: PLC0415
 
-        words = fastpath.vocabulary(self.bundle.model)
         # One OpenMP thread for this (loading) thread only: the plain pipeline's small
         # predictions take seconds with spinning workers on a busy machine.
         with threadpool_limits(1, user_api="openmp"):
-            for n_rows in (1, 9, 2 * fastpath.WALK_MAX_ROWS + 3):
-                self._probe_rows(compiled, n_rows, words)
+            compared = [
+                self._probe_rows(compiled, n_rows, rough)
+                for n_rows, rough in ((1, False), (9, True), (fastpath.WALK_MAX_ROWS + 3, False),
+                                      (2 * fastpath.WALK_MAX_ROWS + 3, True))
+            ]
+        if not any(compared):
+            raise fastpath.Unsupported("no probe rows could be compared")
 
-    def _probe_rows(self, compiled: FastPipeline, n_rows: int, words: list[str]) -> None:
+    def _probe_rows(self, compiled: FastPipeline, n_rows: int, rough: bool) -> bool:
         from serving import fastpath  # noqa: PLC0415
 
         rng = np.random.default_rng(n_rows)
-        values = {name: fastpath.probe_values(dtype, n_rows, words, rng)
-                  for name, dtype in zip(self.features, self._dtypes, strict=True)}
+        categories = compiled.categories
+        values = {
+            name: fastpath.probe_values(dtype, n_rows, categories.get(i, ()), rng, rough)
+            for i, (name, dtype) in enumerate(zip(self.features, self._dtypes, strict=True))
+        }
         try:
             columns = self.columns(RawTable(tuple(values), n_rows, values.__getitem__))
         except ScoringInputError as exc:
             raise fastpath.Unsupported(f"probe rows: {exc.message}") from exc
         asked = self.classes is not None
-        problem = fastpath.disagreement(
-            compiled, lambda: self._plain(columns, asked), list(columns.values()), n_rows, asked
-        )
-        if problem:
-            raise fastpath.Unsupported(f"probe of {n_rows} rows: {problem}")
+        try:
+            return fastpath.compare(compiled, lambda: self._plain(columns, asked),
+                                    list(columns.values()), n_rows, asked)
+        except fastpath.Unsupported as exc:
+            raise fastpath.Unsupported(f"probe of {n_rows} rows: {exc}") from exc
 
     def _match(self, table: RawTable) -> list[str]:
         """The request's name for each feature, in feature order; names every missing one.

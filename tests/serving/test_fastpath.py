@@ -343,3 +343,21 @@ def test_a_wrong_compiled_step_is_caught_at_load_and_not_used(frame, monkeypatch
         scorer = Scorer(bundle)
     assert scorer.fast is None
     assert "differ" in caplog.text
+
+
+def test_a_fast_path_that_never_answers_is_not_trusted(frame, monkeypatch):
+    fit, target, features = MODELS["scaler and classifier"]
+    bundle = bundle_of(fit(frame, target), frame, features)
+    monkeypatch.setattr(fastpath.FastPipeline, "run", lambda self, *args: None)
+    scorer = Scorer(bundle)
+    assert scorer.fast is None
+    assert "no probe rows could be compared" in scorer.path
+
+
+def test_a_fitted_attribute_missing_keeps_the_plain_pipeline(frame):
+    fit, target, features = MODELS["plain ColumnTransformer (imputers, scaler, one-hot)"]
+    model = fit(frame, target)
+    del model[0].transformers_[0][1][0]._fill_dtype  # as if another scikit-learn wrote it
+    scorer = Scorer(bundle_of(model, frame, features))
+    assert scorer.fast is None
+    assert "reading the fitted pipeline failed" in scorer.path
