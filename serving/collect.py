@@ -66,6 +66,7 @@ class Record:
 # Requests up to this many rows are queued as Python lists (see `Queued`); larger ones keep
 # their arrays, whose per-array cost is small against their rows.
 LIST_ROWS = 16
+_VALUES, _ARRAYS, _BOTH = "values", "arrays", "both"
 _MICROS_PER_DAY = 86_400 * 10**6
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -114,18 +115,31 @@ class Queued:
         return self.micros // _MICROS_PER_DAY
 
 
-def _join(parts: Sequence[Any], kind: tuple[bool, Any]) -> Any:
-    """One column of a batch (lists and arrays), rebuilt as the array type and dtype the
-    scoring core gave it."""
-    values = list(chain.from_iterable(parts))
+def _join(parts: Sequence[Any], kind: tuple[bool, Any], shape: str) -> Any:
+    """One column of a batch, rebuilt as the array type and dtype the scoring core gave it.
+
+    `shape` says what the parts are: all tuples of values (small requests), all arrays
+    (large ones, joined as arrays), or both (the arrays are turned into values first).
+    """
     is_numpy, dtype = kind
+    if shape == _ARRAYS:
+        return np.concatenate(parts) if is_numpy else type(parts[0])._concat_same_type(parts)
+    if shape == _VALUES:
+        values = list(chain.from_iterable(parts))
+    else:
+        values = list(chain.from_iterable(p if type(p) is tuple else p.tolist() for p in parts))
     if not is_numpy:
         return pd.array(values, dtype=dtype)
     # numpy text columns take the longest value's width, as a concatenation would
     return np.array(values, dtype=None if dtype.kind in "US" else dtype)
 
 
-def _context(queued: list[Queued]) -> dict[str, Any]:
+def _shape(queued: list[Queued]) -> str:
+    small = [q.rows <= LIST_ROWS for q in queued]
+    return _VALUES if all(small) else _ARRAYS if not any(small) else _BOTH
+
+
+def _context(queued: list[Queued], shape: str) -> dict[str, Any]:
     """Predictions and request context, one value per input row."""
     counts = [q.rows for q in queued]
 
@@ -134,7 +148,8 @@ def _context(queued: list[Queued]) -> dict[str, Any]:
 
     micros = np.repeat(np.array([q.micros for q in queued], dtype=np.int64), counts)
     return {
-        "prediction": _join([q.predictions for q in queued], (True, queued[0].prediction_dtype)),
+        "prediction": _join([q.predictions for q in queued], (True, queued[0].prediction_dtype),
+                            shape),
         "deployment": repeat([q.deployment for q in queued]),
         "model_name": repeat([q.model_name for q in queued]),
         "model_version": repeat([q.model_version for q in queued]),
@@ -152,21 +167,37 @@ def batch_table(queued: list[Queued]) -> pa.Table:
     ``boolean``, ``str``...). A context column whose name a feature already uses gets a
     leading underscore, so no input column is ever overwritten.
     """
-    first = queued[0]
+    first, shape = queued[0], _shape(queued)
     parts = zip(*(q.values for q in queued), strict=True)  # one pass for all columns
     columns = {
-        name: _join(column, kind)
+        name: _join(column, kind, shape)
         for name, kind, column in zip(first.names, first.dtypes, parts, strict=True)
     }
-    for name, values in _context(queued).items():
+    for name, values in _context(queued, shape).items():
         column = name
         while column in columns:
             column = f"_{column}"
         columns[column] = values
-    sample = pd.DataFrame({name: values[:1] for name, values in columns.items()})
-    schema = pa.Schema.from_pandas(sample, preserve_index=False)
+    schema = _schema(columns)
     arrays = [pa.array(columns[field.name], type=field.type) for field in schema]
     return pa.Table.from_arrays(arrays, schema=schema)
+
+
+_SCHEMAS: dict[tuple[tuple[str, str], ...], pa.Schema] = {}
+
+
+def _schema(columns: dict[str, Any]) -> pa.Schema:
+    """The Arrow schema, with pandas metadata, of a one-row sample of these columns; kept per
+    set of names and dtypes (building it is half of a batch of a few thousand rows)."""
+    key = tuple((name, str(values.dtype)) for name, values in columns.items())
+    schema = _SCHEMAS.get(key)
+    if schema is None:
+        sample = pd.DataFrame({name: values[:1] for name, values in columns.items()})
+        schema = pa.Schema.from_pandas(sample, preserve_index=False)
+        if len(_SCHEMAS) >= 64:
+            _SCHEMAS.clear()
+        _SCHEMAS[key] = schema
+    return schema
 
 
 class InferenceCollector:
