@@ -11,8 +11,9 @@ from typing import Any
 import numpy as np
 import orjson
 import pandas as pd
+import pytest
 
-from serving.collect import InferenceCollector, Record
+from serving.collect import LIST_ROWS, InferenceCollector, Record
 from serving.config import EndpointConfig
 from serving.server import RequestIds, ScoringApp
 from serving.state import READY, Deployment, DeploymentRecord
@@ -143,8 +144,12 @@ def test_generated_request_ids_are_unique_and_uuid_shaped():
     assert len(first({b"x-request-id": b"no spaces allowed"})) == 32
 
 
-def test_small_and_large_requests_join_into_one_file_with_training_dtypes(tmp_path):
-    from serving.collect import LIST_ROWS
+@pytest.mark.parametrize(
+    "sizes",
+    [(1, 3, LIST_ROWS), (LIST_ROWS + 1, LIST_ROWS + 20), (1, LIST_ROWS + 5, 3, LIST_ROWS)],
+    ids=["small", "large", "both"],
+)
+def test_small_and_large_requests_join_into_one_file_with_training_dtypes(tmp_path, sizes):
     from serving.scoring import coercer_for
 
     dtypes = {"f": "float64", "i": "int64", "ni": "Int64", "b": "boolean", "s": "str",
@@ -165,7 +170,7 @@ def test_small_and_large_requests_join_into_one_file_with_training_dtypes(tmp_pa
         return {name: coercer_for(dtypes[name])(values) for name, values in raw.items()}
 
     collector = InferenceCollector(str(tmp_path), "ep")
-    sent = [request(rows) for rows in (1, LIST_ROWS + 5, 3, LIST_ROWS)]
+    sent = [request(rows) for rows in sizes]
     for i, columns in enumerate(sent):
         rows = len(columns["i"])
         collector.add(dataclasses.replace(_record(rows, f"r{i}"), columns=columns,
