@@ -249,7 +249,7 @@ class DriftSpec(_Strict):
         24, ge=1, le=24 * 90, description="Current window: the last N hours of inference data."
     )
     report_rows: int = Field(
-        20_000, ge=1000,
+        10_000, ge=1000,
         description="Most rows per side in Evidently's HTML report (a seeded sample); the "
         "verdicts are always computed on every row.",
     )

@@ -190,3 +190,10 @@ def test_datetime_features_are_left_out_like_evidentlys_preset():
     names = [c.name for c in drift_columns(spec)]
     assert "signup_date" not in names and "customer_id" not in names and "churned" not in names
     assert len(names) == 13
+
+
+def test_worker_threads_give_the_same_verdicts(reference, drifted):
+    spec = churn_spec()
+    assert compute_drift(reference, drifted, spec, workers=1) == compute_drift(
+        reference, drifted, spec, workers=3
+    )
