@@ -17,9 +17,11 @@ RESULT_PREFIX = "BENCH-RESULT "
 
 
 def report(**figures: Any) -> None:
-    """Called at the end of a measured process: its own peak RSS plus the given figures."""
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    sys.stdout.write(RESULT_PREFIX + json.dumps({"peak_rss_bytes": peak, **figures}) + "\n")
+    """Called at the end of a measured process: its own peak RSS and CPU time (user + system,
+    all threads) plus the given figures."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    own = {"peak_rss_bytes": usage.ru_maxrss * 1024, "cpu_s": usage.ru_utime + usage.ru_stime}
+    sys.stdout.write(RESULT_PREFIX + json.dumps({**own, **figures}) + "\n")
     sys.stdout.flush()
 
 
