@@ -13,6 +13,7 @@ from typing import Any
 from prefect import flow, get_run_logger
 from prefect.states import Completed, State
 
+from mlops.drift import DriftResult
 from mlops.drift_report import drift_markdown
 from mlops.spec import PipelineSpec
 from tasks.drift import (
@@ -57,19 +58,9 @@ def drift_check(
     result = judge_drift(reference, current, spec)
     context = {"champion_version": champion.version, "current": current.source}
     report = write_drift_report(reference, current, result, spec, context)
-    outcome, training_run = "no dataset drift: nothing to do", None
-    if result.dataset_drift and not retrain:
-        outcome = "dataset drift; retraining not requested (retrain=False)"
-    elif result.dataset_drift:
-        active = find_active_training(spec, training_deployment)
-        if active:
-            outcome = (f"dataset drift; retraining not started: training run {active[0].name} "
-                       f"({active[0].state}) for {spec.model_name} is already pending")
-        else:
-            training_run = start_training(
-                spec_path, f"drift: {result.summary}", report.url, training_deployment
-            )
-            outcome = f"dataset drift; started {training_deployment} (flow run {training_run})"
+    outcome, training_run = _retrain_gate(
+        spec, spec_path, result, report.url, training_deployment, retrain
+    )
     get_run_logger().info("%s: %s; %s", spec.name, result.summary, outcome)
     markdown = drift_markdown(
         result, title=f"{spec.name}: drift check of champion v{champion.version}",
@@ -83,6 +74,28 @@ def drift_check(
         "summary": result.summary, "drifted_columns": result.drifted_columns,
         "report_url": report.url, "training_run": training_run, "detail": outcome,
     }
+
+
+def _retrain_gate(
+    spec: PipelineSpec, spec_path: str, result: DriftResult, report_url: str,
+    training_deployment: str, retrain: bool,
+) -> tuple[str, str | None]:
+    """Start training on dataset drift unless asked not to or a run for the model is pending.
+
+    Returns:
+        What happened, in words, and the id of the training run started (if one was).
+    """
+    if not result.dataset_drift:
+        return "no dataset drift: nothing to do", None
+    if not retrain:
+        return "dataset drift; retraining not requested (retrain=False)", None
+    active = find_active_training(spec, training_deployment)
+    if active:
+        return (f"dataset drift; retraining not started: training run {active[0].name} "
+                f"({active[0].state}) for {spec.model_name} is already pending"), None
+    run_id = start_training(spec_path, f"drift: {result.summary}", report_url,
+                            training_deployment)
+    return f"dataset drift; started {training_deployment} (flow run {run_id})", run_id
 
 
 def _skip(spec: PipelineSpec, why: str) -> State:

@@ -79,22 +79,22 @@ def require_columns(table: pa.Table, names: list[str], source: str) -> pa.Table:
     return table.select(names)
 
 
-def _read_parquet(info: FileInfo, names: list[str], context: tuple[str, ...] = ()) -> pa.Table:
+def _read_parquet(url: str, names: list[str], context: tuple[str, ...] = ()) -> pa.Table:
     """The file's columns among `names`, plus the collector's `context` columns it has."""
-    fs, path = url_to_fs(info.url)
+    fs, path = url_to_fs(url)
     try:
         available = pq.read_schema(path, filesystem=fs).names
         extra = [_context_column(available, c) for c in context]
         wanted = [*_matches(available, names), *(c for c in extra if c is not None)]
         return pq.read_table(path, columns=wanted, filesystem=fs)
     except (pa.ArrowException, OSError) as exc:
-        raise DataLoadError(f"cannot read parquet file {info.url}: {exc}") from exc
+        raise DataLoadError(f"cannot read parquet file {url}: {exc}") from exc
 
 
 def _read_file(info: FileInfo, names: list[str], fmt: str) -> pa.Table:
     fmt = format_of(info.url) if fmt == "auto" else fmt
     if fmt == "parquet":
-        return _project(_read_parquet(info, names), names)
+        return _project(_read_parquet(info.url, names), names)
     frame = read_table([info], "csv")
     return _project(pa.Table.from_pandas(frame, preserve_index=False), names)
 
@@ -108,8 +108,7 @@ def _concat(tables: list[pa.Table], where: str) -> pa.Table:
 
 def read_reference(version_url: str, names: list[str]) -> pa.Table:
     """The reference sample stored in a registered bundle, with the columns it has of `names`."""
-    info = FileInfo(url=f"{version_url.rstrip('/')}/{REFERENCE_FILE}", size=-1, version="")
-    return _project(_read_parquet(info, names), names)
+    return _project(_read_parquet(f"{version_url.rstrip('/')}/{REFERENCE_FILE}", names), names)
 
 
 def read_current(url: str, names: list[str], fmt: str = "auto") -> CurrentData:
@@ -169,7 +168,7 @@ def read_inference_window(
         except DataLoadError:
             continue  # an empty partition: nothing was scored that day
         for info in found:
-            raw = _read_parquet(info, names, context=(MODEL_NAME, SCORED_AT))
+            raw = _read_parquet(info.url, names, context=(MODEL_NAME, SCORED_AT))
             tables.append(_project(_window_rows(raw, model_name, start), names))
         files += len(found)
     table = _concat(tables, root_url) if tables else pa.table({})
