@@ -66,7 +66,7 @@ def find_champion(spec: PipelineSpec) -> Champion | None:
     version = registry.alias(spec.model_name)
     if version is None:
         return None
-    return Champion(spec.model_name, version, registry.get(spec.model_name, version).url)
+    return Champion(spec.model_name, version, registry.bundle_url(spec.model_name, version))
 
 
 @task(**IO_TASK, cache_policy=NO_CACHE)
