@@ -92,3 +92,8 @@ bench: setup
 
 clean: down
 	rm -rf .mlops data/generated
+
+## bench-drift: the drift check against plain scipy and Evidently's full preset
+.PHONY: bench-drift
+bench-drift: setup
+	$(BIN)/python -m benchmarks.bench_drift
