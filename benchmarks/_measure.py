@@ -49,8 +49,22 @@ def machine() -> str:
             f"Python {platform.python_version()}, {platform.system()} {platform.release()}")
 
 
+def code_version() -> str:
+    """The commit the figures are measured on, and whether tracked files differed from it."""
+    root = Path(__file__).resolve().parents[1]
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root,
+                              capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               cwd=root, capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "code version unknown (not a git checkout)"
+    return f"commit {head}" + (" with uncommitted changes" if dirty else "")
+
+
 def stamp() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    """When, and on which code: goes into every results file's first line."""
+    return f"{datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')} on {code_version()},"
 
 
 def prefect_server(home: Path, log: Path) -> tuple[subprocess.Popen, str]:
