@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from prefect import get_run_logger, task
 
-from mlops.data import conform_columns, read_table
-from mlops.frames import FrameRef, load_frame, save_frame
+from mlops.data import conform_table, read_arrow
+from mlops.frames import FrameRef, release_memory, save_table
 from mlops.lineage import DataRef
 from mlops.spec import PipelineSpec, load_spec
 from mlops.storage import fingerprint, list_data_files
@@ -42,17 +42,24 @@ def locate_data(spec: PipelineSpec) -> DataRef:
 
 @task(**IO_TASK, **stage_cache("load"))
 def load_data(data: DataRef, spec: PipelineSpec) -> FrameRef:
-    """Read every file and name the columns as the spec does."""
-    frame = conform_columns(read_table(list(data.files), spec.data.format), spec)
-    get_run_logger().info("Loaded %d rows x %d columns", len(frame), frame.shape[1])
-    return save_frame(frame, output_path("load", {"data": data, "spec": spec}, "raw"))
+    """Read every file and name and type the columns as the spec does.
+
+    The table goes from the files to the checkpoint in Arrow, without a pandas copy.
+    """
+    table = conform_table(read_arrow(list(data.files), spec.data.format), spec)
+    ref = save_table(table, output_path("load", {"data": data, "spec": spec}, "raw"))
+    del table
+    release_memory()
+    get_run_logger().info("Loaded %d rows x %d columns", ref.rows, ref.columns)
+    return ref
 
 
 @task(**stage_cache("validate"))
 def validate_data(raw: FrameRef, data: DataRef, spec: PipelineSpec) -> FrameRef:
-    """Check the spec's rules on every row; one error lists every failure."""
-    from mlops.validation import validate_frame  # noqa: PLC0415 - pandera; a cached run never needs it
+    """Check the spec's rules on every row, a batch at a time; one error lists every failure."""
+    from mlops.validation import validate_checkpoint  # noqa: PLC0415 - pandera; a cached run never needs it
 
-    clean = validate_frame(load_frame(raw), spec)
-    get_run_logger().info("Validated %d rows against spec '%s'", len(clean), spec.name)
-    return save_frame(clean, output_path("validate", {"data": data, "spec": spec}, "clean"))
+    path = output_path("validate", {"data": data, "spec": spec}, "clean")
+    clean = validate_checkpoint(raw, spec, path)
+    get_run_logger().info("Validated %d rows against spec '%s'", clean.rows, spec.name)
+    return clean

@@ -228,15 +228,15 @@ def test_read_spec_names_a_missing_spec_file(tmp_path):
 
 def _count_reads(monkeypatch: pytest.MonkeyPatch, fail_first: Exception | None = None) -> list:
     """Count load_data's reads; optionally the first one fails with `fail_first`."""
-    real, calls = tasks.data.read_table, []
+    real, calls = tasks.data.read_arrow, []
 
-    def read_table(files, fmt="auto"):
+    def read_arrow(files, fmt="auto"):
         calls.append(files)
         if fail_first is not None and len(calls) == 1:
             raise fail_first
         return real(files, fmt)
 
-    monkeypatch.setattr(tasks.data, "read_table", read_table)
+    monkeypatch.setattr(tasks.data, "read_arrow", read_arrow)
     return calls
 
 
