@@ -16,10 +16,12 @@ from tasks._options import IO_TASK, output_path, stage_cache
 def read_spec(spec_path: str, data_url: str | None = None) -> PipelineSpec:
     """Load the spec, with the data URL overridden when the run was given one.
 
-    The estimator is imported here, so a typo fails the run before any data is read.
+    A typo in the estimator's import path fails the run here. The path is checked without
+    importing the estimator (scikit-learn takes 1-2 s to import, which a cached run never
+    needs); `load_data` imports it before reading any data.
     """
     spec = load_spec(spec_path, {"data.url": data_url})
-    spec.model.estimator_class()
+    spec.model.check_estimator_path()
     return spec
 
 
@@ -44,8 +46,10 @@ def locate_data(spec: PipelineSpec) -> DataRef:
 def load_data(data: DataRef, spec: PipelineSpec) -> FrameRef:
     """Read every file and name and type the columns as the spec does.
 
-    The table goes from the files to the checkpoint in Arrow, without a pandas copy.
+    The table goes from the files to the checkpoint in Arrow, without a pandas copy. The
+    estimator is imported first: a spec that names no usable one fails before data is read.
     """
+    spec.model.estimator_class()
     table = conform_table(read_arrow(list(data.files), spec.data.format), spec)
     ref = save_table(table, output_path("load", {"data": data, "spec": spec}, "raw"))
     del table
