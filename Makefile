@@ -16,7 +16,7 @@ ifdef PREFECT_API_URL
 export PREFECT_API_URL
 endif
 
-.PHONY: all setup azmlinfsrv-env data run up endpoint-up down status test lint lock lock-check bench clean
+.PHONY: all setup azmlinfsrv-env browser data run up endpoint-up down status test lint lock lock-check bench clean
 
 all: run
 
@@ -40,6 +40,15 @@ node-env: node_modules/.installed
 node_modules/.installed: package-lock.json
 	npm ci --no-audit --no-fund
 	touch $@
+
+## browser: Debian's headless Chromium and its driver, for the browser test of the Prefect UI
+SUDO := $(shell [ "$$(id -u)" = 0 ] || command -v sudo)
+browser:
+	@if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then \
+	  $(SUDO) apt-get update && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive \
+	    apt-get install -y --no-install-recommends chromium chromium-driver; \
+	fi
 
 ## data: the sample datasets (deterministic)
 data: setup data/generated/churn/.done data/generated/diabetes.parquet
@@ -69,7 +78,7 @@ status: setup
 	$(BIN)/python -m mlops.stack status
 
 ## test: the whole test suite (CI runs exactly this)
-test: setup azmlinfsrv-env node-env
+test: setup azmlinfsrv-env node-env browser
 	$(BIN)/python -m pytest -q
 
 lint: setup
@@ -92,3 +101,8 @@ bench: setup
 
 clean: down
 	rm -rf .mlops data/generated
+
+## bench-drift: the drift check against plain scipy and Evidently's full preset
+.PHONY: bench-drift
+bench-drift: setup
+	$(BIN)/python -m benchmarks.bench_drift

@@ -17,9 +17,11 @@ RESULT_PREFIX = "BENCH-RESULT "
 
 
 def report(**figures: Any) -> None:
-    """Called at the end of a measured process: its own peak RSS plus the given figures."""
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    sys.stdout.write(RESULT_PREFIX + json.dumps({"peak_rss_bytes": peak, **figures}) + "\n")
+    """Called at the end of a measured process: its own peak RSS and CPU time (user + system,
+    all threads) plus the given figures."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    own = {"peak_rss_bytes": usage.ru_maxrss * 1024, "cpu_s": usage.ru_utime + usage.ru_stime}
+    sys.stdout.write(RESULT_PREFIX + json.dumps({**own, **figures}) + "\n")
     sys.stdout.flush()
 
 
@@ -49,3 +51,33 @@ def machine() -> str:
 
 def stamp() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def prefect_server(home: Path, log: Path) -> tuple[subprocess.Popen, str]:
+    """Start a Prefect server with its own home on a free port; returns it and its API URL."""
+    import socket
+
+    import httpx
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
+             "--port", str(port)], env=env, stdout=out, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    url = f"http://127.0.0.1:{port}/api"
+    for _ in range(240):
+        try:
+            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                return proc, url
+        except httpx.HTTPError:
+            pass
+        if proc.poll() is not None:
+            break
+        time.sleep(0.5)
+    proc.terminate()
+    raise RuntimeError(f"Prefect server did not start; see {log}")

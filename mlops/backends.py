@@ -30,6 +30,8 @@ class Registry(Protocol):
 
     def load(self, name: str, version: int) -> Bundle: ...
 
+    def bundle_url(self, name: str, version: int) -> str: ...
+
     def register(
         self, name: str, *, model_bytes: bytes, features: list[dict[str, str]],
         lineage: dict[str, Any], reference: pd.DataFrame,

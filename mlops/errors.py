@@ -43,3 +43,7 @@ class DeploymentError(MlopsError):
 
 class EndpointError(DeploymentError):
     """The scoring endpoint answered with an error or could not be reached."""
+
+
+class ReportError(MlopsError):
+    """A library's report (Evidently's) did not have the shape this project reads."""

@@ -84,6 +84,10 @@ class LocalRegistry:
         manifest = json.loads(self.fs.cat_file(path))
         return ModelVersion(name, version, self._version_url(name, version), manifest)
 
+    def bundle_url(self, name: str, version: int) -> str:
+        """Where the version's files (the reference sample, for drift checks) can be read."""
+        return self.get(name, version).url
+
     def load(self, name: str, version: int) -> Bundle:
         """Load a version's model, checking its digest (raises RegistryError if it fails)."""
         entry = self.get(name, version)

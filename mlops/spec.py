@@ -295,6 +295,50 @@ class AzureMLSpec(_Strict):
 AZURE_ENDPOINT_NAME = re.compile(r"^[a-zA-Z][a-zA-Z0-9-]{1,30}[a-zA-Z0-9]$")
 
 
+class DriftSpec(_Strict):
+    """How the drift check judges the champion's reference sample against recent data.
+
+    Per column, Evidently's default method is used (chosen by column type, reference size and
+    number of distinct values) with its default threshold, unless overridden here.
+    """
+
+    drift_share: float = Field(
+        0.5, gt=0.0, le=1.0,
+        description="Dataset drift (and retraining) when at least this share of the checked "
+        "columns drift; 0.5 is Evidently's DataDriftPreset default.",
+    )
+    thresholds: dict[str, float] = Field(
+        default_factory=dict,
+        description="Column -> drift threshold instead of the method's default (distances: "
+        "drift at or above it; p-value tests: drift below it).",
+    )
+    methods: dict[str, str] = Field(
+        default_factory=dict,
+        description="Column -> Evidently stattest name (e.g. psi, ks, jensenshannon) instead "
+        "of Evidently's default choice.",
+    )
+    min_current_rows: int = Field(
+        1000, ge=1,
+        description="Fewer current rows than this: no verdict, no retraining (small samples "
+        "make distances noisy: the Wasserstein distance of 100 undrifted rows is often near 0.1).",
+    )
+    window_hours: int = Field(
+        24, ge=1, le=24 * 90, description="Current window: the last N hours of inference data."
+    )
+    report_rows: int = Field(
+        10_000, ge=1000,
+        description="Most rows per side in Evidently's HTML report (a seeded sample); the "
+        "verdicts are always computed on every row.",
+    )
+
+    @model_validator(mode="after")
+    def _thresholds_positive(self) -> DriftSpec:
+        bad = {k: v for k, v in self.thresholds.items() if not v > 0}
+        if bad:
+            raise ValueError(f"drift.thresholds must be > 0, got {bad}")
+        return self
+
+
 class PipelineSpec(_Strict):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{1,40}$")
     description: str = ""
@@ -312,6 +356,7 @@ class PipelineSpec(_Strict):
     endpoint: EndpointSpec = Field(default_factory=EndpointSpec)
     training: TrainingSpec = Field(default_factory=TrainingSpec)
     azureml: AzureMLSpec | None = Field(None, description="Workspace of the 'azureml' backends.")
+    drift: DriftSpec = Field(default_factory=DriftSpec)
 
     @model_validator(mode="after")
     def _azure_targets(self) -> PipelineSpec:
@@ -362,6 +407,11 @@ class PipelineSpec(_Strict):
             raise ValueError(f"metrics {bad} do not apply to task '{self.task}'")
         if self.split.time_column and normalize_name(self.split.time_column) not in keys:
             raise ValueError(f"split.time_column '{self.split.time_column}' is not a column")
+        features = {normalize_name(c.name) for c in self.feature_columns}
+        named = [*self.drift.thresholds, *self.drift.methods]
+        unknown = sorted({n for n in named if normalize_name(n) not in features})
+        if unknown:
+            raise ValueError(f"drift settings name columns that are not features: {unknown}")
         return self
 
     @property
@@ -382,9 +432,11 @@ class PipelineSpec(_Strict):
 
     def spec_hash(self) -> str:
         """Digest of everything that changes the model (not where it is trained, registered or
-        served: the Azure ML environment pins the same libraries as the local one)."""
+        served: the Azure ML environment pins the same libraries as the local one; nor how its
+        drift is judged)."""
         payload = self.model_dump(
-            mode="json", exclude={"registry", "endpoint", "training", "azureml", "description"}
+            mode="json",
+            exclude={"registry", "endpoint", "training", "azureml", "description", "drift"},
         )
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 

@@ -32,6 +32,7 @@ logger = logging.getLogger(__name__)
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 FIRST_RUN_DEPLOYMENT = "training/training-manual"
+WATCH_DEPLOYMENT = "watch-data/watch-data"
 
 
 def _pid_file(settings: Settings, name: str) -> Path:
@@ -185,6 +186,21 @@ def stack_api(settings: Settings) -> Iterator[None]:
         yield
 
 
+def first_look(settings: Settings, timeout_s: float = 300) -> None:
+    """Run the watcher once now, so a file dropped before its first scheduled run is announced
+    (the watcher's very first look only records what is already there)."""
+    from prefect.deployments import run_deployment  # noqa: PLC0415
+
+    with stack_api(settings):
+        run = run_deployment(WATCH_DEPLOYMENT, timeout=timeout_s)
+    if not (run.state and run.state.is_completed()):
+        raise SystemExit(
+            f"the data watcher's first run ended {run.state.name if run.state else 'unknown'}; "
+            f"see {settings.state_dir}/logs/worker.log"
+        )
+    logger.info("Data watcher ran once; it now runs every minute")
+
+
 def first_run(settings: Settings, spec_path: str, timeout_s: float) -> str:
     """Start the manual training deployment once and wait for it; returns its final state."""
     from prefect.deployments import run_deployment  # noqa: PLC0415
@@ -213,6 +229,7 @@ def up(settings: Settings, spec_path: str = "configs/churn.yaml", timeout_s: flo
     prefect_server_up(settings)
     worker_up(settings)
     deploy_all(settings)
+    first_look(settings)
     if spec_path:
         first_run(settings, spec_path, timeout_s)
     logger.info(

@@ -167,6 +167,11 @@ class AzureMLRegistry:
         manifest = json.loads((self._local(name, version) / MANIFEST_FILE).read_bytes())
         return ModelVersion(name, version, model_ref(name, version, self.registry_name), manifest)
 
+    def bundle_url(self, name: str, version: int) -> str:
+        """The version's files on local disk (downloaded once, manifest checked): the
+        reference sample is read from there for drift checks."""
+        return str(self._local(name, version))
+
     def load(self, name: str, version: int) -> Bundle:
         """Load a version's model, checking its digests (raises RegistryError if one fails)."""
         folder = self._local(name, version)

@@ -126,3 +126,15 @@ def test_a_registry_named_in_the_spec_gives_registry_model_references(fake, toy,
     registry = AzureMLRegistry(fake, tmp_path / "cache", registry_name="shared-models")
     version = toy.register(registry)
     assert version.url == "azureml://registries/shared-models/models/toy/versions/1"
+
+
+def test_bundle_url_is_the_downloaded_bundle_with_its_reference_sample(registry, toy):
+    import pandas as pd
+
+    from serving.bundle import REFERENCE_FILE
+
+    toy.register(registry)
+    folder = registry.bundle_url("toy", 1)
+    reference = pd.read_parquet(f"{folder}/{REFERENCE_FILE}")
+    pd.testing.assert_frame_equal(reference, toy.frame.head(30).reset_index(drop=True),
+                                  check_dtype=False)

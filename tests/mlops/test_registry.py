@@ -101,3 +101,14 @@ def test_champion_alias_points_at_one_existing_version(tmp_path, fitted):
     with pytest.raises(RegistryError, match="missing"):
         registry.set_alias("m", 7)
     assert registry.alias("m") == 2
+
+
+def test_bundle_url_holds_the_reference_sample(tmp_path, fitted):
+    from serving.bundle import REFERENCE_FILE
+
+    registry = LocalRegistry(str(tmp_path / "reg"))
+    _register(registry, fitted)
+    reference = pd.read_parquet(f"{registry.bundle_url('m', 1)}/{REFERENCE_FILE}")
+    pd.testing.assert_frame_equal(reference, fitted[1].head(20))
+    with pytest.raises(RegistryError, match="no version 2"):
+        registry.bundle_url("m", 2)

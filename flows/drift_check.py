@@ -1,0 +1,118 @@
+"""The drift check: has what the endpoint sees moved away from what the champion learned?
+
+reference (champion's training sample) + current (recent inference log or a data URL) -> drift
+per column -> Evidently's report -> if the dataset drifted: start the training deployment,
+unless a training run for the model is already pending. Run it with
+``python -m flows.drift_check --spec configs/churn.yaml``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import flow, get_run_logger
+from prefect.states import Completed, State
+
+from mlops.drift import DriftResult
+from mlops.drift_report import drift_markdown
+from mlops.spec import PipelineSpec
+from tasks.drift import (
+    find_champion,
+    judge_drift,
+    load_current,
+    load_reference,
+    publish_drift,
+    read_drift_spec,
+    write_drift_report,
+)
+from tasks.retraining import find_active_training, flow_name_of, start_training
+
+
+@flow(name="drift-check", log_prints=False)
+def drift_check(
+    spec_path: str = "configs/churn.yaml",
+    data_url: str | None = None,
+    window_hours: int | None = None,
+    training_deployment: str = "training/training-manual",
+    retrain: bool = True,
+) -> dict[str, Any] | State:
+    """Compare recent data with the champion's training sample; retrain when it drifted.
+
+    Args:
+        spec_path: The model's pipeline spec (YAML); its `drift` section holds the thresholds.
+        data_url: Judge the data at this URL instead of the endpoint's inference log.
+        window_hours: Hours of inference log to judge (default: the spec's drift.window_hours).
+        training_deployment: The deployment to start, '<flow name>/<deployment name>'.
+        retrain: Start training when the dataset drifted; False only reports.
+    """
+    flow_name_of(training_deployment)
+    spec = read_drift_spec(spec_path)
+    champion = find_champion(spec)
+    if champion is None:
+        return _skip(spec, f"model '{spec.model_name}' has no champion yet: nothing to compare")
+    reference = load_reference(champion, spec)
+    current = load_current(spec, data_url, window_hours)
+    if current.rows < spec.drift.min_current_rows:
+        return _skip(spec, f"only {current.rows} rows in {current.source}; the drift check "
+                           f"needs at least {spec.drift.min_current_rows} (drift.min_current_rows)")
+    result = judge_drift(reference, current, spec)
+    context = {"champion_version": champion.version, "current": current.source}
+    report = write_drift_report(reference, current, result, spec, context)
+    outcome, training_run = _retrain_gate(
+        spec, spec_path, result, report.url, training_deployment, retrain
+    )
+    get_run_logger().info("%s: %s; %s", spec.name, result.summary, outcome)
+    markdown = drift_markdown(
+        result, title=f"{spec.name}: drift check of champion v{champion.version}",
+        sources=f"Reference: {reference.num_rows:,} rows. Current: {current.source}, "
+                f"{current.rows:,} rows.",
+        report_url=report.url, report=report.sample, outcome=outcome,
+    )
+    publish_drift(spec, result, markdown, report.url)
+    return {
+        "outcome": "drift" if result.dataset_drift else "no-drift",
+        "summary": result.summary, "drifted_columns": result.drifted_columns,
+        "report_url": report.url, "training_run": training_run, "detail": outcome,
+    }
+
+
+def _retrain_gate(
+    spec: PipelineSpec, spec_path: str, result: DriftResult, report_url: str,
+    training_deployment: str, retrain: bool,
+) -> tuple[str, str | None]:
+    """Start training on dataset drift unless asked not to or a run for the model is pending.
+
+    Returns:
+        What happened, in words, and the id of the training run started (if one was).
+    """
+    if not result.dataset_drift:
+        return "no dataset drift: nothing to do", None
+    if not retrain:
+        return "dataset drift; retraining not requested (retrain=False)", None
+    active = find_active_training(spec, training_deployment)
+    if active:
+        return (f"dataset drift; retraining not started: training run {active[0].name} "
+                f"({active[0].state}) for {spec.model_name} is already pending"), None
+    run_id = start_training(spec_path, f"drift: {result.summary}", report_url,
+                            training_deployment)
+    return f"dataset drift; started {training_deployment} (flow run {run_id})", run_id
+
+
+def _skip(spec: PipelineSpec, why: str) -> State:
+    """End the run without a verdict; its state message and an artifact say why."""
+    get_run_logger().warning("Drift check of %s skipped: %s", spec.name, why)
+    publish_drift(spec, None, f"### {spec.name}: drift check skipped\n\n{why}.", None)
+    return Completed(message=f"skipped: {why}", data={"outcome": "skipped", "detail": why})
+
+
+if __name__ == "__main__":
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Run the drift check once.")
+    parser.add_argument("--spec", default="configs/churn.yaml")
+    parser.add_argument("--data-url", default=None)
+    parser.add_argument("--window-hours", type=int, default=None)
+    parser.add_argument("--no-retrain", action="store_true")
+    args = parser.parse_args()
+    drift_check(spec_path=args.spec, data_url=args.data_url, window_hours=args.window_hours,
+                retrain=not args.no_retrain)
