@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import resource
 
 from benchmarks._measure import report
 
@@ -77,10 +78,15 @@ def plain(data_url: str) -> dict:
     return {"outcome": "promoted", "version": version.version}
 
 
-def flow(data_url: str) -> dict:
+def flow(data_url: str) -> tuple[dict, dict]:
+    """The flow's result, and its peak memory: per stage, and overall."""
+    from benchmarks._peaks import StagePeaks
     from flows.training import training
 
-    return training(spec_path="configs/churn.yaml", data_url=data_url)
+    with StagePeaks() as peaks:
+        result = training(spec_path="configs/churn.yaml", data_url=data_url)
+    peak = max(peaks.overall, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+    return result, {"peak_rss_bytes": peak, "stage_peaks": peaks.peaks}
 
 
 def main() -> None:
@@ -91,9 +97,11 @@ def main() -> None:
     args = parser.parse_args()
     if args.step == "table":
         report(table_bytes=table_bytes(args.data))
+    elif args.step == "flow":
+        result, memory = flow(args.data)
+        report(result=result, **memory)
     else:
-        result = {"plain": plain, "flow": flow}[args.step](args.data)
-        report(result=result)
+        report(result=plain(args.data))
 
 
 if __name__ == "__main__":

@@ -82,7 +82,7 @@ def target_series(df: pd.DataFrame, spec: PipelineSpec) -> pd.Series:
     return target.astype(str).astype(object)
 
 
-def _random_split(df: pd.DataFrame, spec: PipelineSpec) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _random_split(df: pd.DataFrame, spec: PipelineSpec) -> tuple[np.ndarray, np.ndarray]:
     stratify = target_series(df, spec) if spec.task == "classification" else None
     try:
         train_idx, test_idx = train_test_split(
@@ -94,10 +94,10 @@ def _random_split(df: pd.DataFrame, spec: PipelineSpec) -> tuple[pd.DataFrame, p
     except ValueError as exc:  # e.g. a class with a single row cannot be stratified
         raise DataValidationError(f"cannot split the data at random: {exc}") from exc
     # Keep the source order inside each split: the same rows always arrive in the same order.
-    return df.iloc[np.sort(train_idx)], df.iloc[np.sort(test_idx)]
+    return np.sort(train_idx), np.sort(test_idx)
 
 
-def _time_split(df: pd.DataFrame, spec: PipelineSpec) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _time_split(df: pd.DataFrame, spec: PipelineSpec) -> tuple[np.ndarray, np.ndarray]:
     column = spec.split.time_column
     if column not in df.columns:
         raise DataValidationError(f"split.time_column '{column}' is missing from the data")
@@ -113,18 +113,47 @@ def _time_split(df: pd.DataFrame, spec: PipelineSpec) -> tuple[pd.DataFrame, pd.
     in_test = (stamps >= cutoff).to_numpy()
     logger.info("time split at %s: %d train rows, %d test rows", cutoff, (~in_test).sum(),
                 in_test.sum())
-    return df.iloc[order[~in_test[order]]], df.iloc[order[in_test[order]]]
+    return order[~in_test[order]], order[in_test[order]]
 
 
-def _split_problems(name: str, part: pd.DataFrame, spec: PipelineSpec) -> list[str]:
+def _split_problems(
+    name: str, positions: np.ndarray, target: pd.Series | None, spec: PipelineSpec
+) -> list[str]:
     problems = []
-    if len(part) < MIN_SPLIT_ROWS:
-        problems.append(f"{name} split has {len(part)} rows (minimum {MIN_SPLIT_ROWS})")
-    if spec.task == "classification" and len(part):
-        classes = target_series(part, spec).nunique()
+    if len(positions) < MIN_SPLIT_ROWS:
+        problems.append(f"{name} split has {len(positions)} rows (minimum {MIN_SPLIT_ROWS})")
+    if target is not None and len(positions):
+        classes = target.iloc[positions].nunique()
         if classes < 2:
             problems.append(f"{name} split has {classes} class of '{spec.target}' (minimum 2)")
     return problems
+
+
+def split_columns(spec: PipelineSpec) -> list[str]:
+    """The only columns `split_positions` reads: the target and, for a time split, its column."""
+    return list(dict.fromkeys(c for c in (spec.target, spec.split.time_column) if c))
+
+
+def split_positions(df: pd.DataFrame, spec: PipelineSpec) -> tuple[np.ndarray, np.ndarray]:
+    """The row positions of the training and holdout sets, in their order (see `split_frame`).
+
+    Only the columns named by `split_columns` are read, so a stage can split a table it has
+    not loaded and then gather the rows itself.
+
+    Raises:
+        DataValidationError: a split would be too small or hold a single class; every problem
+            is listed at once.
+    """
+    if spec.split.method == "time":
+        train, test = _time_split(df, spec)
+    else:
+        train, test = _random_split(df, spec)
+    target = target_series(df, spec) if spec.task == "classification" else None
+    problems = (_split_problems("train", train, target, spec)
+                + _split_problems("test", test, target, spec))
+    if problems:
+        raise DataValidationError(f"{spec.split.method} split unusable: " + "; ".join(problems))
+    return train, test
 
 
 def split_frame(df: pd.DataFrame, spec: PipelineSpec) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -141,14 +170,8 @@ def split_frame(df: pd.DataFrame, spec: PipelineSpec) -> tuple[pd.DataFrame, pd.
         DataValidationError: a split would be too small or hold a single class; every problem
             is listed at once.
     """
-    if spec.split.method == "time":
-        train, test = _time_split(df, spec)
-    else:
-        train, test = _random_split(df, spec)
-    problems = _split_problems("train", train, spec) + _split_problems("test", test, spec)
-    if problems:
-        raise DataValidationError(f"{spec.split.method} split unusable: " + "; ".join(problems))
-    return train, test
+    train, test = split_positions(df, spec)
+    return df.iloc[train], df.iloc[test]
 
 
 # --- the pipeline -----------------------------------------------------------------------------

@@ -3,13 +3,21 @@
 The pandera schema is built from the spec, never written by hand, so a new dataset needs only a
 new YAML file. `validate_frame` turns pandera's failure table into one readable message (through
 `failures_from`, the only code that knows that table's layout) and adds the checks a schema
-cannot express per column: enough rows, no empty column, a usable target.
+cannot express per column: enough rows, no empty column, a usable target, the share of nulls.
+
+A big table need not be in memory at once: `BatchValidator` checks it a batch of rows at a time
+and keeps only counts between batches (rows, nulls per column, failures with their first
+examples), so its one message is the one `validate_frame` would give for the whole table.
+`validate_checkpoint` runs it over a stage checkpoint and writes the coerced batches to the next.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -17,6 +25,7 @@ import pandera.pandas as pa
 from pandera.errors import SchemaErrors
 
 from mlops.errors import DataValidationError
+from mlops.frames import FrameRef, FrameWriter, iter_frames, release_memory
 from mlops.spec import ColumnSpec, PipelineSpec
 
 logger = logging.getLogger(__name__)
@@ -72,16 +81,6 @@ def pandas_dtype(column: ColumnSpec) -> str:
     return PANDAS_DTYPES[column.dtype]
 
 
-def _null_share_check(limit: float) -> pa.Check:
-    """Fails each null when the column's null share exceeds the limit, so counts mean rows."""
-    return pa.Check(
-        lambda s: s.notna() | (s.isna().mean() <= limit),
-        ignore_na=False,
-        name=NULL_FRACTION_CHECK,
-        error=f"{NULL_FRACTION_CHECK}({limit})",
-    )
-
-
 def _checks(column: ColumnSpec) -> list[pa.Check]:
     rules = column.rules
     checks: list[pa.Check] = []
@@ -92,16 +91,18 @@ def _checks(column: ColumnSpec) -> list[pa.Check]:
             checks.append(pa.Check.le(rules.max))
     if rules.allowed is not None:
         checks.append(pa.Check.isin(rules.allowed))
-    if 0 < rules.max_null_fraction < 1:
-        checks.append(_null_share_check(rules.max_null_fraction))
     return checks
+
+
+def _has_null_share_rule(column: ColumnSpec) -> bool:
+    return 0 < column.rules.max_null_fraction < 1
 
 
 def build_schema(spec: PipelineSpec) -> pa.DataFrameSchema:
     """The pandera schema for the spec's columns: types (coerced), ranges, allowed values, nulls.
 
-    A column may hold nulls when its `max_null_fraction` is above 0; the share is then checked
-    against that limit.
+    A column may hold nulls when its `max_null_fraction` is above 0. The share itself is a rule
+    about the whole column, so `BatchValidator` checks it from its counts, not the schema.
     """
     columns = {
         c.name: pa.Column(
@@ -121,7 +122,7 @@ def _examples(values: pd.Series) -> tuple[Any, ...]:
     return tuple(v.item() if hasattr(v, "item") else v for v in seen)
 
 
-def failures_from(errors: SchemaErrors, n_rows: int) -> list[Failure]:
+def failures_from(errors: SchemaErrors) -> list[Failure]:
     """pandera's failure table as `Failure`s: one per (column, rule), in the table's order.
 
     This is the one place that reads pandera's `failure_cases` columns (`column`, `check`,
@@ -133,9 +134,6 @@ def failures_from(errors: SchemaErrors, n_rows: int) -> list[Failure]:
     for (column, check), group in grouped:
         failure = _failure(str(column) if pd.notna(column) else "(table)", str(check), group)
         if failure is not None:
-            if failure.rule.startswith(NULL_FRACTION_CHECK) and n_rows:
-                share = f"null share {failure.count / n_rows:.1%}"
-                failure = Failure(failure.column, failure.rule, failure.count, (), share)
             failures.append(failure)
     return failures
 
@@ -177,46 +175,145 @@ def _drop_redundant(
     return kept
 
 
-def _table_failures(df: pd.DataFrame, spec: PipelineSpec) -> list[Failure]:
-    """Rules about the whole table, which a per-column schema cannot express."""
-    failures: list[Failure] = []
-    if len(df) < spec.min_rows:
-        failures.append(
-            Failure("(table)", f"min_rows({spec.min_rows})", 0, detail=f"only {len(df)} rows")
-        )
-    if len(df):
-        for c in spec.columns:
-            if c.name in df.columns and df[c.name].isna().all():
-                failures.append(
-                    Failure(c.name, "not_entirely_null", 0, detail=f"all {len(df)} values null")
-                )
-    failures.extend(_target_failures(df, spec))
-    return failures
+class BatchValidator:
+    """Checks a table against the spec a batch of rows at a time; one verdict for the whole.
 
+    Per-row rules (types, ranges, allowed values, nulls where none are allowed) are checked by
+    the schema on each batch; their failures are summed, keeping the first few examples. Rules
+    about the whole table (enough rows, no column entirely null, the share of nulls, a complete
+    target with two classes) are decided from counts at the end. Feeding the whole table as one
+    batch is `validate_frame`.
+    """
 
-def _target_failures(df: pd.DataFrame, spec: PipelineSpec) -> list[Failure]:
-    if spec.target not in df.columns or not len(df):
-        return []
-    target = df[spec.target]
-    nulls = int(target.isna().sum())
-    if nulls == len(df):
-        return []  # reported as entirely null
-    failures = []
-    if nulls:
-        failures.append(
-            Failure(spec.target, "target_not_null", nulls, detail="the target must be complete")
-        )
-    classes = target.dropna().unique()
-    if spec.task == "classification" and len(classes) < 2:
-        failures.append(
-            Failure(
-                spec.target,
-                "target_min_classes(2)",
-                0,
-                detail=f"only {len(classes)} class: {list(_examples(pd.Series(classes)))}",
+    def __init__(self, spec: PipelineSpec):
+        self.spec = spec
+        self.rows = 0
+        self._schema = build_schema(spec)
+        self._present: set[str] = set()
+        self._nulls: Counter[str] = Counter()
+        self._classes: dict[Any, None] = {}  # the target's first two distinct values
+        self._failures: dict[tuple[str, str], Failure] = {}
+
+    def check(self, df: pd.DataFrame) -> pd.DataFrame | None:
+        """Coerce one batch in place to the spec's dtypes and check it.
+
+        Returns:
+            The coerced batch, or None once this or an earlier batch broke a per-row rule.
+        """
+        self._count(df)
+        try:
+            validated = self._schema.validate(df, lazy=True, inplace=True)
+        except SchemaErrors as exc:
+            for failure in failures_from(exc):
+                self._add(failure)
+            return None
+        return None if self._failures else validated
+
+    def finish(self) -> None:
+        """Decide the whole-table rules; raise one error listing every failure, if any.
+
+        Raises:
+            DataValidationError: column, rule with its limit, number of bad rows and a few
+                offending values, for every rule the table broke.
+        """
+        table = self._table_failures()
+        entirely_null = {f.column for f in table if f.rule == "not_entirely_null"}
+        null_target = self.spec.target if any(
+            f.rule == "target_not_null" for f in table) else None
+        columns = sorted([*self._failures.values(), *self._null_share_failures()], key=self._rank)
+        failures = table + _drop_redundant(columns, entirely_null, null_target)
+        if failures:
+            lines = "\n".join(f"  - {f.describe()}" for f in failures)
+            raise DataValidationError(
+                f"data for '{self.spec.name}' broke {len(failures)} rule(s) "
+                f"({self.rows} rows checked):\n{lines}"
             )
+
+    def _count(self, df: pd.DataFrame) -> None:
+        self.rows += len(df)
+        for c in self.spec.columns:
+            if c.name in df.columns:
+                self._present.add(c.name)
+                self._nulls[c.name] += int(df[c.name].isna().sum())
+        if self.spec.task == "classification" and self.spec.target in df.columns:
+            for value in df[self.spec.target].dropna().unique()[:2]:
+                if len(self._classes) < 2:
+                    self._classes.setdefault(value.item() if hasattr(value, "item") else value)
+
+    def _add(self, failure: Failure) -> None:
+        key = (failure.column, failure.rule)
+        seen = self._failures.get(key)
+        if seen is None:
+            self._failures[key] = failure
+            return
+        examples = list(seen.examples)
+        examples += [v for v in failure.examples if v not in examples]
+        self._failures[key] = replace(
+            seen, count=seen.count + failure.count, examples=tuple(examples[:MAX_EXAMPLES])
         )
-    return failures
+
+    def _null_share_failures(self) -> list[Failure]:
+        failures = []
+        for c in self.spec.columns:
+            nulls = self._nulls[c.name]
+            limit = c.rules.max_null_fraction
+            if _has_null_share_rule(c) and self.rows and nulls / self.rows > limit:
+                failures.append(Failure(
+                    c.name, f"{NULL_FRACTION_CHECK}({limit})", nulls,
+                    detail=f"null share {nulls / self.rows:.1%}",
+                ))
+        return failures
+
+    def _rank(self, failure: Failure) -> tuple[int, int]:
+        """pandera's order for one table: by column, then coercion, nulls, then the checks."""
+        names = [c.name for c in self.spec.columns]
+        if failure.column not in names:
+            return (-1, 0)  # missing columns and rules about the table come first
+        column = self.spec.columns[names.index(failure.column)]
+        rules = ["coerce_dtype", "not_nullable", *(c.name for c in _checks(column)),
+                 NULL_FRACTION_CHECK]
+        rule = failure.rule.split("(")[0]
+        return (names.index(failure.column), rules.index(rule) if rule in rules else len(rules))
+
+    def _table_failures(self) -> list[Failure]:
+        """Rules about the whole table, which a per-column schema cannot express."""
+        spec, rows = self.spec, self.rows
+        failures: list[Failure] = []
+        if rows < spec.min_rows:
+            failures.append(
+                Failure("(table)", f"min_rows({spec.min_rows})", 0, detail=f"only {rows} rows")
+            )
+        if rows:
+            for c in spec.columns:
+                if c.name in self._present and self._nulls[c.name] == rows:
+                    failures.append(
+                        Failure(c.name, "not_entirely_null", 0, detail=f"all {rows} values null")
+                    )
+        failures.extend(self._target_failures())
+        return failures
+
+    def _target_failures(self) -> list[Failure]:
+        spec, rows = self.spec, self.rows
+        if spec.target not in self._present or not rows:
+            return []
+        nulls = self._nulls[spec.target]
+        if nulls == rows:
+            return []  # reported as entirely null
+        failures = []
+        if nulls:
+            failures.append(
+                Failure(spec.target, "target_not_null", nulls, detail="the target must be complete")
+            )
+        if spec.task == "classification" and len(self._classes) < 2:
+            failures.append(
+                Failure(
+                    spec.target,
+                    "target_min_classes(2)",
+                    0,
+                    detail=f"only {len(self._classes)} class: {list(self._classes)}",
+                )
+            )
+        return failures
 
 
 def validate_frame(df: pd.DataFrame, spec: PipelineSpec) -> pd.DataFrame:
@@ -233,21 +330,43 @@ def validate_frame(df: pd.DataFrame, spec: PipelineSpec) -> pd.DataFrame:
         DataValidationError: one error listing every failure: column, rule with its limit,
             number of bad rows and a few offending values.
     """
-    table = _table_failures(df, spec)
-    entirely_null = {f.column for f in table if f.rule == "not_entirely_null"}
-    null_target = spec.target if any(f.rule == "target_not_null" for f in table) else None
-    try:
-        validated = build_schema(spec).validate(df, lazy=True, inplace=True)
-        column_failures: list[Failure] = []
-    except SchemaErrors as exc:
-        validated = None
-        column_failures = _drop_redundant(failures_from(exc, len(df)), entirely_null, null_target)
-    failures = table + column_failures
-    if failures:
-        lines = "\n".join(f"  - {f.describe()}" for f in failures)
-        raise DataValidationError(
-            f"data for '{spec.name}' broke {len(failures)} rule(s) "
-            f"({len(df)} rows checked):\n{lines}"
-        )
+    validator = BatchValidator(spec)
+    validated = validator.check(df)
+    validator.finish()
     logger.info("validated %d rows x %d columns for '%s'", len(df), df.shape[1], spec.name)
     return validated
+
+
+def validate_batches(
+    batches: Iterable[pd.DataFrame], spec: PipelineSpec, writer: FrameWriter
+) -> None:
+    """Validate a table given as batches of rows; write the coerced batches to `writer`.
+
+    Every batch is checked, so the error lists every failure of the whole table; once one
+    failed, nothing more is written (the writer's file is discarded with the error).
+
+    Raises:
+        DataValidationError: as `validate_frame`, for the whole table.
+    """
+    validator = BatchValidator(spec)
+    for batch in batches:
+        validated = validator.check(batch)
+        if validated is not None:
+            writer.write(validated)
+        del batch, validated  # one batch in memory at a time
+    validator.finish()
+    logger.info("validated %d rows for '%s' in batches", validator.rows, spec.name)
+
+
+def validate_checkpoint(raw: FrameRef, spec: PipelineSpec, path: Path) -> FrameRef:
+    """Validate a stage checkpoint a batch at a time into a new one, with the spec's dtypes.
+
+    Raises:
+        DataValidationError: as `validate_frame`; no checkpoint is written then.
+    """
+    try:
+        with FrameWriter(path) as writer:
+            validate_batches(iter_frames(raw), spec, writer)
+    finally:
+        release_memory()
+    return writer.ref

@@ -6,7 +6,7 @@ from typing import NamedTuple
 
 from prefect import get_run_logger, task
 
-from mlops.frames import FrameRef, load_frame, save_frame
+from mlops.frames import FrameRef, frame_columns, load_frame, release_memory, take_rows
 from mlops.lineage import DataRef
 from mlops.spec import PipelineSpec
 from tasks._options import output_path, stage_cache
@@ -24,14 +24,18 @@ def build_features(clean: FrameRef, data: DataRef, spec: PipelineSpec) -> Split:
     The preprocessing itself (impute, scale, encode) is fitted inside the model pipeline in
     `train_model`, on the training rows only, so serving cannot disagree with training.
     """
-    from mlops.features import split_frame  # noqa: PLC0415 - scikit-learn; a cached run never needs it
+    from mlops.features import split_columns, split_positions  # noqa: PLC0415 - scikit-learn; a cached run never needs it
 
-    train, test = split_frame(load_frame(clean), spec)
+    # Only the columns that decide the split are loaded; Arrow gathers the rows of each part.
+    keys = [c for c in split_columns(spec) if c in frame_columns(clean)]
+    train, test = split_positions(load_frame(clean, keys), spec)
     get_run_logger().info(
         "Split (%s): %d training rows, %d holdout rows", spec.split.method, len(train), len(test)
     )
     params = {"data": data, "spec": spec}
-    return Split(
-        save_frame(train, output_path("features", params, "train")),
-        save_frame(test, output_path("features", params, "test")),
+    split = Split(
+        take_rows(clean, train, output_path("features", params, "train")),
+        take_rows(clean, test, output_path("features", params, "test")),
     )
+    release_memory()
+    return split

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import pickle
 import time
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,14 +17,35 @@ from tasks._options import stage_cache
 from tasks.features import Split
 
 
-@dataclass(frozen=True)
 class TrainedModel:
-    """The fitted pipeline and when it was fitted (a cached re-run keeps the original time)."""
+    """The fitted pipeline and when it was fitted (a cached re-run keeps the original time).
 
-    pipeline: Any
-    trained_at: str
-    train_rows: int
-    fit_seconds: float
+    Prefect keeps this result as a pickle. The pipeline inside is pickled on its own and
+    unpickled only when first used: unpickling it imports scikit-learn (1-2 s), which a re-run
+    that finds its champion unchanged never needs.
+    """
+
+    def __init__(self, pipeline: Any, trained_at: str, train_rows: int, fit_seconds: float):
+        self._pipeline = pipeline
+        self._pickled: bytes | None = None
+        self.trained_at = trained_at
+        self.train_rows = train_rows
+        self.fit_seconds = fit_seconds
+
+    @property
+    def pipeline(self) -> Any:
+        if self._pipeline is None:
+            self._pipeline = pickle.loads(self._pickled)  # noqa: S301 - our own result store
+        return self._pipeline
+
+    def __getstate__(self) -> dict[str, Any]:
+        if self._pickled is None:
+            self._pickled = pickle.dumps(self._pipeline, protocol=pickle.HIGHEST_PROTOCOL)
+        return {**self.__dict__, "_pipeline": None}
+
+    def __repr__(self) -> str:
+        return (f"TrainedModel(trained_at={self.trained_at!r}, train_rows={self.train_rows}, "
+                f"fit_seconds={self.fit_seconds:.1f})")
 
 
 @task(**stage_cache("train"))

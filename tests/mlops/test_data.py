@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
 import pytest
 
-from mlops.data import conform_columns, read_table
+from mlops.data import conform_columns, conform_table, read_arrow, read_table
 from mlops.errors import DataLoadError, DataValidationError
 from mlops.spec import PipelineSpec
 from mlops.storage import list_data_files
@@ -147,3 +148,73 @@ class TestConformColumns:
         df = generated_churn.drop(columns=["age"]).assign(score=1.0)
         with pytest.raises(DataValidationError, match=r"missing columns.*age.*extra.*score"):
             conform_columns(df, churn_yaml)
+
+
+class TestArrow:
+    """`read_arrow` and `conform_table`: the load stage's path, with no DataFrame in between."""
+
+    def test_read_arrow_reads_what_read_table_reads(self, tmp_path: Path) -> None:
+        pd.DataFrame({"a": [1, 2]}).to_parquet(tmp_path / "p0.parquet")
+        pd.DataFrame({"a": [None, 4.5]}).to_parquet(tmp_path / "p1.parquet")
+        files = list_data_files(str(tmp_path))
+        pd.testing.assert_frame_equal(read_arrow(files).to_pandas(), read_table(files))
+        _small().to_csv(tmp_path / "c.csv", index=False)
+        csv = list_data_files(str(tmp_path / "c.csv"))
+        pd.testing.assert_frame_equal(read_arrow(csv).to_pandas(), read_table(csv))
+
+    def test_read_arrow_refuses_what_read_table_refuses(self, tmp_path: Path) -> None:
+        (tmp_path / "bad.parquet").write_bytes(b"PAR1 this is not parquet at all")
+        with pytest.raises(DataLoadError, match="cannot read parquet file .*bad.parquet"):
+            read_arrow(list_data_files(str(tmp_path)))
+        with pytest.raises(DataLoadError, match="no data files"):
+            read_arrow([])
+
+    def test_conform_table_names_and_orders_like_conform_columns(
+        self, churn_yaml: PipelineSpec, generated_churn: pd.DataFrame
+    ) -> None:
+        messy = generated_churn.rename(columns={"tenure_months": "Tenure Months", "age": "AGE"})
+        messy = messy[list(reversed(messy.columns))]
+        table = conform_table(pa.Table.from_pandas(messy, preserve_index=False), churn_yaml)
+        assert table.schema.metadata is None  # the file's pandas metadata named other columns
+        pd.testing.assert_frame_equal(table.to_pandas(), conform_columns(messy, churn_yaml))
+
+    def test_conform_table_fails_like_conform_columns(
+        self, churn_yaml: PipelineSpec, generated_churn: pd.DataFrame
+    ) -> None:
+        df = generated_churn.drop(columns=["age"]).assign(score=1.0)
+        with pytest.raises(DataValidationError) as expected:
+            conform_columns(df, churn_yaml)
+        with pytest.raises(DataValidationError) as got:
+            conform_table(pa.Table.from_pandas(df), churn_yaml)
+        assert str(got.value) == str(expected.value)
+
+    def test_columns_are_read_into_the_spec_types_when_that_loses_nothing(self) -> None:
+        spec = PipelineSpec.model_validate({
+            "name": "types", "data": {"url": "unused"}, "target": "y",
+            "task": "classification", "model": {"estimator": "x.Y"},
+            "evaluation": {"primary_metric": "roc_auc"},
+            "columns": [
+                {"name": "i", "dtype": "int"}, {"name": "f", "dtype": "float"},
+                {"name": "c", "dtype": "category"}, {"name": "t", "dtype": "datetime"},
+                {"name": "text_int", "dtype": "int"}, {"name": "big", "dtype": "int"},
+                {"name": "y", "dtype": "bool"},
+            ],
+        })
+        table = conform_table(pa.table({
+            "i": pa.array([1, None], pa.int32()),
+            "f": pa.array([1.5, 2], pa.float32()),
+            "c": pa.array(["a", None]).dictionary_encode(),
+            "t": pa.array([0, 10**6], pa.timestamp("us")),
+            "text_int": pa.array(["1", "two"]),
+            "big": pa.array([1, 2**63], pa.uint64()),
+            "y": pa.array([True, False]),
+        }), spec)
+        assert table.schema.types == [
+            pa.int64(), pa.float64(), pa.large_string(), pa.timestamp("ns"),
+            pa.string(),  # not an integer type: validation reports 'two'
+            pa.uint64(),  # 2**63 does not fit int64: validation reports it
+            pa.bool_(),
+        ]
+        assert table.column("i").to_pylist() == [1, None]
+        assert table.column("c").to_pylist() == ["a", None]
+        assert table.column("t").cast(pa.int64()).to_pylist() == [0, 10**9]

@@ -13,7 +13,9 @@ from mlops.features import (
     build_preprocessor,
     feature_frame,
     fit_pipeline,
+    split_columns,
     split_frame,
+    split_positions,
     target_series,
 )
 
@@ -69,6 +71,16 @@ def test_time_split_puts_the_latest_rows_in_test(churn):
     assert len(train) + len(test) == len(churn)
     assert 0.25 <= len(test) / len(churn) < 0.30  # rows sharing the cutoff date all go to test
     assert split_frame(churn, spec)[1].index.equals(test.index)
+
+
+@pytest.mark.parametrize("method", ["time", "random"])
+def test_split_positions_need_only_the_split_columns(churn, method):
+    spec = churn_spec({"split.method": method})
+    assert split_columns(spec) == ["churned", "signup_date"]  # the time column stays named
+    train, test = split_positions(churn[split_columns(spec)], spec)
+    expected_train, expected_test = split_frame(churn, spec)
+    pd.testing.assert_frame_equal(churn.iloc[train], expected_train)
+    pd.testing.assert_frame_equal(churn.iloc[test], expected_test)
 
 
 def test_time_split_with_one_timestamp_leaves_no_training_rows(churn):

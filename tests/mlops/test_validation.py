@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from mlops import frames
 from mlops.errors import DataValidationError
 from mlops.spec import PipelineSpec
-from mlops.validation import build_schema, validate_frame
+from mlops.validation import (
+    BatchValidator,
+    build_schema,
+    validate_batches,
+    validate_checkpoint,
+    validate_frame,
+)
 
 
 def _spec(columns: list[dict[str, Any]], **extra: Any) -> PipelineSpec:
@@ -195,3 +203,96 @@ def test_regression_target_needs_no_classes() -> None:
 def test_missing_column_is_reported() -> None:
     message = _message(_tiny_frame().drop(columns=["x"]), TINY)
     assert "x: column_in_dataframe: the column is missing" in message
+
+
+# --- batch by batch ---------------------------------------------------------------------------
+
+
+def _broken_churn(generated_churn: pd.DataFrame) -> pd.DataFrame:
+    """Every kind of failure, spread over the rows: early, late and throughout."""
+    df = generated_churn.copy()
+    df["monthly_charges"] = df["monthly_charges"].astype(object)
+    df.loc[df.index[:3], "monthly_charges"] = [600.0, 700.0, 800.0]
+    df.loc[df.index[3:40], "monthly_charges"] = np.nan  # with 3 of its own: 6.7% null share
+    df.loc[df.index[[1, 300, 599]], "contract"] = ["weekly", "daily", "weekly"]
+    df["tenure_months"] = df["tenure_months"].astype(object)
+    df.loc[df.index[[0, 598]], "tenure_months"] = ["ten", "eleven"]
+    df.loc[df.index[200:210], "region"] = None
+    df.loc[df.index[-7:], "num_products"] = [99, 98, 97, 96, 95, 94, 93]
+    df["age"] = np.nan
+    return df
+
+
+def _batches(df: pd.DataFrame, size: int) -> list[pd.DataFrame]:
+    return [df.iloc[i:i + size].copy() for i in range(0, len(df), size)]
+
+
+class _Collect:
+    def __init__(self) -> None:
+        self.parts: list[pd.DataFrame] = []
+
+    def write(self, part: pd.DataFrame) -> None:
+        self.parts.append(part)
+
+
+@pytest.mark.parametrize("size", [1, 7, 250, 600])
+def test_batches_give_the_message_of_the_whole_table(
+    churn_yaml: PipelineSpec, generated_churn: pd.DataFrame, size: int
+) -> None:
+    broken = _broken_churn(generated_churn)
+    whole = _message(broken.copy(), churn_yaml)
+    assert "monthly_charges: max_null_fraction(0.05): 40 bad rows; null share 6.7%" in whole
+    assert "num_products: less_than_or_equal_to(10.0): 7 bad rows, e.g. [99, 98, 97, 96, 95]" \
+        in whole
+    sink = _Collect()
+    with pytest.raises(DataValidationError) as info:
+        validate_batches(_batches(broken, size), churn_yaml, sink)
+    assert str(info.value) == whole
+
+
+@pytest.mark.parametrize("size", [1, 64, 600])
+def test_valid_batches_come_out_coerced_and_complete(
+    churn_yaml: PipelineSpec, generated_churn: pd.DataFrame, size: int
+) -> None:
+    sink = _Collect()
+    validate_batches(_batches(generated_churn, size), churn_yaml, sink)
+    out = pd.concat(sink.parts)
+    expected = validate_frame(generated_churn.copy(), churn_yaml)
+    pd.testing.assert_frame_equal(out, expected)
+
+
+def test_table_rules_count_over_all_batches(churn_yaml: PipelineSpec,
+                                            generated_churn: pd.DataFrame) -> None:
+    df = generated_churn.copy()
+    df["churned"] = 0
+    df.loc[df.index[-1], "churned"] = 1  # the second class only in the last batch
+    validate_batches(_batches(df, 100), churn_yaml, _Collect())
+    with pytest.raises(DataValidationError, match=r"min_rows\(500\): only 400 rows"):
+        validate_batches(_batches(generated_churn.head(400), 100), churn_yaml, _Collect())
+
+
+def test_a_checkpoint_is_validated_into_a_new_one_or_none(
+    churn_yaml: PipelineSpec, generated_churn: pd.DataFrame, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with frames.FrameWriter(tmp_path / "raw.arrow") as writer:
+        for part in _batches(generated_churn, 60):
+            writer.write(part)
+    monkeypatch.setattr(frames, "BATCH_ROWS", 100)
+    seen: list[int] = []
+    check = BatchValidator.check
+    monkeypatch.setattr(BatchValidator, "check", lambda self, df: seen.append(len(df)) or check(
+        self, df))
+    clean = validate_checkpoint(writer.ref, churn_yaml, tmp_path / "clean.arrow")
+    assert seen == [120] * 5  # never the whole table at once
+    assert clean.rows == 600
+    pd.testing.assert_frame_equal(
+        frames.load_frame(clean), validate_frame(generated_churn.copy(), churn_yaml)
+    )
+    broken = _broken_churn(generated_churn)
+    broken["tenure_months"] = broken["tenure_months"].astype(str)  # a type Arrow can store
+    with pytest.raises(DataValidationError, match="broke 7 rule"):
+        validate_checkpoint(frames.save_frame(broken, tmp_path / "broken.arrow"), churn_yaml,
+                            tmp_path / "never.arrow")
+    left = sorted(p.name for p in tmp_path.iterdir())
+    assert left == ["broken.arrow", "clean.arrow", "raw.arrow"]  # no partial checkpoint

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +27,7 @@ from tasks._options import IO_RETRY_DELAYS, retry_transient
 from tasks.data import load_data, locate_data, read_spec, validate_data
 from tests.tasks._stages import (
     CHURN_YAML,
+    ROOT,
     STAGE_NAMES,
     Stages,
     fresh_ref,
@@ -218,6 +221,31 @@ def test_locate_data_refuses_a_folder_without_data(tmp_path):
         locate_data(spec)
 
 
+def test_an_estimator_that_cannot_fit_stops_the_load_before_it_reads(
+    tmp_path, churn_dir, state_dir, monkeypatch
+):
+    # read_spec only checks the import path; load_data imports the estimator before any read.
+    spec_path = write_spec(tmp_path, "dict", {"model.estimator": "collections.OrderedDict"})
+    calls = _count_reads(monkeypatch)
+    stages = Stages()
+    with pytest.raises(SpecError, match="'collections.OrderedDict' has no fit/predict"):
+        run_stages(spec_path, churn_dir, run_dir=str(tmp_path / "run"), stages=stages)
+    assert STAGE_NAMES[len(stages.done)] == "load_data"
+    assert calls == []
+
+
+def test_read_spec_does_not_import_the_estimator():
+    probe = (
+        "import sys\n"
+        "from tasks.data import read_spec\n"
+        f"read_spec.fn({CHURN_YAML!r})\n"
+        "print('sklearn' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True,
+                          text=True, check=True)
+    assert done.stdout.strip() == "False"  # scikit-learn takes 1-2 s; a cached run needs none
+
+
 def test_read_spec_names_a_missing_spec_file(tmp_path):
     with pytest.raises(SpecError, match="spec file not found: .*nope.yaml"):
         read_spec(str(tmp_path / "nope.yaml"))
@@ -228,15 +256,15 @@ def test_read_spec_names_a_missing_spec_file(tmp_path):
 
 def _count_reads(monkeypatch: pytest.MonkeyPatch, fail_first: Exception | None = None) -> list:
     """Count load_data's reads; optionally the first one fails with `fail_first`."""
-    real, calls = tasks.data.read_table, []
+    real, calls = tasks.data.read_arrow, []
 
-    def read_table(files, fmt="auto"):
+    def read_arrow(files, fmt="auto"):
         calls.append(files)
         if fail_first is not None and len(calls) == 1:
             raise fail_first
         return real(files, fmt)
 
-    monkeypatch.setattr(tasks.data, "read_table", read_table)
+    monkeypatch.setattr(tasks.data, "read_arrow", read_arrow)
     return calls
 
 

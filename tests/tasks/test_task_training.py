@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import pickle
+import subprocess
+import sys
 from datetime import UTC, datetime
 
 import numpy as np
@@ -16,6 +19,7 @@ from mlops.spec import load_spec
 from tasks.training import TrainedModel, train_model
 from tests.tasks._stages import (
     CHURN_YAML,
+    ROOT,
     STAGE_NAMES,
     Stages,
     fresh_ref,
@@ -53,6 +57,27 @@ def test_training_is_deterministic_and_a_cached_rerun_keeps_its_time(stages):
     assert refit.trained_at != stages.trained.trained_at
     np.testing.assert_array_equal(
         refit.pipeline.predict_proba(_features(stages)),
+        stages.trained.pipeline.predict_proba(_features(stages)),
+    )
+
+
+def test_the_pipeline_of_a_stored_result_is_unpickled_only_when_used(stages):
+    # Prefect stores the result as a pickle; a re-run that retains its champion never uses the
+    # pipeline, so reading the result back must not import scikit-learn (1-2 s).
+    probe = (
+        "import pickle, sys\n"
+        "trained = pickle.loads(sys.stdin.buffer.read())\n"
+        "print('sklearn' in sys.modules, trained.train_rows, trained.trained_at)\n"
+        "print(type(trained.pipeline).__name__, 'sklearn' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], input=pickle.dumps(stages.trained),
+                          cwd=ROOT, capture_output=True, check=True)
+    assert done.stdout.decode().split() == [
+        "False", "1125", stages.trained.trained_at, "Pipeline", "True"
+    ]
+    again = pickle.loads(pickle.dumps(stages.trained))
+    np.testing.assert_array_equal(
+        again.pipeline.predict_proba(_features(stages)),
         stages.trained.pipeline.predict_proba(_features(stages)),
     )
 
