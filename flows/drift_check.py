@@ -13,6 +13,7 @@ from typing import Any
 from prefect import flow, get_run_logger
 from prefect.states import Completed, State
 
+from flows import _engine
 from mlops.drift import DriftResult
 from mlops.drift_report import drift_markdown
 from mlops.spec import PipelineSpec
@@ -26,6 +27,8 @@ from tasks.drift import (
     write_drift_report,
 )
 from tasks.retraining import find_active_training, flow_name_of, start_training
+
+_engine.install()  # a flow run ends when its work does (see flows/_engine.py)
 
 
 @flow(name="drift-check", log_prints=False)

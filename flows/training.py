@@ -11,6 +11,7 @@ from pathlib import Path
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 
+from flows import _engine
 from mlops.settings import get_settings
 from mlops.spec import PipelineSpec
 from tasks._options import run_stage
@@ -22,6 +23,8 @@ from tasks.evaluation import evaluate_vs_champion
 from tasks.features import build_features
 from tasks.registry import register_model
 from tasks.training import train_model
+
+_engine.install()  # a flow run ends when its work does (see flows/_engine.py)
 
 
 @flow(name="training", log_prints=False)

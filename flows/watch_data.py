@@ -11,8 +11,11 @@ from pathlib import Path
 
 from prefect import flow, get_run_logger
 
+from flows import _engine
 from mlops.storage import protocol_of
 from tasks.watch import announce, data_event, look, remember
+
+_engine.install()  # a flow run ends when its work does (see flows/_engine.py)
 
 
 @flow(name="watch-data", log_prints=False)
