@@ -111,7 +111,7 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
-    parser.add_argument("--repeat", type=int, default=3, help="rounds of the overhead runs")
+    parser.add_argument("--repeat", type=int, default=5, help="rounds of the overhead runs")
     parser.add_argument("--scaling", default="100000,1000000,10000000")
     args = parser.parse_args()
     shutil.rmtree(WORK / "state", ignore_errors=True)
@@ -177,12 +177,21 @@ def _overhead(rows: int, repeat: int, api_url: str, endpoint_url: str) -> list[s
     ]
 
 
+FOOTPRINT_ROWS = 2_000
+
+
 def _scaling(sizes: list[int], api_url: str, endpoint_url: str) -> list[str]:
+    # The flow's fixed footprint (interpreter, Prefect, pandas, pyarrow, scikit-learn, pandera,
+    # skops, matplotlib): its peak on a table too small to matter.
+    tiny = _step("flow", _data(FOOTPRINT_ROWS), _env("scale-footprint", api_url, endpoint_url),
+                 f"flow-{FOOTPRINT_ROWS}")
+    footprint = tiny["peak_rss_bytes"]
     lines = [
         "## Scaling (first run, fresh state)", "",
         "| rows | flow wall time | flow peak RSS | plain wall time | plain peak RSS "
-        "| loaded table in memory | flow peak / table | target |",
-        "|---|---|---|---|---|---|---|---|",
+        "| loaded table in memory | flow peak / table | target | flow peak above footprint "
+        "/ table |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     stages: dict[int, tuple[int, dict[str, int]]] = {}
     for rows in sizes:
@@ -192,12 +201,21 @@ def _scaling(sizes: list[int], api_url: str, endpoint_url: str) -> list[str]:
         plain = _step("plain", data, _env(f"scale-plain-{rows}", api_url, endpoint_url),
                       f"plain-{rows}")
         ratio = run["peak_rss_bytes"] / table
+        above = (run["peak_rss_bytes"] - footprint) / table
         stages[rows] = (table, run.get("stage_peaks", {}))
         lines.append(
             f"| {rows:,} | {run['wall_s']:.1f} s | {_gib(run['peak_rss_bytes'])} | "
             f"{plain['wall_s']:.1f} s | {_gib(plain['peak_rss_bytes'])} | {_gib(table)} "
-            f"| {ratio:.1f}x | <= 3x {'met' if ratio <= 3 else 'NOT met'} |"
+            f"| {ratio:.1f}x | <= 3x {'met' if ratio <= 3 else 'NOT met'} | {above:.1f}x |"
         )
+    lines += [
+        "",
+        f"The footprint is the flow's peak on {FOOTPRINT_ROWS:,} rows: {_gib(footprint)}, what "
+        "the process holds whatever the data (interpreter, Prefect, pandas, pyarrow, "
+        "scikit-learn, pandera, skops, matplotlib). The issue's ratio counts it against the "
+        "table, so at 100,000 rows (16 MiB) no Python process with these libraries can meet "
+        "3x; the last column is what grows with the data.",
+    ]
     return [*lines, "", *_stage_table(stages)]
 
 
