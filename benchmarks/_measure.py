@@ -62,9 +62,19 @@ def code_version() -> str:
     return f"commit {head}" + (" with uncommitted changes" if dirty else "")
 
 
+_CODE_AT_START = code_version()  # a benchmark module imports this first, before it measures
+
+
 def stamp() -> str:
-    """When, and on which code: goes into every results file's first line."""
-    return f"{datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')} on {code_version()},"
+    """When, and on which code: goes into every results file's first line.
+
+    The code is the one at the start of the run; if tracked files changed while it ran, the
+    line says so rather than naming a commit the figures were not measured on.
+    """
+    now = code_version()
+    code = _CODE_AT_START if now == _CODE_AT_START else (
+        f"{_CODE_AT_START} (the checkout changed during the run: now {now})")
+    return f"{datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')} on {code},"
 
 
 def prefect_server(home: Path, log: Path) -> tuple[subprocess.Popen, str]:
