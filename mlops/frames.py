@@ -77,6 +77,19 @@ def load_frame(ref: FrameRef, columns: list[str] | None = None) -> pd.DataFrame:
     return _mapped(ref, columns).to_pandas(self_destruct=True, split_blocks=True)
 
 
+def sample_frame(ref: FrameRef, n: int, seed: int,
+                 columns: list[str] | None = None) -> pd.DataFrame:
+    """`n` random rows of the checkpoint: the rows, order and dtypes that
+    `load_frame(ref, columns).sample(n, random_state=seed).reset_index(drop=True)` gives,
+    gathered from the memory-mapped file without converting the rest of the table.
+    """
+    n = min(n, ref.rows)
+    # pandas' DataFrame.sample draws its positions exactly so
+    positions = np.random.RandomState(seed).choice(ref.rows, size=n, replace=False)
+    table = _mapped(ref, columns).take(pa.array(positions.astype("int64")))
+    return table.to_pandas(self_destruct=True, split_blocks=True)
+
+
 def frame_columns(ref: FrameRef) -> list[str]:
     """The checkpoint's column names, read from its schema alone."""
     with pa.memory_map(ref.path) as source:

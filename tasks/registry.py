@@ -7,7 +7,7 @@ from prefect.runtime import flow_run
 
 from mlops.backends import registry_for
 from mlops.bundle import dump_model, feature_dtypes
-from mlops.frames import load_frame
+from mlops.frames import sample_frame
 from mlops.lineage import DataRef, code_version
 from mlops.registry import ModelVersion
 from mlops.settings import get_settings
@@ -52,15 +52,17 @@ def register_model(
 ) -> ModelVersion:
     """Write model, manifest and reference sample; the registry assigns the version."""
     names = [c.name for c in spec.feature_columns]
-    train = load_frame(split.train, [*names, spec.target])
-    sample = train.sample(n=min(spec.reference_rows, len(train)), random_state=spec.split.seed)
+    # the reference sample, gathered from the training checkpoint (not the whole table);
+    # its dtypes are the table's: checkpoints carry pandas' dtypes in their schema
+    sample = sample_frame(split.train, spec.reference_rows, spec.split.seed,
+                          [*names, spec.target])
     registry = registry_for(spec, get_settings())
     version = registry.register(
         spec.model_name,
         model_bytes=dump_model(trained.pipeline),
-        features=feature_dtypes(train, names),
+        features=feature_dtypes(sample, names),
         lineage=_lineage(trained, split, data, spec, evaluation, source_rows),
-        reference=sample.reset_index(drop=True),
+        reference=sample,
     )
     get_run_logger().info("Registered %s version %s", version.name, version.version)
     return version

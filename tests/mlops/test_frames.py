@@ -16,6 +16,7 @@ from mlops.frames import (
     iter_frames,
     load_frame,
     release_memory,
+    sample_frame,
     save_frame,
     take_rows,
 )
@@ -106,3 +107,27 @@ def test_release_memory_keeps_live_tables(tmp_path):
     kept = load_frame(ref)
     release_memory()
     pd.testing.assert_frame_equal(kept, _frame(1000))
+
+
+@pytest.mark.parametrize("n", [1, 7, 250, 400])
+def test_sample_frame_is_what_pandas_sample_gives(tmp_path, n):
+    """Same rows, order and dtypes as sampling the whole loaded table, including a nullable
+    column whose sample holds no null (its dtype must stay the table's)."""
+    ref = save_frame(_frame(300), tmp_path / "a.arrow")
+    whole = load_frame(ref, ["m", "s", "n"])
+    expected = whole.sample(n=min(n, len(whole)), random_state=11).reset_index(drop=True)
+    got = sample_frame(ref, n, 11, ["m", "s", "n"])
+    pd.testing.assert_frame_equal(got, expected)
+    assert got.dtypes.to_dict() == whole.dtypes.to_dict()
+
+
+def test_sample_frame_keeps_dtypes_when_the_sample_has_no_nulls(tmp_path):
+    """Column m is null on every third row: a one-row sample of a non-null row stays Int64."""
+    ref = save_frame(_frame(300), tmp_path / "a.arrow")
+    for seed in range(20):
+        got = sample_frame(ref, 1, seed, ["m"])
+        if got["m"].notna().all():
+            break
+    else:
+        raise AssertionError("no seed drew a non-null row")
+    assert str(got["m"].dtype) == "Int64"
