@@ -6,6 +6,8 @@ cache on an unchanged re-run, and that failures leave the registry and the traff
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from prefect import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
@@ -26,13 +28,20 @@ STRONG = {"model.params": {"max_iter": 120, "learning_rate": 0.08}}
 
 
 def _task_states(flow_state) -> dict[str, str]:
+    """Each task's final state name. The server records task-run states from events, after
+    the flow has returned, so this waits (up to 30 s) until every task run has a final state."""
     flow_run_id = flow_state.state_details.flow_run_id
     with get_client(sync_client=True) as client:
-        runs = client.read_task_runs(
-            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])),
-            sort=TaskRunSort.EXPECTED_START_TIME_ASC, limit=200,
-        )
-    return {run.task_key.rsplit("-", 1)[0]: run.state.name for run in runs}
+        for _ in range(150):
+            runs = client.read_task_runs(
+                flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])),
+                sort=TaskRunSort.EXPECTED_START_TIME_ASC, limit=200,
+            )
+            if runs and all(run.state is not None and run.state.is_final() for run in runs):
+                break
+            time.sleep(0.2)
+    return {run.task_key.rsplit("-", 1)[0]: run.state.name if run.state else "(no state yet)"
+            for run in runs}
 
 
 def _endpoint(stack) -> LocalEndpointClient:
