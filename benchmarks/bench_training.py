@@ -27,14 +27,9 @@ import os
 import secrets
 import shutil
 import statistics
-import subprocess
-import sys
-import time
 from pathlib import Path
 
-import httpx
-
-from benchmarks._measure import machine, run_measured, stamp
+from benchmarks._measure import machine, prefect_server, run_measured, stamp
 from benchmarks._peaks import OUTSIDE
 from mlops.datasets import write_churn
 from mlops.settings import Settings
@@ -60,26 +55,6 @@ def _data(rows: int) -> str:
         write_churn(str(folder), n_rows=rows, partitions=max(1, rows // 1_000_000), seed=1)
         (folder / ".done").touch()
     return str(folder)
-
-
-def _prefect_server(home: Path) -> tuple[subprocess.Popen, str]:
-    port = _free_port()
-    env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
-    log = open(WORK / "prefect-server.log", "wb")  # noqa: SIM115 - lives as long as the server
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
-         "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}/api"
-    for _ in range(240):
-        try:
-            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                return proc, url
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    raise RuntimeError("Prefect server did not start; see prefect-server.log")
 
 
 def _env(name: str, api_url: str, endpoint_url: str) -> dict[str, str]:
@@ -117,7 +92,7 @@ def main() -> None:
     shutil.rmtree(WORK / "state", ignore_errors=True)
     WORK.mkdir(parents=True, exist_ok=True)
     load_start = os.getloadavg()[0]
-    server, api_url = _prefect_server(WORK / "prefect-server-home")
+    server, api_url = prefect_server(WORK / "prefect-server-home", WORK / "prefect-server.log")
     # The endpoint and every contender share these keys through the environment.
     os.environ.setdefault("MLOPS_ENDPOINT_KEY", secrets.token_urlsafe(24))
     os.environ.setdefault("MLOPS_ENDPOINT_ADMIN_KEY", secrets.token_urlsafe(24))

@@ -63,7 +63,8 @@ def plain(data_url: str) -> dict:
     version = registry_for(spec, settings).register(
         spec.model_name, model_bytes=dump_model(model), features=feature_dtypes(train, names),
         lineage={"target": spec.target, "task": spec.task, "metrics": metrics},
-        reference=train.sample(n=spec.reference_rows, random_state=0)[[*names, spec.target]],
+        reference=train.sample(n=min(spec.reference_rows, len(train)),
+                               random_state=0)[[*names, spec.target]],
     )
     client = endpoint_for(spec, settings)
     live = [k for k, v in client.state()["traffic"].items() if v > 0]
