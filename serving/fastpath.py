@@ -159,17 +159,21 @@ def _imputer(step: Any, kind: str) -> Step:
     return impute
 
 
-def _standard(step: Any, kind: str) -> Step:
-    mean = step.mean_ if step.with_mean else None
-    scale = step.scale_ if step.with_std else None
+def _shift_and_scale(shift: np.ndarray | None, scale: np.ndarray | None) -> Step:
+    """(X - shift) / scale, each part left out when the fitted scaler does not use it."""
 
-    def standardize(X: np.ndarray) -> np.ndarray:
+    def apply(X: np.ndarray) -> np.ndarray:
         X = _refuse_infinity(X)
-        if mean is not None:
-            X = X - mean
+        if shift is not None:
+            X = X - shift
         return X / scale if scale is not None else X
 
-    return standardize
+    return apply
+
+
+def _standard(step: Any, kind: str) -> Step:
+    return _shift_and_scale(step.mean_ if step.with_mean else None,
+                            step.scale_ if step.with_std else None)
 
 
 def _minmax(step: Any, kind: str) -> Step:
@@ -184,16 +188,8 @@ def _minmax(step: Any, kind: str) -> Step:
 
 
 def _robust(step: Any, kind: str) -> Step:
-    center = step.center_ if step.with_centering else None
-    scale = step.scale_ if step.with_scaling else None
-
-    def recenter(X: np.ndarray) -> np.ndarray:
-        X = _refuse_infinity(X)
-        if center is not None:
-            X = X - center
-        return X / scale if scale is not None else X
-
-    return recenter
+    return _shift_and_scale(step.center_ if step.with_centering else None,
+                            step.scale_ if step.with_scaling else None)
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import types
+from contextlib import contextmanager
 
 import prefect.flow_engine as prefect_engine
 from prefect import flow, task
@@ -30,7 +31,7 @@ def test_installed_over_the_locked_prefect():
 
 
 def test_other_prefect_code_is_left_alone(monkeypatch):
-    @__import__("contextlib").contextmanager
+    @contextmanager
     def someone_elses(engine, join_on_exit=True):
         yield
 
