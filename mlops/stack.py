@@ -281,21 +281,30 @@ def down(settings: Settings, timeout_s: float = 15.0) -> None:
             if _alive(member):
                 os.kill(member, signal.SIGKILL)
                 logger.warning("%s: pid %s did not stop in time; killed", name, member)
+                gone_by = time.monotonic() + 5  # SIGKILL is delivered, not waited for
+                while _alive(member) and time.monotonic() < gone_by:
+                    time.sleep(0.05)
         logger.info("Stopped %s (pid %s%s)", name, family[0],
                     f" and {len(family) - 1} child process(es)" if len(family) > 1 else "")
     (settings.state_dir / "stack.env").unlink(missing_ok=True)
 
 
 def _alive(pid: int) -> bool:
+    """Running; a process that has exited but not been reaped yet (a zombie) is not."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    try:  # a stopped child of ours stays a zombie until reaped
-        done, _ = os.waitpid(pid, os.WNOHANG)
-        return done == 0
+    try:  # a stopped child of ours stays a zombie until we reap it
+        if os.waitpid(pid, os.WNOHANG)[0]:
+            return False
     except ChildProcessError:
-        return True
+        pass  # not our child: its own parent reaps it
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
 
 
 def status(settings: Settings) -> None:
