@@ -22,11 +22,12 @@ from serving.bundle import (
     check_trusted,
     sha256_bytes,
 )
+from serving.skops_import import import_skops_io
 
 
 def dump_model(model: Any) -> bytes:
     """Serialize a fitted pipeline with skops, refusing types we would not load back."""
-    import skops.io as sio  # noqa: PLC0415
+    sio = import_skops_io()
 
     data = sio.dumps(model)
     check_trusted(sio.get_untrusted_types(data=data))

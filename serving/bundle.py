@@ -22,6 +22,7 @@ from typing import Any
 
 import fsspec
 
+from serving.skops_import import import_skops_io
 from serving.storage import open_fs
 
 MODEL_FILE = "model.skops"
@@ -114,7 +115,7 @@ def load_bundle(url: str, storage_options: dict[str, Any] | None = None) -> Bund
         BundleLoadError: a file is missing, the sha256 differs from the manifest's, or the
             model holds a type outside the allow-list.
     """
-    import skops.io as sio  # noqa: PLC0415 - sklearn comes with it; only loaders pay for it
+    sio = import_skops_io()  # sklearn comes with it; only loaders pay for it
 
     fs, root = open_fs(url, storage_options)
     root = root.rstrip("/")

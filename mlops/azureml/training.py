@@ -95,8 +95,9 @@ def wait_for_job(ml_client: MLClient, name: str, timeout_s: float, poll_s: float
 
 def read_trained_model(folder: Path) -> tuple[Any, dict[str, Any]]:
     """The pipeline a job wrote, refused if its digest or a type in it is not what we trust."""
-    import skops.io as sio  # noqa: PLC0415
+    from serving.skops_import import import_skops_io  # noqa: PLC0415
 
+    sio = import_skops_io()
     try:
         info = json.loads((folder / TRAINED_INFO_FILE).read_text())
         data = (folder / TRAINED_MODEL_FILE).read_bytes()
