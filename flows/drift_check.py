@@ -13,7 +13,7 @@ from typing import Any
 from prefect import flow, get_run_logger
 from prefect.states import Completed, State
 
-from flows import _engine
+from flows import _engine, _exit
 from mlops.drift import DriftResult
 from mlops.drift_report import drift_markdown
 from mlops.spec import PipelineSpec
@@ -29,6 +29,7 @@ from tasks.drift import (
 from tasks.retraining import find_active_training, flow_name_of, start_training
 
 _engine.install()  # a flow run ends when its work does (see flows/_engine.py)
+_exit.install()  # and its process exits without a last collection of the heap (flows/_exit.py)
 
 
 @flow(name="drift-check", log_prints=False)

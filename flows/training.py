@@ -11,7 +11,7 @@ from pathlib import Path
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 
-from flows import _engine
+from flows import _engine, _exit
 from mlops.settings import get_settings
 from mlops.spec import PipelineSpec
 from tasks._options import run_stage
@@ -25,6 +25,7 @@ from tasks.registry import register_model
 from tasks.training import train_model
 
 _engine.install()  # a flow run ends when its work does (see flows/_engine.py)
+_exit.install()  # and its process exits without a last collection of the heap (flows/_exit.py)
 
 
 @flow(name="training", log_prints=False)
