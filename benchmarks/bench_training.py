@@ -69,11 +69,11 @@ def _env(name: str, api_url: str, endpoint_url: str) -> dict[str, str]:
     }
 
 
-def _step(step: str, data: str, env: dict[str, str], label: str) -> dict:
+def _step(step: str, data: str, env: dict[str, str], label: str, *options: str) -> dict:
     load = os.getloadavg()[0]
     logger.info("Running %s (load average %.2f)", label, load)
-    result = run_measured(["benchmarks.training_steps", step, "--data", data], env=env,
-                          log=WORK / f"{label}.log")
+    result = run_measured(["benchmarks.training_steps", step, "--data", data, *options],
+                          env=env, log=WORK / f"{label}.log")
     logger.info("%s: %.1f s, peak %.0f MB", label, result["wall_s"], result["peak_rss_bytes"] / 1e6)
     return {**result, "load": load}
 
@@ -159,7 +159,7 @@ def _scaling(sizes: list[int], api_url: str, endpoint_url: str) -> list[str]:
     # The flow's fixed footprint (interpreter, Prefect, pandas, pyarrow, scikit-learn, pandera,
     # skops, matplotlib): its peak on a table too small to matter.
     tiny = _step("flow", _data(FOOTPRINT_ROWS), _env("scale-footprint", api_url, endpoint_url),
-                 f"flow-{FOOTPRINT_ROWS}")
+                 f"flow-{FOOTPRINT_ROWS}", "--stage-peaks")
     footprint = tiny["peak_rss_bytes"]
     lines = [
         "## Scaling (first run, fresh state)", "",
@@ -172,7 +172,8 @@ def _scaling(sizes: list[int], api_url: str, endpoint_url: str) -> list[str]:
     for rows in sizes:
         data = _data(rows)
         table = _step("table", data, {}, f"table-{rows}")["table_bytes"]
-        run = _step("flow", data, _env(f"scale-{rows}", api_url, endpoint_url), f"flow-{rows}")
+        run = _step("flow", data, _env(f"scale-{rows}", api_url, endpoint_url), f"flow-{rows}",
+                    "--stage-peaks")
         plain = _step("plain", data, _env(f"scale-plain-{rows}", api_url, endpoint_url),
                       f"plain-{rows}")
         ratio = run["peak_rss_bytes"] / table
@@ -189,7 +190,9 @@ def _scaling(sizes: list[int], api_url: str, endpoint_url: str) -> list[str]:
         "the process holds whatever the data (interpreter, Prefect, pandas, pyarrow, "
         "scikit-learn, pandera, skops, matplotlib). The issue's ratio counts it against the "
         "table, so at 100,000 rows (16 MiB) no Python process with these libraries can meet "
-        "3x; the last column is what grows with the data.",
+        "3x; the last column is what grows with the data. These flow runs also record each "
+        "stage's peak memory (below) with a thread that wakes every 10 ms, which slows the fit "
+        "on two cores: their times are not the overhead comparison's, which runs without it.",
     ]
     return [*lines, "", *_stage_table(stages)]
 
