@@ -125,6 +125,7 @@ def _overhead(rows: int, repeat: int, api_url: str, endpoint_url: str) -> list[s
     ratio = [f["wall_s"] / p["wall_s"] for p, f in zip(runs["plain"], runs["first"], strict=True)]
     cached = [c["wall_s"] / f["wall_s"] for f, c in zip(runs["first"], runs["cached"], strict=True)]
     ratio_m, cached_m = statistics.median(ratio), statistics.median(cached)
+    extra = [f["wall_s"] - p["wall_s"] for p, f in zip(runs["plain"], runs["first"], strict=True)]
 
     def row(name: str, key: str, ratio_text: str, target: str) -> str:
         walls = [r["wall_s"] for r in runs[key]]
@@ -146,6 +147,10 @@ def _overhead(rows: int, repeat: int, api_url: str, endpoint_url: str) -> list[s
             _verdict(cached_m, 0.15)), "",
         f"Each round's ratios: flow/plain {', '.join(f'{r:.2f}' for r in ratio)}; "
         f"re-run/first {', '.join(f'{r:.2f}' for r in cached)}.",
+        f"The flow's extra time over the plain script, each round: "
+        f"{', '.join(f'{d:+.1f}' for d in extra)} s (median {statistics.median(extra):+.1f} s; "
+        f"the target allows {0.10 * statistics.median(r['wall_s'] for r in runs['plain']):.1f} "
+        "s here).",
         f"Outcomes: plain {outcomes['plain']}, first run {outcomes['first']}, re-run "
         f"{outcomes['cached']}. Load average (1 min) at the start of each run, in order: "
         f"{loads}.", "",
