@@ -5,7 +5,7 @@ by scanning ``sys.modules`` in import order for the first module holding the obj
 (``skops.io._utils.whichmodule``, copied from pickle). Each step is a ``getattr`` with a
 default, about 2 us. In a plain script scipy sits a few hundred modules in, and the import
 takes about 0.4 s; in a Prefect process, Prefect's ~1,100 modules come first and the same
-import takes 0.8-1.4 s, in every training run that registers a model.
+import takes 0.7-1.4 s, in every training run that registers a model.
 
 `whichmodule` below gives the same answer for every input: for an ordinary module object
 without a module-level ``__getattr__``, ``getattr(module, name)`` is a look-up in the
