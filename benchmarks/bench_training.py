@@ -196,8 +196,8 @@ def _scaling(sizes: list[int], api_url: str, endpoint_url: str) -> list[str]:
         "scikit-learn, pandera, skops, matplotlib). The issue's ratio counts it against the "
         "table, so at 100,000 rows (16 MiB) no Python process with these libraries can meet "
         "3x; the last column is what grows with the data. These flow runs also record each "
-        "stage's peak memory (below) with a thread that wakes every 10 ms, which slows the fit "
-        "on two cores: their times are not the overhead comparison's, which runs without it.",
+        "stage's peak memory (below) with a thread that wakes every 10 ms, which the plain "
+        "script does not have: the overhead comparison runs without it.",
     ]
     return [*lines, "", *_stage_table(stages)]
 

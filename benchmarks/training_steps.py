@@ -82,9 +82,9 @@ def plain(data_url: str) -> dict:
 def flow(data_url: str, stage_peaks: bool) -> tuple[dict, dict]:
     """The flow's result, and its peak memory: overall, and per stage if asked.
 
-    The per-stage figures come from a thread that wakes every 10 ms; on two cores it takes one
-    from the fit's OpenMP threads each time, which slows the fit, so timed comparisons run
-    without it (the plain script has nothing of the kind).
+    The per-stage figures come from a thread that wakes every 10 ms and competes with the
+    fit's OpenMP threads for the two cores; the plain script has nothing of the kind, so timed
+    comparisons run without it.
     """
     from flows.training import training
 
@@ -104,7 +104,7 @@ def main() -> None:
     parser.add_argument("step", choices=["plain", "flow", "table"])
     parser.add_argument("--data", required=True)
     parser.add_argument("--stage-peaks", action="store_true",
-                        help="flow: also record each stage's peak memory (slows the fit)")
+                        help="flow: also record each stage's peak memory (an extra thread)")
     args = parser.parse_args()
     if args.step == "table":
         report(table_bytes=table_bytes(args.data))

@@ -300,10 +300,12 @@ def _alive(pid: int) -> bool:
             return False
     except ChildProcessError:
         pass  # not our child: its own parent reaps it
+    if not Path("/proc/self").exists():
+        return True  # no procfs (macOS): the signal check above is all there is
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
     except OSError:
-        return False
+        return False  # gone since the signal check
     return state != "Z"
 
 

@@ -2,8 +2,8 @@
 
 At import, skops 0.16.0 names each of scipy.special's 232 ufuncs (they have no ``__module__``)
 by scanning ``sys.modules`` in import order for the first module holding the object
-(``skops.io._utils.whichmodule``, copied from pickle). Each step is a ``getattr`` with a
-default, about 2 us. In a plain script scipy sits a few hundred modules in, and the import
+(``skops.io._utils.whichmodule``, copied from pickle), a ``getattr`` with a default per
+module. In a plain script scipy sits a few hundred modules in, and the import
 takes about 0.4 s; in a Prefect process, Prefect's ~1,100 modules come first and the same
 import takes 0.7-1.4 s, in every training run that registers a model.
 
