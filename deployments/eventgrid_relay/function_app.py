@@ -2,8 +2,8 @@
 Event Grid subscription on the storage account delivers to (webhook endpoint type).
 
 Deploy this folder with `func azure functionapp publish <app>`; set PREFECT_API_URL (and
-PREFECT_API_AUTH_STRING, MLOPS_SPEC_PATH, MLOPS_WATCH_PREFIX) in the app's settings. See the
-README, "Production path for new data".
+PREFECT_API_AUTH_STRING, MLOPS_SPEC_PATH, MLOPS_WATCH_PREFIX) in the app's settings. See
+docs/local-stack.md, "New data in production (Event Grid)".
 """
 
 import json

@@ -28,7 +28,7 @@ from mlops.spec import AzureMLSpec
 
 logger = logging.getLogger(__name__)
 
-ROLES_HINT = "see README 'On Azure' for the roles each step needs"
+ROLES_HINT = "see docs/azure.md for the roles each step needs"
 
 
 def credential() -> Any:
