@@ -16,7 +16,7 @@ ifdef PREFECT_API_URL
 export PREFECT_API_URL
 endif
 
-.PHONY: all setup azmlinfsrv-env browser data run up endpoint-up down status test lint lock lock-check bench clean
+.PHONY: all setup azmlinfsrv-env browser data run up endpoint-up down status test test-unit lint lock lock-check bench clean
 
 all: run
 
@@ -77,9 +77,14 @@ down:
 status: setup
 	$(BIN)/python -m mlops.stack status
 
-## test: the whole test suite (CI runs exactly this)
+## test: lint, then the whole test suite (CI runs exactly this)
 test: setup azmlinfsrv-env node-env browser
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
+
+## test-unit: the inner loop, without servers, services or larger data
+test-unit: setup
+	$(BIN)/python -m pytest -q -m "not slow and not service and not azurite"
 
 lint: setup
 	$(BIN)/ruff check .

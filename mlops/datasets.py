@@ -429,7 +429,7 @@ def write_diabetes(out_url: str) -> str:
 
     The data ship with scikit-learn, so this needs no network.
     """
-    from sklearn.datasets import load_diabetes
+    from sklearn.datasets import load_diabetes  # noqa: PLC0415 - only this dataset needs it
 
     df = load_diabetes(as_frame=True).frame
     fs, path = url_to_fs(out_url)
