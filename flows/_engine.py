@@ -7,9 +7,14 @@ about 3 s in all). The replacement below is Prefect's own `_send_heartbeats` wit
 replaced by one `Event.wait`, which returns as soon as the run ends. Heartbeats are sent as
 before (zombie-run detection relies on them).
 
+Upstream: the one-second steps came with the heartbeat's move into the flow engine
+(PrefectHQ/prefect#19641, `time.sleep(1)` in `heartbeat_loop`, joined with a 2 s timeout). When
+a Prefect release waits on the stop event instead, this file goes.
+
 It is installed only over the function it was written against (its source's SHA-256); any
-other Prefect keeps its own, and `tests/flows/test_engine.py` fails, so an upgrade is a
-deliberate look at this file rather than a silent change.
+other Prefect keeps its own, says so in a warning at every flow import, and
+`tests/flows/test_engine.py` fails, so an upgrade is a deliberate look at this file rather than
+a silent change.
 """
 
 from __future__ import annotations
@@ -82,8 +87,12 @@ def install() -> bool:
         return True
     digest = hashlib.sha256(inspect.getsource(current).encode()).hexdigest()
     if digest != REPLACED_SOURCE_SHA256:
-        logger.debug("Prefect's heartbeat code is not the one flows/_engine.py replaces; "
-                     "keeping Prefect's")
+        logger.warning(
+            "flows/_engine.py was written against prefect 3.8.8's _send_heartbeats and this "
+            "Prefect's differs, so it is not installed: flow runs may end up to a second late. "
+            "Check whether PrefectHQ/prefect still sleeps in one-second steps there, then "
+            "update or delete flows/_engine.py."
+        )
         return False
     engine._send_heartbeats = _send_heartbeats
     return True

@@ -30,14 +30,17 @@ def test_installed_over_the_locked_prefect():
     assert _engine.install()
 
 
-def test_other_prefect_code_is_left_alone(monkeypatch):
+def test_other_prefect_code_is_left_alone_with_a_warning(monkeypatch, caplog):
     @contextmanager
     def someone_elses(engine, join_on_exit=True):
         yield
 
     monkeypatch.setattr(prefect_engine, "_send_heartbeats", someone_elses)
-    assert not _engine.install()
+    with caplog.at_level("WARNING", logger="flows._engine"):
+        assert not _engine.install()
     assert prefect_engine._send_heartbeats is someone_elses
+    assert [r.levelname for r in caplog.records] == ["WARNING"]
+    assert "not installed" in caplog.text and "flows/_engine.py" in caplog.text
 
 
 def test_heartbeats_are_sent_and_the_thread_never_sleeps_in_steps(prefect_server, monkeypatch):
