@@ -7,6 +7,7 @@ import types
 from contextlib import contextmanager
 
 import prefect.flow_engine as prefect_engine
+import pytest
 from prefect import flow, task
 
 from flows import _engine
@@ -43,6 +44,7 @@ def test_other_prefect_code_is_left_alone_with_a_warning(monkeypatch, caplog):
     assert "not installed" in caplog.text and "flows/_engine.py" in caplog.text
 
 
+@pytest.mark.service
 def test_heartbeats_are_sent_and_the_thread_never_sleeps_in_steps(prefect_server, monkeypatch):
     """A flow run sends its first heartbeat, and its end stops the thread through the event:
     Prefect's own loop would call `time.sleep(1)` here (replaced by a recorder)."""

@@ -235,7 +235,7 @@ class _Collect:
         self.parts.append(part)
 
 
-@pytest.mark.parametrize("size", [1, 7, 250, 600])
+@pytest.mark.parametrize("size", [pytest.param(1, marks=pytest.mark.slow), 7, 250, 600])
 def test_batches_give_the_message_of_the_whole_table(
     churn_yaml: PipelineSpec, generated_churn: pd.DataFrame, size: int
 ) -> None:
@@ -250,7 +250,7 @@ def test_batches_give_the_message_of_the_whole_table(
     assert str(info.value) == whole
 
 
-@pytest.mark.parametrize("size", [1, 64, 600])
+@pytest.mark.parametrize("size", [pytest.param(1, marks=pytest.mark.slow), 64, 600])
 def test_valid_batches_come_out_coerced_and_complete(
     churn_yaml: PipelineSpec, generated_churn: pd.DataFrame, size: int
 ) -> None:
