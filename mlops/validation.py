@@ -44,8 +44,9 @@ PANDAS_DTYPES: dict[str, str] = {
 }
 NULL_FRACTION_CHECK = "max_null_fraction"
 FINITE_CHECK = "finite"
+INTEGRAL_CHECK = "integral"
 # Failures that only restate that a column could not be converted; the conversion failure says it.
-_AFTER_COERCION = ("coerce_dtype", "not_nullable")
+_AFTER_COERCION = ("coerce_dtype", INTEGRAL_CHECK, "not_nullable")
 
 
 @dataclass(frozen=True)
@@ -206,7 +207,9 @@ def _drop_redundant(
     checks on unconverted values say nothing), and what a table rule already said (a column
     entirely null, nulls in the target) is not repeated.
     """
-    coerce_failed = {f.column for f in failures if f.rule.startswith("coerce_dtype")}
+    coerce_failed = {
+        f.column for f in failures if f.rule.startswith(("coerce_dtype", INTEGRAL_CHECK))
+    }
     kept = []
     for f in failures:
         if f.column in entirely_null:
@@ -247,16 +250,33 @@ class BatchValidator:
         """
         df = self._without_missing_target(df)
         self._count(df)
+        fractional = self._fractional(df)
+        for failure in fractional:
+            self._add(failure)
         try:
             validated = self._schema.validate(df, lazy=True, inplace=True)
         except SchemaErrors as exc:
             failures = failures_from(exc, df)
-            if not failures:  # never let a failed batch pass: say what pandera said
+            if not failures and not fractional:  # a failed batch never passes: say why
                 failures = [Failure("(table)", "schema", 0, detail=shorten(str(exc), 300))]
             for failure in failures:
                 self._add(failure)
             return None
         return None if self._failures else validated
+
+    def _fractional(self, df: pd.DataFrame) -> list[Failure]:
+        """Fractions in integer columns, which the conversion to int64 would cut silently."""
+        failures = []
+        for c in self.spec.columns:
+            if c.dtype != "int" or c.name not in df.columns or df[c.name].dtype.kind in "iub":
+                continue
+            values = pd.to_numeric(df[c.name], errors="coerce")
+            finite = values[np.isfinite(values.astype("float64"))]
+            bad = df[c.name][finite.index[finite != np.round(finite)]]
+            if len(bad):
+                failures.append(Failure(c.name, INTEGRAL_CHECK, len(bad), _examples(bad),
+                                        detail="fractions in an integer column"))
+        return failures
 
     def _without_missing_target(self, df: pd.DataFrame) -> pd.DataFrame:
         """The batch without the rows whose target is missing, when the spec drops them."""
@@ -334,8 +354,8 @@ class BatchValidator:
         if failure.column not in names:
             return (-1, 0)  # missing columns and rules about the table come first
         column = self.spec.columns[names.index(failure.column)]
-        rules = ["coerce_dtype", "not_nullable", *(c.name for c in _checks(column, self.spec)),
-                 NULL_FRACTION_CHECK]
+        checks = [c.name for c in _checks(column, self.spec)]
+        rules = ["coerce_dtype", INTEGRAL_CHECK, "not_nullable", *checks, NULL_FRACTION_CHECK]
         rule = failure.rule.split("(")[0]
         return (names.index(failure.column), rules.index(rule) if rule in rules else len(rules))
 
