@@ -222,6 +222,24 @@ def _drop_redundant(
     return kept
 
 
+_BOOLEAN_WORDS = {"true": True, "false": False}
+
+
+def _read_text_booleans(df: pd.DataFrame, spec: PipelineSpec) -> None:
+    """'true' and 'false' (any case) as booleans in the bool columns, in place.
+
+    A CSV column of True and False that holds one other word arrives as text throughout; read
+    so, only the other word fails the conversion, not every row.
+    """
+    for c in spec.columns:
+        if c.dtype != "bool" or c.name not in df.columns or df[c.name].dtype.kind in "bf":
+            continue
+        values = df[c.name]
+        words = values.map(lambda v: _BOOLEAN_WORDS.get(v.strip().lower(), v)
+                           if isinstance(v, str) else v, na_action="ignore")
+        df[c.name] = words.astype(object)
+
+
 class BatchValidator:
     """Checks a table against the spec a batch of rows at a time; one verdict for the whole.
 
@@ -249,6 +267,7 @@ class BatchValidator:
             The coerced batch, or None once this or an earlier batch broke a per-row rule.
         """
         df = self._without_missing_target(df)
+        _read_text_booleans(df, self.spec)
         self._count(df)
         fractional = self._fractional(df)
         for failure in fractional:
