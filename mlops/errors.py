@@ -47,3 +47,11 @@ class EndpointError(DeploymentError):
 
 class ReportError(MlopsError):
     """A library's report (Evidently's) did not have the shape this project reads."""
+
+
+def shorten(text: str, limit: int = 80) -> str:
+    """`text` cut to `limit` characters, with an ellipsis where it was cut.
+
+    A bad value can be a 200 KB string; a message shows enough of it to recognise it.
+    """
+    return text if len(text) <= limit else text[: limit - 1] + "\u2026"

@@ -66,6 +66,11 @@ class ColumnRules(_Strict):
     max_null_fraction: float = Field(
         0.0, ge=0.0, le=1.0, description="Largest share of missing values allowed."
     )
+    allow_nonfinite: bool | None = Field(
+        None,
+        description="Whether +inf and -inf may appear (float columns); default: "
+        "data.allow_nonfinite.",
+    )
 
 
 class ColumnSpec(_Strict):
@@ -80,6 +85,18 @@ class DataSpec(_Strict):
     format: Literal["parquet", "csv", "auto"] = "auto"
     extra_columns: Literal["error", "drop"] = Field(
         "error", description="Columns the spec does not name: fail (default) or drop them."
+    )
+    separator: str = Field(
+        ",", min_length=1, max_length=1,
+        description="Field separator of CSV files (one character, e.g. ';' or a tab).",
+    )
+    allow_nonfinite: bool = Field(
+        False, description="Whether float columns may hold +inf and -inf (per column: "
+        "rules.allow_nonfinite).",
+    )
+    missing_target: Literal["error", "drop"] = Field(
+        "error", description="Rows whose target is missing: fail (default) or drop them; the "
+        "bundle's lineage counts them (source_rows minus clean_rows).",
     )
 
 

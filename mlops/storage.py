@@ -28,9 +28,10 @@ from serving.storage import (  # noqa: F401 - protocol helpers re-exported for m
 
 logger = logging.getLogger(__name__)
 
+# CSV may be compressed: the reader tells the compression from the file's first bytes.
 FORMAT_EXTENSIONS: dict[str, tuple[str, ...]] = {
     "parquet": (".parquet", ".pq"),
-    "csv": (".csv",),
+    "csv": (".csv", ".csv.gz", ".csv.gzip", ".csv.bz2", ".csv.zip", ".csv.xz", ".csv.zst"),
 }
 # Names writers use while a file is incomplete (Spark, Hadoop, our own writers, browsers).
 TEMP_PATTERNS = ("*.tmp", "*.part", "*.crc", "*.inprogress", "*~")
@@ -122,6 +123,11 @@ def format_of(url: str) -> str | None:
     return None
 
 
+def known_extensions() -> str:
+    """The extensions `format_of` knows, for messages: '.parquet, .pq, .csv, .csv.gz, ...'."""
+    return ", ".join(e for extensions in FORMAT_EXTENSIONS.values() for e in extensions)
+
+
 def _wanted(path: str, fmt: str) -> bool:
     found = format_of(path)
     return found is not None and (fmt == "auto" or found == fmt)
@@ -184,7 +190,7 @@ def _static_prefix(pattern: str) -> str:
 def _single_file(url: str, path: str, info: dict[str, Any], fmt: str) -> dict[str, Any]:
     if fmt == "auto" and format_of(path) is None:
         raise DataLoadError(
-            f"cannot tell the format of {url}: expected .parquet, .pq or .csv, or set data.format"
+            f"cannot tell the format of {url}: expected {known_extensions()}, or set data.format"
         )
     return {path: info}
 

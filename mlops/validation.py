@@ -20,11 +20,12 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 from pandera.errors import SchemaErrors
 
-from mlops.errors import DataValidationError
+from mlops.errors import DataValidationError, shorten
 from mlops.frames import FrameRef, FrameWriter, iter_frames, release_memory
 from mlops.spec import ColumnSpec, PipelineSpec
 
@@ -42,8 +43,10 @@ PANDAS_DTYPES: dict[str, str] = {
     "datetime": "datetime64[ns]",
 }
 NULL_FRACTION_CHECK = "max_null_fraction"
+FINITE_CHECK = "finite"
+INTEGRAL_CHECK = "integral"
 # Failures that only restate that a column could not be converted; the conversion failure says it.
-_AFTER_COERCION = ("coerce_dtype", "not_nullable")
+_AFTER_COERCION = ("coerce_dtype", INTEGRAL_CHECK, "not_nullable")
 
 
 @dataclass(frozen=True)
@@ -70,7 +73,7 @@ class Failure:
             parts.append(self.detail)
         text = f"{self.column}: {self.rule}: {'; '.join(parts)}"
         if self.examples:
-            text += f", e.g. {list(self.examples)}"
+            text += f", e.g. [{', '.join(shorten(repr(v)) for v in self.examples)}]"
         return text
 
 
@@ -81,9 +84,22 @@ def pandas_dtype(column: ColumnSpec) -> str:
     return PANDAS_DTYPES[column.dtype]
 
 
-def _checks(column: ColumnSpec) -> list[pa.Check]:
+def nonfinite_allowed(column: ColumnSpec, spec: PipelineSpec) -> bool:
+    """Whether +inf and -inf may appear: the column's rule, else the spec's `data` default."""
+    own = column.rules.allow_nonfinite
+    return spec.data.allow_nonfinite if own is None else own
+
+
+def _finite(values: pd.Series) -> pd.Series:
+    return ~np.isinf(values.astype("float64"))
+
+
+def _checks(column: ColumnSpec, spec: PipelineSpec) -> list[pa.Check]:
     rules = column.rules
     checks: list[pa.Check] = []
+    if column.dtype == "float" and not nonfinite_allowed(column, spec):
+        # A range with one side open does not exclude infinity, and the fit fails on it.
+        checks.append(pa.Check(_finite, name=FINITE_CHECK))
     if column.dtype in ("int", "float"):
         if rules.min is not None:
             checks.append(pa.Check.ge(rules.min))
@@ -107,7 +123,7 @@ def build_schema(spec: PipelineSpec) -> pa.DataFrameSchema:
     columns = {
         c.name: pa.Column(
             pandas_dtype(c),
-            checks=_checks(c),
+            checks=_checks(c, spec),
             nullable=c.rules.max_null_fraction > 0,
             coerce=True,
             required=True,
@@ -122,20 +138,46 @@ def _examples(values: pd.Series) -> tuple[Any, ...]:
     return tuple(v.item() if hasattr(v, "item") else v for v in seen)
 
 
-def failures_from(errors: SchemaErrors) -> list[Failure]:
+def failures_from(errors: SchemaErrors, data: pd.DataFrame | None = None) -> list[Failure]:
     """pandera's failure table as `Failure`s: one per (column, rule), in the table's order.
 
     This is the one place that reads pandera's `failure_cases` columns (`column`, `check`,
-    `failure_case`).
+    `failure_case`). A conversion that failed for the column as a whole comes with a null
+    failure case (pandas' datetime parser refuses mixed formats so); its bad values are then
+    found in `data`, the batch that was checked.
     """
     cases = errors.failure_cases
     failures: list[Failure] = []
     grouped = cases.groupby(["column", "check"], sort=False, dropna=False)
     for (column, check), group in grouped:
-        failure = _failure(str(column) if pd.notna(column) else "(table)", str(check), group)
+        name = str(column) if pd.notna(column) else "(table)"
+        failure = _failure(name, str(check), group)
+        if failure is None and str(check).startswith("coerce_dtype") and group[
+                "failure_case"].isna().all():
+            failure = _unconvertible(name, str(check), data)
         if failure is not None:
             failures.append(failure)
     return failures
+
+
+def _unconvertible(column: str, check: str, data: pd.DataFrame | None) -> Failure | None:
+    """A column pandera could not convert as a whole: the values that do not convert.
+
+    None when every value converts: the failure was about nulls, which `not_nullable` reports.
+    """
+    if data is None or column not in data.columns:
+        return Failure(column, check, 0, detail="the column could not be converted")
+    values = data[column]
+    if "datetime" in check:
+        # Read with the first value's format, or ISO 8601: whichever reads more values.
+        converted = min((pd.to_datetime(values, errors="coerce", format=f) for f in (
+            None, "ISO8601")), key=lambda c: int(c.isna().sum()))
+        detail = "mixed or unknown date formats (other than most values')"
+    else:
+        converted = pd.to_numeric(values, errors="coerce")
+        detail = "values that do not convert"
+    bad = values[converted.isna() & values.notna()]
+    return Failure(column, check, len(bad), _examples(bad), detail=detail) if len(bad) else None
 
 
 def _failure(column: str, check: str, group: pd.DataFrame) -> Failure | None:
@@ -150,6 +192,9 @@ def _failure(column: str, check: str, group: pd.DataFrame) -> Failure | None:
         # Nulls that a non-nullable type cannot hold are reported by `not_nullable`.
         count = int(values.notna().sum())
         return Failure(column, check, count, _examples(values)) if count else None
+    if check == FINITE_CHECK:
+        return Failure(column, check, len(group), _examples(values),
+                       detail="+inf/-inf (allowed only with rules.allow_nonfinite)")
     return Failure(column, check or "schema", len(group), _examples(values))
 
 
@@ -162,7 +207,9 @@ def _drop_redundant(
     checks on unconverted values say nothing), and what a table rule already said (a column
     entirely null, nulls in the target) is not repeated.
     """
-    coerce_failed = {f.column for f in failures if f.rule.startswith("coerce_dtype")}
+    coerce_failed = {
+        f.column for f in failures if f.rule.startswith(("coerce_dtype", INTEGRAL_CHECK))
+    }
     kept = []
     for f in failures:
         if f.column in entirely_null:
@@ -173,6 +220,24 @@ def _drop_redundant(
             continue
         kept.append(f)
     return kept
+
+
+_BOOLEAN_WORDS = {"true": True, "false": False}
+
+
+def _read_text_booleans(df: pd.DataFrame, spec: PipelineSpec) -> None:
+    """'true' and 'false' (any case) as booleans in the bool columns, in place.
+
+    A CSV column of True and False that holds one other word arrives as text throughout; read
+    so, only the other word fails the conversion, not every row.
+    """
+    for c in spec.columns:
+        if c.dtype != "bool" or c.name not in df.columns or df[c.name].dtype.kind in "bf":
+            continue
+        values = df[c.name]
+        words = values.map(lambda v: _BOOLEAN_WORDS.get(v.strip().lower(), v)
+                           if isinstance(v, str) else v, na_action="ignore")
+        df[c.name] = words.astype(object)
 
 
 class BatchValidator:
@@ -188,6 +253,7 @@ class BatchValidator:
     def __init__(self, spec: PipelineSpec):
         self.spec = spec
         self.rows = 0
+        self.dropped = 0  # rows without a target, when `data.missing_target` is 'drop'
         self._schema = build_schema(spec)
         self._present: set[str] = set()
         self._nulls: Counter[str] = Counter()
@@ -200,14 +266,48 @@ class BatchValidator:
         Returns:
             The coerced batch, or None once this or an earlier batch broke a per-row rule.
         """
+        df = self._without_missing_target(df)
+        _read_text_booleans(df, self.spec)
         self._count(df)
+        fractional = self._fractional(df)
+        for failure in fractional:
+            self._add(failure)
         try:
             validated = self._schema.validate(df, lazy=True, inplace=True)
         except SchemaErrors as exc:
-            for failure in failures_from(exc):
+            failures = failures_from(exc, df)
+            if not failures and not fractional:  # a failed batch never passes: say why
+                failures = [Failure("(table)", "schema", 0, detail=shorten(str(exc), 300))]
+            for failure in failures:
                 self._add(failure)
             return None
         return None if self._failures else validated
+
+    def _fractional(self, df: pd.DataFrame) -> list[Failure]:
+        """Fractions in integer columns, which the conversion to int64 would cut silently."""
+        failures = []
+        for c in self.spec.columns:
+            if c.dtype != "int" or c.name not in df.columns or df[c.name].dtype.kind in "iub":
+                continue
+            values = pd.to_numeric(df[c.name], errors="coerce")
+            finite = values[np.isfinite(values.astype("float64"))]
+            bad = df[c.name][finite.index[finite != np.round(finite)]]
+            if len(bad):
+                failures.append(Failure(c.name, INTEGRAL_CHECK, len(bad), _examples(bad),
+                                        detail="fractions in an integer column"))
+        return failures
+
+    def _without_missing_target(self, df: pd.DataFrame) -> pd.DataFrame:
+        """The batch without the rows whose target is missing, when the spec drops them."""
+        target = self.spec.target
+        if self.spec.data.missing_target != "drop" or target not in df.columns:
+            return df
+        missing = df[target].isna()
+        count = int(missing.sum())
+        if not count:
+            return df
+        self.dropped += count
+        return df.loc[~missing]
 
     def finish(self) -> None:
         """Decide the whole-table rules; raise one error listing every failure, if any.
@@ -222,6 +322,9 @@ class BatchValidator:
             f.rule == "target_not_null" for f in table) else None
         columns = sorted([*self._failures.values(), *self._null_share_failures()], key=self._rank)
         failures = table + _drop_redundant(columns, entirely_null, null_target)
+        if self.dropped:
+            logger.info("dropped %d row(s) whose target '%s' is missing (data.missing_target: "
+                        "drop)", self.dropped, self.spec.target)
         if failures:
             lines = "\n".join(f"  - {f.describe()}" for f in failures)
             raise DataValidationError(
@@ -270,8 +373,8 @@ class BatchValidator:
         if failure.column not in names:
             return (-1, 0)  # missing columns and rules about the table come first
         column = self.spec.columns[names.index(failure.column)]
-        rules = ["coerce_dtype", "not_nullable", *(c.name for c in _checks(column)),
-                 NULL_FRACTION_CHECK]
+        checks = [c.name for c in _checks(column, self.spec)]
+        rules = ["coerce_dtype", INTEGRAL_CHECK, "not_nullable", *checks, NULL_FRACTION_CHECK]
         rule = failure.rule.split("(")[0]
         return (names.index(failure.column), rules.index(rule) if rule in rules else len(rules))
 
@@ -280,9 +383,10 @@ class BatchValidator:
         spec, rows = self.spec, self.rows
         failures: list[Failure] = []
         if rows < spec.min_rows:
-            failures.append(
-                Failure("(table)", f"min_rows({spec.min_rows})", 0, detail=f"only {rows} rows")
-            )
+            dropped = f" ({self.dropped} dropped for a missing target)" if self.dropped else ""
+            failures.append(Failure(
+                "(table)", f"min_rows({spec.min_rows})", 0, detail=f"only {rows} rows{dropped}"
+            ))
         if rows:
             for c in spec.columns:
                 if c.name in self._present and self._nulls[c.name] == rows:

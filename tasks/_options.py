@@ -9,14 +9,27 @@ from mlops.errors import MlopsError
 from mlops.frames import frame_path
 from mlops.lineage import run_key
 from mlops.settings import get_settings
+from tasks import _logs
+
+# Every flow runs tasks from here: our errors are shown once, without a traceback (_logs.py).
+_logs.install()
 
 IO_RETRY_DELAYS = [2, 5, 15]
 
 
+# Errors that the same input raises again on every attempt: about the data (a value that
+# does not fit a type), or about the code. Retrying them only delays the message.
+DETERMINISTIC_ERRORS: tuple[type[BaseException], ...] = (
+    MlopsError, ValueError, TypeError, ArithmeticError, LookupError, AttributeError,
+    NotImplementedError, AssertionError,
+)
+
+
 def retry_transient(task: Any, task_run: Any, state: Any) -> bool:
-    """Retry I/O failures, not our own errors: a missing file will not appear on retry."""
+    """Retry I/O failures, not errors about the data or the code: a missing file will not
+    appear on retry, nor will an integer beyond int64 start to fit."""
     exc = state.result(raise_on_failure=False)
-    return not isinstance(exc, MlopsError)
+    return not isinstance(exc, DETERMINISTIC_ERRORS)
 
 
 IO_TASK = {

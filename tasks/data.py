@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prefect import get_run_logger, task
 
-from mlops.data import conform_table, read_arrow
+from mlops.data import load_table
 from mlops.frames import FrameRef, release_memory, save_table
 from mlops.lineage import DataRef
 from mlops.spec import PipelineSpec, load_spec
@@ -46,11 +46,12 @@ def locate_data(spec: PipelineSpec) -> DataRef:
 def load_data(data: DataRef, spec: PipelineSpec) -> FrameRef:
     """Read every file and name and type the columns as the spec does.
 
-    The table goes from the files to the checkpoint in Arrow, without a pandas copy. The
+    Each partition is matched to the spec on its own, so one lacking a column is named. The
+    table goes from the files to the checkpoint in Arrow, without a pandas copy. The
     estimator is imported first: a spec that names no usable one fails before data is read.
     """
     spec.model.estimator_class()
-    table = conform_table(read_arrow(list(data.files), spec.data.format), spec)
+    table = load_table(list(data.files), spec)
     ref = save_table(table, output_path("load", {"data": data, "spec": spec}, "raw"))
     del table
     release_memory()

@@ -75,3 +75,25 @@ def test_the_check_imports_nothing_it_checks():
     done = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True,
                           text=True, check=True)
     assert json.loads(done.stdout) == []
+
+
+def test_the_data_options_default_to_the_strict_choice():
+    from mlops.spec import load_spec
+
+    spec = load_spec(ROOT / "configs" / "churn.yaml")
+    data = spec.data
+    assert (data.separator, data.allow_nonfinite, data.missing_target) == (",", False, "error")
+    assert all(c.rules.allow_nonfinite is None for c in spec.columns)  # inherit data's
+
+
+@pytest.mark.parametrize(("field", "value", "problem"), [
+    ("data.separator", "", "data.separator"),
+    ("data.separator", ";;", "data.separator"),
+    ("data.missing_target", "impute", "data.missing_target"),
+    ("data.allow_nonfinite", "sometimes", "data.allow_nonfinite"),
+])
+def test_bad_data_options_are_named(field, value, problem):
+    from mlops.spec import load_spec
+
+    with pytest.raises(SpecError, match=problem):
+        load_spec(ROOT / "configs" / "churn.yaml", {field: value})

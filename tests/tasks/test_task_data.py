@@ -256,15 +256,15 @@ def test_read_spec_names_a_missing_spec_file(tmp_path):
 
 def _count_reads(monkeypatch: pytest.MonkeyPatch, fail_first: Exception | None = None) -> list:
     """Count load_data's reads; optionally the first one fails with `fail_first`."""
-    real, calls = tasks.data.read_arrow, []
+    real, calls = tasks.data.load_table, []
 
-    def read_arrow(files, fmt="auto"):
+    def load_table(files, spec):
         calls.append(files)
         if fail_first is not None and len(calls) == 1:
             raise fail_first
-        return real(files, fmt)
+        return real(files, spec)
 
-    monkeypatch.setattr(tasks.data, "read_arrow", read_arrow)
+    monkeypatch.setattr(tasks.data, "load_table", load_table)
     return calls
 
 
