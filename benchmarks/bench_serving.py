@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import http.client
+import json
 import logging
 import os
 import re
@@ -176,7 +177,8 @@ def local_endpoint(bundle_url: str) -> Iterator[Server]:
     state = WORK / "endpoint-state"
     shutil.rmtree(state, ignore_errors=True)
     port = _free_port()
-    env = {**SINGLE_THREAD, "MLOPS_ENDPOINT_KEY": KEY, "MLOPS_ENDPOINT_ADMIN_KEY": ADMIN_KEY}
+    env = {**SINGLE_THREAD, "MLOPS_ENDPOINT_KEY": KEY, "MLOPS_ENDPOINT_ADMIN_KEY": ADMIN_KEY,
+           "MLOPS_ENDPOINT_MODEL_ROOTS": json.dumps([str(WORK / "registry")])}
     proc = start_local_endpoint(state, port, env)
     try:
         with LocalEndpointClient(f"http://127.0.0.1:{port}", KEY, ADMIN_KEY, 60) as client:

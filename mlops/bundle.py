@@ -19,18 +19,21 @@ from serving.bundle import (
     MANIFEST_FILE,
     MODEL_FILE,
     REFERENCE_FILE,
-    check_trusted,
     sha256_bytes,
 )
-from serving.skops_import import import_skops_io
+from serving.model_file import audit_model_file
 
 
 def dump_model(model: Any) -> bytes:
-    """Serialize a fitted pipeline with skops, refusing types we would not load back."""
-    sio = import_skops_io()
+    """Serialize a fitted pipeline with skops, refusing one the loaders would refuse.
+
+    Raises:
+        BundleLoadError: the pipeline holds a type outside `serving.allowed_types`.
+    """
+    import skops.io as sio  # noqa: PLC0415 - only writers and loaders pay for it
 
     data = sio.dumps(model)
-    check_trusted(sio.get_untrusted_types(data=data))
+    audit_model_file(data, "the fitted pipeline")
     return data
 
 

@@ -33,8 +33,9 @@ from sklearn.preprocessing import (
 )
 from sklearn.utils._param_validation import InvalidParameterError
 
-from mlops.errors import DataValidationError, TrainingError
+from mlops.errors import DataValidationError, SpecError, TrainingError
 from mlops.spec import CategoricalFeatures, NumericFeatures, PipelineSpec
+from serving.allowed_types import ESTIMATORS
 from serving.transforms import to_category_array, to_float_array
 
 logger = logging.getLogger(__name__)
@@ -247,10 +248,17 @@ def build_pipeline(spec: PipelineSpec) -> Pipeline:
     data train the same model.
 
     Raises:
-        SpecError: the estimator cannot be imported (from `ModelSpec.estimator_class`).
+        SpecError: the estimator cannot be imported (from `ModelSpec.estimator_class`), or it
+            is not one the loaders accept (`serving.allowed_types.ESTIMATORS`).
         TrainingError: the estimator refuses a parameter.
     """
     cls = spec.model.estimator_class()
+    if f"{cls.__module__}.{cls.__qualname__}" not in ESTIMATORS:
+        raise SpecError(
+            f"model.estimator: '{spec.model.estimator}' is not one a bundle may hold; "
+            f"allowed: {sorted(n.rsplit('.', 1)[-1] for n in ESTIMATORS)} "
+            "(serving/allowed_types.py, docs/trust-boundary.md)"
+        )
     params = _estimator_params(cls, spec)
     try:
         estimator = cls(**params)

@@ -58,10 +58,27 @@ class EndpointConfig(BaseSettings):
         200_000, ge=1, description="Most rows held in memory; the oldest are dropped beyond it."
     )
     access_log: bool = Field(False, description="Log every request (slows the server down).")
+    registry_url: str | None = Field(
+        None, validation_alias=AliasChoices("MLOPS_ENDPOINT_REGISTRY_URL", "MLOPS_REGISTRY_URL"),
+        description="The project's local registry (as mlops.settings reads it); a model root.",
+    )
+    model_roots: list[str] = Field(
+        default_factory=list,
+        description="Where deployments may load bundles from (JSON list of local folders or "
+        "abfs:// prefixes); default: <state_dir>/registry and the registry URL. Any other "
+        "model_url is refused (docs/trust-boundary.md).",
+    )
 
     @property
     def endpoint_dir(self) -> Path:
         return self.state_dir / "endpoint"
+
+    @property
+    def allowed_model_roots(self) -> list[str]:
+        if self.model_roots:
+            return list(self.model_roots)
+        extra = [self.registry_url] if self.registry_url else []
+        return [str(self.state_dir / "registry"), *extra]
 
     @property
     def inference_url(self) -> str:

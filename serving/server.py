@@ -36,6 +36,7 @@ import orjson
 
 from serving.collect import InferenceCollector, Record
 from serving.config import EndpointConfig
+from serving.model_roots import parse_root
 from serving.scoring import ScoringInputError, parse_json, raw_table, wants_probabilities
 from serving.state import ControlError, Deployment, Endpoint, Keys, resolve_keys
 
@@ -148,7 +149,10 @@ class ScoringApp:
 
     def __init__(self, config: EndpointConfig) -> None:
         self.config = config
-        self.endpoint = Endpoint(config.endpoint_dir, config.drain_timeout_s)
+        self.endpoint = Endpoint(
+            config.endpoint_dir, config.drain_timeout_s,
+            [parse_root(root) for root in config.allowed_model_roots],
+        )
         self.collector: InferenceCollector | None = None
         self._keys: Keys | None = None
         self._scoring_key = b""

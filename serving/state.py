@@ -17,11 +17,13 @@ import os
 import random
 import re
 import secrets
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from serving.bundle import BundleLoadError, load_bundle
+from serving.model_roots import ModelUrlRefused, Root, check_model_url
 from serving.scoring import Scorer
 
 logger = logging.getLogger(__name__)
@@ -178,10 +180,16 @@ def settle_memory() -> None:
     gc.freeze()
 
 
-def _load_scorer(url: str) -> Scorer:
+def _load_scorer(url: str, roots: list[Root]) -> Scorer:
+    """The bundle at `url` ready to score, or a ControlError: 403 outside the model roots (the
+    same answer whether the path exists or not), 422 for a bundle that does not load."""
+    try:
+        check_model_url(url, roots)
+    except ModelUrlRefused as exc:
+        raise ControlError(403, str(exc)) from exc
     try:
         return Scorer(load_bundle(url))
-    except (BundleLoadError, OSError, ValueError, KeyError, TypeError) as exc:
+    except (BundleLoadError, OSError, ValueError) as exc:
         raise ControlError(422, f"could not load a model bundle from {url}: {exc}") from exc
 
 
@@ -193,9 +201,13 @@ class Endpoint:
     that a finished control call already removed.
     """
 
-    def __init__(self, endpoint_dir: Path, drain_timeout_s: float = 60.0) -> None:
+    def __init__(
+        self, endpoint_dir: Path, drain_timeout_s: float = 60.0, model_roots: Iterable[Root] = (),
+    ) -> None:
+        """`model_roots`: where deployments may load bundles from (`serving.model_roots`)."""
         self.endpoint_dir = endpoint_dir
         self.drain_timeout_s = drain_timeout_s
+        self.model_roots = list(model_roots)
         self.deployments: dict[str, Deployment] = {}
         self.traffic: dict[str, int] = {}
         self._thresholds: list[float] = []
@@ -281,7 +293,8 @@ class Endpoint:
                 if current is None or current.status != LOADING:
                     continue  # replaced or deleted through the control API meanwhile
                 try:
-                    current.scorer = await asyncio.to_thread(_load_scorer, record.model_url)
+                    current.scorer = await asyncio.to_thread(
+                        _load_scorer, record.model_url, self.model_roots)
                     current.status = READY
                     logger.info("Restored deployment %s from %s", name, record.model_url)
                 except ControlError as exc:
@@ -308,7 +321,8 @@ class Endpoint:
         once they have finished (or the drain timeout passed).
 
         Raises:
-            ControlError: 422 for a bad name or a bundle that does not load.
+            ControlError: 422 for a bad name or a bundle that does not load, 403 for a URL
+                outside the model roots.
         """
         if not DEPLOYMENT_NAME.match(name):
             raise ControlError(
@@ -316,7 +330,7 @@ class Endpoint:
                 "starting with a letter"
             )
         async with self._lock(name):
-            scorer = await asyncio.to_thread(_load_scorer, model_url)
+            scorer = await asyncio.to_thread(_load_scorer, model_url, self.model_roots)
             bundle = scorer.bundle
             record = DeploymentRecord(model_url, bundle.model_name, bundle.version)
             old = self.deployments.get(name)

@@ -5,7 +5,8 @@ The training flow's train step, run remotely: it reads the spec (JSON) and the t
 ``mlops.features.fit_pipeline`` fits locally, and writes to the job's output folder:
 
 - ``model.skops``: the fitted pipeline (skops; types outside the allow-list are refused);
-- ``training.json``: the model file's sha256, rows and fit seconds, library versions.
+- ``training.json``: the model file's sha256, feature names and dtypes (the read-back probes the
+  model with them), rows and fit seconds, library versions.
 
 The flow downloads that folder, checks the digest and the types, and goes on as if it had fitted
 the model itself. The code folder holds this script next to ``mlops/`` and ``serving/``
@@ -30,7 +31,7 @@ def train(spec_path: Path, train_path: Path, out_dir: Path) -> dict:
     import sklearn  # noqa: PLC0415
 
     from mlops.azureml.shipping import TRAINED_INFO_FILE, TRAINED_MODEL_FILE  # noqa: PLC0415
-    from mlops.bundle import dump_model  # noqa: PLC0415 - the code folder is on sys.path now
+    from mlops.bundle import dump_model, feature_dtypes  # noqa: PLC0415 - code folder on path
     from mlops.features import fit_pipeline  # noqa: PLC0415
     from mlops.frames import FrameRef, load_frame  # noqa: PLC0415
     from mlops.spec import PipelineSpec  # noqa: PLC0415
@@ -47,6 +48,7 @@ def train(spec_path: Path, train_path: Path, out_dir: Path) -> dict:
     (out_dir / TRAINED_MODEL_FILE).write_bytes(data)
     info = {
         "model_sha256": sha256_bytes(data),
+        "features": feature_dtypes(frame, [c.name for c in spec.feature_columns]),
         "train_rows": len(frame),
         "fit_seconds": seconds,
         "sklearn_version": sklearn.__version__,

@@ -4,7 +4,8 @@ The job gets the spec (JSON) and the training rows (the features stage's Arrow f
 runs ``deployments/azureml/train.py`` in the pinned environment, and writes the fitted pipeline
 to its output. This module submits it, waits (logging each change of status), downloads the
 output and reads the model back with the same checks as a bundle: the sha256 the job recorded,
-then skops' type allow-list. A failed, cancelled or overdue job is a `TrainingError` naming the
+then ``serving.bundle.load_model`` (the allow-list of exact type names, probe rows built from the
+feature dtypes the job recorded). A failed, cancelled or overdue job is a `TrainingError` naming the
 job, so ``az ml job stream -n NAME`` shows what happened.
 """
 
@@ -29,7 +30,7 @@ from mlops.frames import FrameRef
 from mlops.lineage import code_version
 from mlops.settings import Settings
 from mlops.spec import PipelineSpec
-from serving.bundle import BundleLoadError, check_trusted, sha256_bytes
+from serving.bundle import BundleLoadError, load_model, parse_features, sha256_bytes
 
 logger = logging.getLogger(__name__)
 
@@ -93,26 +94,25 @@ def wait_for_job(ml_client: MLClient, name: str, timeout_s: float, poll_s: float
         time.sleep(poll_s)
 
 
-def read_trained_model(folder: Path) -> tuple[Any, dict[str, Any]]:
-    """The pipeline a job wrote, refused if its digest or a type in it is not what we trust."""
-    from serving.skops_import import import_skops_io  # noqa: PLC0415
-
-    sio = import_skops_io()
+def read_trained_model(folder: Path, task: str) -> tuple[Any, dict[str, Any]]:
+    """The pipeline a job wrote, refused if its digest, a type in it or its answers are wrong."""
     try:
         info = json.loads((folder / TRAINED_INFO_FILE).read_text())
         data = (folder / TRAINED_MODEL_FILE).read_bytes()
     except (FileNotFoundError, ValueError) as exc:
         raise TrainingError(f"training job output in {folder} is incomplete: {exc}") from exc
-    if sha256_bytes(data) != info.get("model_sha256"):
+    if not isinstance(info, dict) or sha256_bytes(data) != info.get("model_sha256"):
+        recorded = info.get("model_sha256") if isinstance(info, dict) else None
         raise TrainingError(
             f"the model downloaded from the training job does not match the sha256 the job "
-            f"recorded ({str(info.get('model_sha256'))[:12]}...); refusing it"
+            f"recorded ({str(recorded)[:12]}...); refusing it"
         )
     try:
-        trusted = check_trusted(sio.get_untrusted_types(data=data))
+        features = parse_features(info.get("features"), f"{folder / TRAINED_INFO_FILE}")
+        model = load_model(data, features, task, f"training job output {folder}")
     except BundleLoadError as exc:
         raise TrainingError(f"training job output refused: {exc}") from exc
-    return sio.loads(data, trusted=trusted), info
+    return model, info
 
 
 def run_training_job(
@@ -131,7 +131,7 @@ def run_training_job(
     shutil.rmtree(target, ignore_errors=True)
     with azure_errors(TrainingError, f"downloading the output of training job {name}"):
         ml_client.jobs.download(name, download_path=str(target), output_name=TRAIN_OUTPUT)
-    pipeline, info = read_trained_model(target / "named-outputs" / TRAIN_OUTPUT)
+    pipeline, info = read_trained_model(target / "named-outputs" / TRAIN_OUTPUT, spec.task)
     logger.info("Training job %s fitted %d rows in %.1f s", name, info["train_rows"],
                 info["fit_seconds"])
     return pipeline, info

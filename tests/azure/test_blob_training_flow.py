@@ -8,6 +8,7 @@ key shows up nowhere: not in flow parameters, logs, artifacts, results, manifest
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -56,6 +57,8 @@ def blob_stack(azurite, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tu
         write_churn(f"abfs://{container}/data/churn", n_rows=2000, partitions=2, seed=11)
         env.setenv("MLOPS_ENDPOINT_COLLECT_URL", f"abfs://{container}/inference")
         env.setenv("MLOPS_ENDPOINT_COLLECT_FLUSH_S", "0.5")
+        # the spec's registry is in the container, outside the default model roots
+        env.setenv("MLOPS_ENDPOINT_MODEL_ROOTS", json.dumps([f"abfs://{container}/registry"]))
         endpoint_up(settings)
         try:
             yield settings, container

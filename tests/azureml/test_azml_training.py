@@ -113,25 +113,34 @@ def test_a_job_output_that_is_not_what_the_job_recorded_is_refused(tmp_path, toy
     folder.mkdir()
     (folder / "model.skops").write_bytes(toy.model_bytes)
     info = {"model_sha256": hashlib.sha256(toy.model_bytes).hexdigest(), "train_rows": 1,
-            "fit_seconds": 0.1}
+            "fit_seconds": 0.1, "features": toy.features}
     (folder / "training.json").write_text(json.dumps(info))
-    model, _ = read_trained_model(folder)
+    model, _ = read_trained_model(folder, "classification")
     assert type(model).__name__ == "Pipeline"
 
     (folder / "model.skops").write_bytes(toy.model_bytes + b"x")
     with pytest.raises(TrainingError, match="does not match the sha256"):
-        read_trained_model(folder)
+        read_trained_model(folder, "classification")
 
     hostile = sio.dumps(FunctionTransformer(func=json.loads))
     (folder / "model.skops").write_bytes(hostile)
     info["model_sha256"] = hashlib.sha256(hostile).hexdigest()
     (folder / "training.json").write_text(json.dumps(info))
-    with pytest.raises(TrainingError, match="allow-list"):
-        read_trained_model(folder)
+    with pytest.raises(TrainingError, match="allow-list.*json.loads"):
+        read_trained_model(folder, "classification")
+
+    info["model_sha256"] = hashlib.sha256(toy.model_bytes).hexdigest()
+    (folder / "model.skops").write_bytes(toy.model_bytes)
+    (folder / "training.json").write_text(json.dumps(info))
+    read_trained_model(folder, "classification")
+    info["features"] = toy.features[1:]  # the model cannot answer rows without its first column
+    (folder / "training.json").write_text(json.dumps(info))
+    with pytest.raises(TrainingError, match="failed on 3 probe rows"):
+        read_trained_model(folder, "classification")
 
     (folder / "training.json").unlink()
     with pytest.raises(TrainingError, match="incomplete"):
-        read_trained_model(folder)
+        read_trained_model(folder, "classification")
 
 
 @pytest.mark.slow

@@ -18,9 +18,8 @@ from mlops.features import (
     split_positions,
     target_series,
 )
-
-# What a skops file of our pipelines may name; serving refuses anything else.
-from serving.bundle import TRUSTED_MODULE_PREFIXES as TRUSTED_PREFIXES
+from serving.allowed_types import ALLOWED_TYPES
+from serving.model_file import audit_model_file, load_model_file
 from tests.mlops._frames import churn_frame, churn_spec, diabetes_frame, diabetes_spec
 
 
@@ -249,9 +248,8 @@ def test_skops_round_trip_gives_identical_predictions(which):
     train, test = split_frame(frame, spec)
     model = fit_pipeline(spec, train)
     data = sio.dumps(model)
-    untrusted = sio.get_untrusted_types(data=data)
-    assert all(name.startswith(TRUSTED_PREFIXES) for name in untrusted), untrusted
-    loaded = sio.loads(data, trusted=untrusted)
+    assert audit_model_file(data) <= ALLOWED_TYPES
+    loaded = load_model_file(data)
     X = feature_frame(test, spec)
     np.testing.assert_array_equal(model.predict(X), loaded.predict(X))
     if which == "churn":

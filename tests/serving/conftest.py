@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -68,12 +69,17 @@ def server_env(**extra: str) -> dict[str, str]:
     }
 
 
+def roots_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """Let an endpoint load bundles from the session's temporary folders (the toy registries)."""
+    return {"MLOPS_ENDPOINT_MODEL_ROOTS": json.dumps([str(tmp_path_factory.getbasetemp())])}
+
+
 @pytest.fixture(scope="session")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
     """One endpoint for most tests; each test puts the deployments it needs in place."""
     state_dir = tmp_path_factory.mktemp("endpoint-state")
     port = free_port()
-    proc = start_local_endpoint(state_dir, port, server_env())
+    proc = start_local_endpoint(state_dir, port, server_env(**roots_env(tmp_path_factory)))
     url = f"http://127.0.0.1:{port}"
     client = LocalEndpointClient(url, SCORING_KEY, ADMIN_KEY, timeout=30)
     try:

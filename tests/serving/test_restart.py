@@ -14,7 +14,7 @@ from mlops.payloads import frame_to_request
 from mlops.settings import Settings
 from tests.conftest import free_port
 from tests.serving._models import FEATURES
-from tests.serving.conftest import stop
+from tests.serving.conftest import roots_env, stop
 
 pytestmark = [pytest.mark.service, pytest.mark.slow]
 
@@ -26,10 +26,11 @@ def _client(state_dir, port) -> LocalEndpointClient:
     return LocalEndpointClient.from_settings(settings)
 
 
-def test_fresh_endpoint_then_restart_restores_it(tmp_path, toys):
+def test_fresh_endpoint_then_restart_restores_it(tmp_path, toys, tmp_path_factory):
+    env = {**NO_KEYS, **roots_env(tmp_path_factory)}
     port = free_port()
     payload = frame_to_request(toys.frame[FEATURES].head(5))
-    proc = start_local_endpoint(tmp_path, port, NO_KEYS)
+    proc = start_local_endpoint(tmp_path, port, env)
     try:
         keys_file = tmp_path / "endpoint" / "keys.json"
         assert stat.S_IMODE(keys_file.stat().st_mode) == 0o600
@@ -49,7 +50,7 @@ def test_fresh_endpoint_then_restart_restores_it(tmp_path, toys):
     log = (tmp_path / "logs" / f"endpoint-{port}.log").read_text()
     assert keys["key"] not in log and keys["admin_key"] not in log
 
-    proc = start_local_endpoint(tmp_path, port, NO_KEYS)
+    proc = start_local_endpoint(tmp_path, port, env)
     try:
         client = _client(tmp_path, port)
         client.wait_until_healthy(10)

@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 import logging
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -186,10 +187,11 @@ def test_a_replaced_model_is_freed_despite_the_frozen_heap(tmp_path, toys):
     import gc
     import weakref
 
+    from serving.model_roots import parse_root
     from serving.state import Endpoint
 
     async def replace() -> weakref.ref:
-        endpoint = Endpoint(tmp_path)
+        endpoint = Endpoint(tmp_path, model_roots=[parse_root(Path(toys.v1.url).parent)])
         await endpoint.put("blue", toys.v1.url)
         first = endpoint.deployments["blue"].scorer
         first.cycle = first  # freed only by the cyclic collector, not by reference counts
