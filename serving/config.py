@@ -35,6 +35,22 @@ class EndpointConfig(BaseSettings):
     max_body_bytes: int = Field(
         8 * 1024 * 1024, ge=1024, description="Largest request body accepted (413 above)."
     )
+    max_header_bytes: int = Field(
+        65_536, ge=1024,
+        description="Largest request line plus headers accepted (431 and a closed connection "
+        "above).",
+    )
+    header_timeout_s: float = Field(
+        10.0, gt=0,
+        description="Time a client has to send a request line and headers once it has started "
+        "(408 and a closed connection after); a new connection that sends nothing is closed.",
+    )
+    body_timeout_s: float = Field(
+        30.0, gt=0,
+        description="Time a client has to send a request body whose headers have arrived "
+        "(408 and a closed connection after), also when Content-Length promises more bytes "
+        "than come.",
+    )
     offload_rows: int = Field(
         2000, ge=1,
         description="Requests with at least this many rows are scored in a worker thread so "
