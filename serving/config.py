@@ -8,6 +8,7 @@ first start into the state folder.
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 from pydantic import AliasChoices, Field, SecretStr
@@ -82,3 +83,10 @@ class EndpointConfig(BaseSettings):
     @property
     def inference_url(self) -> str:
         return self.collect_url or str(self.state_dir / "inference")
+
+
+def state_fingerprint(endpoint_dir: Path) -> str:
+    """What ``/health`` says about the endpoint's state folder: a digest of its absolute path,
+    so a caller can tell whether the endpoint answering at a URL is the one it meant (the
+    same folder) without the path itself being published."""
+    return hashlib.sha256(str(Path(endpoint_dir).resolve()).encode()).hexdigest()[:16]

@@ -2,7 +2,9 @@
 
 Routes:
 
-- ``GET /health``: liveness; answers as soon as the process serves.
+- ``GET /health``: liveness; answers as soon as the process serves, with the process id and
+  a fingerprint of the state folder (``serving.config.state_fingerprint``), so that the local
+  stack adopts only an endpoint of its own.
 - ``GET /ready``: 200 once every deployment with traffic has its model loaded, else 503.
 - ``POST /score``: ``Authorization: Bearer <scoring key>``; the header
   ``azureml-model-deployment: NAME`` picks a deployment whatever its traffic, otherwise the
@@ -24,6 +26,7 @@ import asyncio
 import hmac
 import itertools
 import logging
+import os
 import re
 import secrets
 from collections.abc import Awaitable, Callable
@@ -35,7 +38,7 @@ from urllib.parse import parse_qs
 import orjson
 
 from serving.collect import InferenceCollector, Record
-from serving.config import EndpointConfig
+from serving.config import EndpointConfig, state_fingerprint
 from serving.scoring import ScoringInputError, parse_json, raw_table, wants_probabilities
 from serving.state import ControlError, Deployment, Endpoint, Keys, resolve_keys
 
@@ -187,6 +190,7 @@ class ScoringApp:
             ("PUT", "/admin/traffic"): self.admin_traffic,
         }
         self._paths = {path for _, path in self._routes}
+        self._alive: dict[str, Any] = {"status": "alive"}
 
     # lifespan ----------------------------------------------------------------------------
 
@@ -199,6 +203,8 @@ class ScoringApp:
             config.key.get_secret_value() if config.key else None,
             config.admin_key.get_secret_value() if config.admin_key else None,
         )
+        self._alive = {"status": "alive", "pid": os.getpid(),
+                       "state": state_fingerprint(config.endpoint_dir)}
         self._scoring_key = self._keys.scoring.encode()
         self._admin_key = self._keys.admin.encode()
         if config.collect:
@@ -293,7 +299,7 @@ class ScoringApp:
     # public routes -------------------------------------------------------------------------
 
     async def health(self, request: Request) -> Reply:
-        return 200, {"status": "alive"}, []
+        return 200, self._alive, []
 
     async def ready(self, request: Request) -> Reply:
         restoring = self._restore is not None and not self._restore.done()
