@@ -9,8 +9,9 @@ requests, and any byte cancels it). `guarded_protocol` returns a subclass that:
   the bytes received while the head is incomplete, so an oversized head is refused before it
   is buffered whole, and checked again, in canonical form, when the head completes);
 - answers 408 and closes the connection when a head is not complete ``header_timeout_s``
-  after the request's first byte arrived, and closes a new connection that sends nothing
-  for that long (between requests, uvicorn's keep-alive timeout applies).
+  after its first bytes arrived, and closes a new connection that sends nothing for that
+  long (between requests, uvicorn's keep-alive timeout applies). The timer is armed only for
+  a head that did not arrive in one piece, so a request that did costs no timer.
 
 The body's read time is bounded in the application (``serving.server``), which knows how much
 of a body it is waiting for. The subclass only overrides protocol and parser callbacks that
@@ -60,8 +61,14 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         if self._in_head:
             self._head_bytes += len(data)
         super().data_received(data)
-        if self._in_head and self._head_bytes > self.max_header_bytes:
+        if not self._in_head:
+            return
+        if self._head_bytes > self.max_header_bytes:
             self._refuse(431, self._too_large(f"over {self._head_bytes} bytes received"))
+        elif self._head_bytes and self._head_timer is None:
+            # A head that did not arrive whole: timed from here. One that did (nearly every
+            # request) arms no timer.
+            self._arm_head_timer()
 
     def send_400_response(self, msg: str) -> None:
         """uvicorn's answer to a parser error; a refusal raised from a callback is ours."""
@@ -71,12 +78,6 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             super().send_400_response(msg)
 
     # parser callbacks ----------------------------------------------------------------------
-
-    def on_message_begin(self) -> None:
-        super().on_message_begin()
-        self._in_head = True
-        if self._head_timer is None:
-            self._arm_head_timer()
 
     def on_headers_complete(self) -> None:
         self._in_head = False
