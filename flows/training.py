@@ -6,23 +6,28 @@ load -> validate -> features -> train -> evaluate_vs_champion -> register -> dep
 
 from __future__ import annotations
 
-from pathlib import Path
+if __name__ == "__main__":  # run as a script: Prefect's settings, before Prefect reads them
+    from flows import _prefect_env
 
-from prefect import flow, get_run_logger
-from prefect.runtime import flow_run
+    _prefect_env.apply()
 
-from flows import _engine, _exit
-from mlops.settings import get_settings
-from mlops.spec import PipelineSpec
-from tasks._options import run_stage
-from tasks._slots import training_slot
-from tasks.approval import request_approval, withdraw_candidate
-from tasks.data import load_data, locate_data, read_spec, validate_data
-from tasks.deploy import deploy_model, promote, smoke_test
-from tasks.evaluation import evaluate_vs_champion
-from tasks.features import build_features
-from tasks.registry import register_model
-from tasks.training import train_model
+from pathlib import Path  # noqa: E402
+
+from prefect import flow, get_run_logger  # noqa: E402
+from prefect.runtime import flow_run  # noqa: E402
+
+from flows import _engine, _exit  # noqa: E402
+from mlops.settings import get_settings  # noqa: E402
+from mlops.spec import PipelineSpec  # noqa: E402
+from tasks._options import run_stage  # noqa: E402
+from tasks._slots import training_slot  # noqa: E402
+from tasks.approval import request_approval, withdraw_candidate  # noqa: E402
+from tasks.data import load_data, locate_data, read_spec, validate_data  # noqa: E402
+from tasks.deploy import deploy_model, promote, smoke_test  # noqa: E402
+from tasks.evaluation import evaluate_vs_champion  # noqa: E402
+from tasks.features import build_features  # noqa: E402
+from tasks.registry import register_model  # noqa: E402
+from tasks.training import train_model  # noqa: E402
 
 _engine.install()  # a flow run ends when its work does (see flows/_engine.py)
 _exit.install()  # and its process exits without a last collection of the heap (flows/_exit.py)

@@ -14,6 +14,7 @@ import sys
 import uvicorn
 
 from serving.config import EndpointConfig
+from serving.protocol import guarded_protocol
 from serving.server import create_app
 
 
@@ -33,6 +34,7 @@ def main(argv: list[str] | None = None) -> None:
     uvicorn.run(
         create_app(config), host=config.host, port=config.port, workers=1,
         log_config=None, access_log=config.access_log, lifespan="on",
+        http=guarded_protocol(config.max_header_bytes, config.header_timeout_s),
     )
 
 

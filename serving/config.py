@@ -8,6 +8,7 @@ first start into the state folder.
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 from pydantic import AliasChoices, Field, SecretStr
@@ -34,6 +35,22 @@ class EndpointConfig(BaseSettings):
     admin_key: SecretStr | None = Field(None, description="Control-API key; default: generated.")
     max_body_bytes: int = Field(
         8 * 1024 * 1024, ge=1024, description="Largest request body accepted (413 above)."
+    )
+    max_header_bytes: int = Field(
+        65_536, ge=1024,
+        description="Largest request line plus headers accepted (431 and a closed connection "
+        "above).",
+    )
+    header_timeout_s: float = Field(
+        10.0, gt=0,
+        description="Time a client has to send a request line and headers once it has started "
+        "(408 and a closed connection after); a new connection that sends nothing is closed.",
+    )
+    body_timeout_s: float = Field(
+        30.0, gt=0,
+        description="Time a client has to send a request body whose headers have arrived "
+        "(408 and a closed connection after), also when Content-Length promises more bytes "
+        "than come.",
     )
     offload_rows: int = Field(
         2000, ge=1,
@@ -83,3 +100,10 @@ class EndpointConfig(BaseSettings):
     @property
     def inference_url(self) -> str:
         return self.collect_url or str(self.state_dir / "inference")
+
+
+def state_fingerprint(endpoint_dir: Path) -> str:
+    """What ``/health`` says about the endpoint's state folder: a digest of its absolute path,
+    so a caller can tell whether the endpoint answering at a URL is the one it meant (the
+    same folder) without the path itself being published."""
+    return hashlib.sha256(str(Path(endpoint_dir).resolve()).encode()).hexdigest()[:16]

@@ -45,6 +45,8 @@ _TRUE = frozenset({"true", "t", "yes", "y", "1"})
 _FALSE = frozenset({"false", "f", "no", "n", "0"})
 _SPLIT_KEYS = frozenset({"columns", "index", "data"})
 _MATCHES_KEPT = 64
+_MATCH_NAMES_KEPT = 64  # beyond the model's own features
+_MATCH_CHARS_KEPT = 16_384
 
 
 class ScoringInputError(Exception):
@@ -177,6 +179,15 @@ def _flat(array: np.ndarray) -> np.ndarray:
     return array
 
 
+def _array(values: Column) -> np.ndarray:
+    """The values as one numpy array; lists of different lengths (``[[1], [1, 2]]``) and
+    values numpy cannot hold are the client's error, not ours."""
+    try:
+        return _flat(np.asarray(values))
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise _Uncoercible("expected one value per row, got nested lists") from exc
+
+
 def _as_float(values: Column) -> np.ndarray:
     try:
         array = np.asarray(values, dtype=np.float64)
@@ -185,21 +196,66 @@ def _as_float(values: Column) -> np.ndarray:
     return _flat(array)
 
 
-def _integral(values: Column) -> tuple[np.ndarray, np.ndarray]:
-    """Integer values and a missing mask; a fractional number is an error, not a truncation."""
-    array = _flat(np.asarray(values))
+def _float32(values: Column) -> np.ndarray:
+    floats = _as_float(values)
+    too_large = np.abs(floats) > np.finfo(np.float32).max
+    if too_large.any() and np.isfinite(floats[too_large]).any():
+        raise _Uncoercible(f"{_first(floats, too_large)} is beyond the float32 range")
+    return floats.astype(np.float32)
+
+
+def _first(values: np.ndarray, where: np.ndarray) -> str:
+    return repr(values[where][0].item())[:40]
+
+
+def _within(ints: np.ndarray, dtype: type[np.integer]) -> np.ndarray:
+    """`ints` as `dtype`; a value outside its range is an error, never a wrapped number."""
+    if ints.dtype.kind == "b" or ints.dtype == dtype:
+        return ints.astype(dtype)  # JSON integers numpy made int64 all fit in int64
+    info = np.iinfo(dtype)
+    if len(ints) and (ints.min() < info.min or ints.max() > info.max):
+        outside = (ints < info.min) | (ints > info.max)
+        raise _Uncoercible(
+            f"{_first(ints, outside)} is outside the {np.dtype(dtype).name} range "
+            f"[{info.min}, {info.max}]"
+        )
+    return ints.astype(dtype)
+
+
+def _integral(values: Column, dtype: type[np.integer] = np.int64) -> tuple[np.ndarray, np.ndarray]:
+    """Integer values and a missing mask; a fractional number or one beyond `dtype`'s range
+    is an error, not a truncation or a wrapped value."""
+    array = _array(values)
     if array.dtype.kind in "iub":
-        return array.astype(np.int64), np.zeros(len(array), dtype=bool)
+        return _within(array, dtype), np.zeros(len(array), dtype=bool)
+    if array.dtype == object:
+        # Nulls make numpy fall back to objects: read the other values on their own, so
+        # integers beyond 2**53 stay exact instead of passing through float64.
+        nulls = np.array([v is None for v in values], dtype=bool)
+        present = _array([v for v in values if v is not None])
+        if nulls.any() and present.dtype.kind in "iub":
+            ints = np.zeros(len(nulls), dtype=dtype)
+            ints[~nulls] = _within(present, dtype)
+            return ints, nulls
     floats = _as_float(values)
     missing = np.isnan(floats)
     present = floats[~missing]
     if not np.all(np.isfinite(present)) or not np.all(present == np.round(present)):
         raise _Uncoercible("expected whole numbers")
-    return np.where(missing, 0, floats).astype(np.int64), missing
+    info = np.iinfo(dtype)
+    # Bounds one past each end, in float64: for int64 both round to +-2**63 itself, which
+    # is refused too (JSON integers beyond int64 reach us as floats rounded to 2**63).
+    outside = (present <= float(info.min) - 1) | (present >= float(info.max) + 1)
+    if outside.any():
+        raise _Uncoercible(
+            f"{_first(present, outside)} is outside the {np.dtype(dtype).name} range "
+            f"[{info.min}, {info.max}]"
+        )
+    return np.where(missing, 0, floats).astype(dtype), missing
 
 
-def _int64(values: Column) -> np.ndarray:
-    ints, missing = _integral(values)
+def _int64(values: Column, dtype: type[np.integer] = np.int64) -> np.ndarray:
+    ints, missing = _integral(values, dtype)
     if missing.any():
         raise _Uncoercible("holds nulls, but the model was trained without missing values here")
     return ints
@@ -226,7 +282,7 @@ def _bool_of(value: Any) -> bool | None:
 
 
 def _nullable_bool(values: Column) -> Any:
-    array = _flat(np.asarray(values))
+    array = _array(values)
     if array.dtype == np.bool_:
         return pd.arrays.BooleanArray(array, np.zeros(len(array), dtype=bool))
     flags = [_bool_of(v) for v in values]
@@ -287,10 +343,10 @@ def _fallback(dtype: str) -> Coercer:
 
 _COERCERS: dict[str, Coercer] = {
     "float64": _as_float,
-    "float32": lambda v: _as_float(v).astype(np.float32),
+    "float32": _float32,
     "Float64": _nullable_float,
     "int64": _int64,
-    "int32": lambda v: _int64(v).astype(np.int32),
+    "int32": lambda v: _int64(v, np.int32),
     "Int64": _nullable_int,
     "boolean": _nullable_bool,
     "bool": _numpy_bool,
@@ -429,7 +485,9 @@ class Scorer:
         """The request's name for each feature, in feature order; names every missing one.
 
         Clients send the same columns request after request, so the answer is kept per set of
-        names (a few dozen sets at most).
+        names: at most `_MATCHES_KEPT` sets, each of at most `_MATCH_NAMES_KEPT` names and
+        `_MATCH_CHARS_KEPT` characters, so requests full of unique extra names are matched
+        every time rather than held in memory.
         """
         known = self._matches.get(table.names)
         if known is not None:
@@ -445,9 +503,12 @@ class Scorer:
         missing = [f for f, m in zip(self.features, matched, strict=True) if not m]
         if missing:
             raise ScoringInputError(422, f"missing required columns: {missing}")
-        if len(self._matches) >= _MATCHES_KEPT:
-            self._matches.clear()
-        self._matches[table.names] = matched
+        if len(table.names) <= _MATCH_NAMES_KEPT + len(self.features) and (
+            sum(map(len, table.names)) <= _MATCH_CHARS_KEPT
+        ):
+            if len(self._matches) >= _MATCHES_KEPT:
+                self._matches.clear()
+            self._matches[table.names] = matched
         return matched
 
     def frame(self, table: RawTable) -> pd.DataFrame:

@@ -2,7 +2,9 @@
 
 Routes:
 
-- ``GET /health``: liveness; answers as soon as the process serves.
+- ``GET /health``: liveness; answers as soon as the process serves, with the process id and
+  a fingerprint of the state folder (``serving.config.state_fingerprint``), so that the local
+  stack adopts only an endpoint of its own.
 - ``GET /ready``: 200 once every deployment with traffic has its model loaded, else 503.
 - ``POST /score``: ``Authorization: Bearer <scoring key>``; the header
   ``azureml-model-deployment: NAME`` picks a deployment whatever its traffic, otherwise the
@@ -24,6 +26,7 @@ import asyncio
 import hmac
 import itertools
 import logging
+import os
 import re
 import secrets
 from collections.abc import Awaitable, Callable
@@ -35,7 +38,7 @@ from urllib.parse import parse_qs
 import orjson
 
 from serving.collect import InferenceCollector, Record
-from serving.config import EndpointConfig
+from serving.config import EndpointConfig, state_fingerprint
 from serving.model_roots import parse_root
 from serving.scoring import ScoringInputError, parse_json, raw_table, wants_probabilities
 from serving.state import ControlError, Deployment, Endpoint, Keys, resolve_keys
@@ -53,12 +56,14 @@ _TRUE_QUERY = {"1", "true", "yes"}
 
 
 class HttpError(Exception):
-    """An answer other than 2xx, with the message the caller sees."""
+    """An answer other than 2xx, with the message the caller sees; `close` ends the
+    connection after the answer (the rest of the request is not worth reading)."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, close: bool = False) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
+        self.close = close
 
 
 @dataclass(frozen=True)
@@ -98,27 +103,48 @@ def _check_key(request: Request, key: bytes, what: str) -> None:
                         "'Authorization: Bearer <key>'")
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
+async def _read_body(request: Request, limit: int, timeout_s: float) -> bytes:
+    """The whole body, at most `limit` bytes, within `timeout_s` of the first read.
+
+    A body that arrived with its headers (every small request) is returned without arming a
+    timer; a longer one is read under the timeout, so a client that stalls, or promises more
+    bytes in Content-Length than it sends, gets a 408 and a closed connection.
+    """
     declared = request.headers.get(b"content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise HttpError(413, f"request body of {int(declared)} bytes is over the {limit} limit")
-    chunks, size = [], 0
-    while True:
-        message = await request.receive()
-        if message["type"] == "http.disconnect":
-            raise HttpError(400, "client disconnected before sending the whole body")
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            raise HttpError(413, f"request body is over the {limit} byte limit")
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            return b"".join(chunks)
-
-
-async def _read_json(request: Request, limit: int) -> Any:
+        raise HttpError(413, f"request body of {int(declared)} bytes is over the {limit} limit",
+                        close=True)
+    message = await request.receive()
+    first = message.get("body", b"")
+    if message["type"] == "http.request" and not message.get("more_body", False):
+        if len(first) > limit:
+            raise HttpError(413, f"request body is over the {limit} byte limit", close=True)
+        return first
+    chunks, size = [first], len(first)
     try:
-        return parse_json(await _read_body(request, limit))
+        async with asyncio.timeout(timeout_s):
+            while message["type"] != "http.disconnect" and message.get("more_body", False):
+                message = await request.receive()
+                chunks.append(message.get("body", b""))
+                size += len(chunks[-1])
+                if size > limit:
+                    raise HttpError(413, f"request body is over the {limit} byte limit",
+                                    close=True)
+    except TimeoutError as exc:
+        expected = f"{int(declared)} declared" if declared and declared.isdigit() else "more"
+        raise HttpError(
+            408, f"request body not received within {timeout_s:g} s: got {size} bytes of "
+            f"{expected} (MLOPS_ENDPOINT_BODY_TIMEOUT_S)", close=True,
+        ) from exc
+    if message["type"] == "http.disconnect":
+        raise HttpError(400, "client disconnected before sending the whole body")
+    return b"".join(chunks)
+
+
+async def _read_json(request: Request, config: EndpointConfig) -> Any:
+    try:
+        return parse_json(await _read_body(request, config.max_body_bytes,
+                                           config.body_timeout_s))
     except ScoringInputError as exc:
         raise HttpError(exc.status, exc.message) from exc
 
@@ -168,6 +194,7 @@ class ScoringApp:
             ("PUT", "/admin/traffic"): self.admin_traffic,
         }
         self._paths = {path for _, path in self._routes}
+        self._alive: dict[str, Any] = {"status": "alive"}
 
     # lifespan ----------------------------------------------------------------------------
 
@@ -180,6 +207,8 @@ class ScoringApp:
             config.key.get_secret_value() if config.key else None,
             config.admin_key.get_secret_value() if config.admin_key else None,
         )
+        self._alive = {"status": "alive", "pid": os.getpid(),
+                       "state": state_fingerprint(config.endpoint_dir)}
         self._scoring_key = self._keys.scoring.encode()
         self._admin_key = self._keys.admin.encode()
         if config.collect:
@@ -244,6 +273,8 @@ class ScoringApp:
             return status, orjson.dumps(content), extra
         except (HttpError, ControlError, ScoringInputError) as exc:
             extra = [(b"www-authenticate", b"Bearer")] if exc.status == 401 else []
+            if getattr(exc, "close", False):
+                extra.append((b"connection", b"close"))
             return exc.status, self._error_body(exc.status, exc.message, request), extra
         except Exception:
             logger.exception("Request %s %s failed (request id %s)", request.method,
@@ -272,7 +303,7 @@ class ScoringApp:
     # public routes -------------------------------------------------------------------------
 
     async def health(self, request: Request) -> Reply:
-        return 200, {"status": "alive"}, []
+        return 200, self._alive, []
 
     async def ready(self, request: Request) -> Reply:
         restoring = self._restore is not None and not self._restore.done()
@@ -283,7 +314,7 @@ class ScoringApp:
 
     async def score(self, request: Request) -> Reply:
         _check_key(request, self._scoring_key, "scoring")
-        payload = await _read_json(request, self.config.max_body_bytes)
+        payload = await _read_json(request, self.config)
         probabilities = wants_probabilities(
             payload, _wants_probabilities_in_query(request.query)
         )
@@ -327,7 +358,7 @@ class ScoringApp:
 
     async def admin_traffic(self, request: Request) -> Reply:
         _check_key(request, self._admin_key, "admin")
-        table = await _read_json(request, self.config.max_body_bytes)
+        table = await _read_json(request, self.config)
         return 200, {"traffic": self.endpoint.set_traffic(table)}, []
 
     async def admin_deployment(self, request: Request, name: str) -> Reply:
@@ -339,7 +370,7 @@ class ScoringApp:
             if deployment is None:
                 raise HttpError(404, f"no deployment named '{name}'")
             return 200, deployment.describe(), []
-        body = await _read_json(request, self.config.max_body_bytes)
+        body = await _read_json(request, self.config)
         url = body.get("model_url") if isinstance(body, dict) else None
         if not isinstance(url, str) or not url:
             raise HttpError(422, 'expected a body like {"model_url": "<bundle URL>"}')

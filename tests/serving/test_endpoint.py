@@ -14,6 +14,7 @@ import pytest
 from mlops.endpoint import LocalEndpointClient
 from mlops.errors import EndpointError
 from mlops.payloads import frame_to_request
+from serving.config import state_fingerprint
 from tests.serving._models import FEATURES
 from tests.serving.conftest import ADMIN_KEY, SCORING_KEY
 
@@ -99,8 +100,11 @@ def test_admin_api_needs_the_admin_key(server, http):
         scoring_only.state()
 
 
-def test_health_and_ready(blue_green, http):
-    assert http.get("/health").json() == {"status": "alive"}
+def test_health_and_ready(blue_green, server, http):
+    assert http.get("/health").json() == {
+        "status": "alive", "pid": server.proc.pid,
+        "state": state_fingerprint(server.state_dir / "endpoint"),
+    }
     assert http.get("/ready").status_code == 200
     assert blue_green.ready()
 

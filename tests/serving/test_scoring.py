@@ -144,7 +144,14 @@ def test_coercion_as_in_training(dtype, values, expected):
 @pytest.mark.parametrize(
     ("dtype", "values"),
     [("boolean", ["maybe"]), ("bool", [None]), ("datetime64[ns]", ["not a date"]),
-     ("Int64", [1.5]), ("float64", [{"a": 1}])],
+     ("Int64", [1.5]), ("float64", [{"a": 1}]),
+     # uneven nested lists: numpy cannot build an array of them
+     ("int64", [[1], [1, 2]]), ("Int64", [1, [1]]), ("bool", [[1], [1, 2]]),
+     ("boolean", [[1, 2], [1]]), ("int32", [[1], 1]),
+     # beyond the dtype's range: refused, never wrapped
+     ("int64", [1e30]), ("int64", [2**63]), ("int64", [2**64 - 1]), ("Int64", [2**63, None]),
+     ("int64", [-(2**63) - 1]), ("int32", [2**31]), ("int32", [-(2**31) - 1.0]),
+     ("float32", [1e39])],
 )
 def test_uncoercible_values_name_the_column(dtype, values):
     bundle = Bundle(model=None, manifest={}, url="mem://", features=(Feature("Col X", dtype),))
@@ -164,3 +171,25 @@ def test_text_columns_are_the_arrays_pandas_builds(dtype):
     mixed = ["a", 3, None, True]  # not all text: pandas converts them
     pd.testing.assert_extension_array_equal(coercer_for(dtype)(mixed),
                                             pd.array(mixed, dtype=expected.dtype))
+
+
+@pytest.mark.parametrize(
+    ("dtype", "values"),
+    [("int64", [2**63 - 1, -(2**63)]), ("Int64", [2**63 - 1, -(2**63), None]),
+     ("int32", [2**31 - 1, -(2**31)]), ("int32", [2147483647.0, -2147483648.0]),
+     ("float32", [3.4e38, -3.4e38])],
+)
+def test_values_at_the_ends_of_a_range_are_kept_exactly(dtype, values):
+    built = pd.array(coercer_for(dtype)(values), dtype=dtype)
+    assert built.tolist() == pd.array(values, dtype=dtype).tolist()
+
+
+def test_unique_extra_names_are_not_kept_per_request(scorer, rows):
+    record = _records(rows.head(1))[0]
+    scorer.score([record])
+    kept = dict(scorer._matches)
+    assert tuple(record) in kept  # the usual request is remembered
+    for i in range(3):
+        scorer.score([{**record, **{f"extra_{i}_{j}": 0 for j in range(200)}}])
+        scorer.score([{**record, f"x{i}" * 20_000: 0}])  # one long name
+    assert scorer._matches == kept

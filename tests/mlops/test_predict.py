@@ -1,0 +1,20 @@
+"""mlops.predict before any model exists: it says so and how to train one."""
+
+from __future__ import annotations
+
+import pytest
+
+from mlops.predict import main
+from tests.conftest import write_spec
+
+
+def test_predict_before_any_model_says_how_to_train_one(tmp_path, monkeypatch):
+    monkeypatch.setenv("MLOPS_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.delenv("MLOPS_REGISTRY_URL", raising=False)
+    spec = write_spec(tmp_path, "churn", {"data.url": str(tmp_path / "no-data-yet")})
+    with pytest.raises(SystemExit) as caught:
+        main(["--spec", spec])
+    message = str(caught.value)
+    assert "No model of 'churn' has been promoted yet" in message
+    assert f"python -m flows.training --spec {spec}" in message
+    assert "/admin/traffic" not in message
