@@ -31,7 +31,8 @@ from mlops.errors import DataValidationError
 from mlops.payloads import frame_to_request
 from mlops.registry import LocalRegistry
 from mlops.settings import Settings
-from tests.conftest import write_spec
+from mlops.spec import load_spec
+from tests.conftest import ROOT, write_spec
 
 pytestmark = [pytest.mark.slow, pytest.mark.service, pytest.mark.usefixtures("prefect_server")]
 
@@ -60,13 +61,14 @@ def _spec(tmp_path: Path, name: str, **drift) -> str:
 
 def _champion(state: Settings, name: str, rows: int = 3000) -> int:
     """Register a champion with a reference sample, as the training flow's register stage does
-    (the drift check reads only the alias and the sample, never the model)."""
-    from sklearn.dummy import DummyClassifier
+    (the drift check reads only the alias and the sample; the model is the spec's, kept small)."""
+    from mlops.features import build_pipeline
 
     reference = make_churn(rows, seed=41)
     features = [c for c in reference.columns if c not in ("customer_id", "signup_date",
                                                            "churned")]
-    model = DummyClassifier().fit(reference[features], reference.churned)
+    spec = load_spec(ROOT / "configs" / "churn.yaml", {"model.params": {"max_iter": 5}})
+    model = build_pipeline(spec).fit(reference[features], reference.churned)
     registry = LocalRegistry(state.registry_location)
     version = registry.register(
         name, model_bytes=dump_model(model), features=feature_dtypes(reference, features),

@@ -19,7 +19,14 @@ import pytest
 
 from mlops.endpoint import LocalEndpointClient, start_local_endpoint
 from tests.conftest import free_port
-from tests.serving.conftest import ADMIN_KEY, SCORING_KEY, Running, server_env, stop
+from tests.serving.conftest import (
+    ADMIN_KEY,
+    SCORING_KEY,
+    Running,
+    roots_env,
+    server_env,
+    stop,
+)
 from tests.serving.malformed_requests import (
     GOOD_ROW,
     MAX_BODY_BYTES,
@@ -45,6 +52,7 @@ def limited(tmp_path_factory: pytest.TempPathFactory, toys) -> Iterator[Running]
         MLOPS_ENDPOINT_HEADER_TIMEOUT_S=str(TIMEOUT_S),
         MLOPS_ENDPOINT_BODY_TIMEOUT_S=str(TIMEOUT_S),
         MLOPS_ENDPOINT_COLLECT="false",
+        **roots_env(tmp_path_factory),
     ))
     url = f"http://127.0.0.1:{port}"
     client = LocalEndpointClient(url, SCORING_KEY, ADMIN_KEY, timeout=30)
