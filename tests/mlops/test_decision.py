@@ -8,7 +8,6 @@ inverted and partly flipped churn labels meet a champion serving on clean ones.
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from mlops.decision import FLOOR_RULES, BootstrapResult, Predictions, TrustedScores
@@ -20,6 +19,7 @@ from mlops.evaluation import (
     score_trusted,
 )
 from mlops.features import fit_pipeline, split_frame
+from tests.conftest import corrupt_labels
 from tests.mlops._frames import churn_frame, churn_spec, diabetes_spec
 
 EXACT = {
@@ -207,20 +207,6 @@ def test_identical_predictions_give_a_zero_width_interval():
 # --- real models on corrupted labels ----------------------------------------------------------
 
 
-def _corrupt(frame: pd.DataFrame, how: str, seed: int = 0) -> pd.DataFrame:
-    frame = frame.copy()
-    rng = np.random.default_rng(seed)
-    labels = frame["churned"].to_numpy()
-    if how == "shuffled":
-        labels = rng.permutation(labels)
-    elif how == "inverted":
-        labels = 1 - labels
-    elif how == "flipped":
-        labels = np.where(rng.random(len(labels)) < 0.3, 1 - labels, labels)
-    frame["churned"] = labels
-    return frame
-
-
 @pytest.fixture(scope="module")
 def served():
     """A champion trained on clean rows, and its trusted holdout (the rows it was judged on)."""
@@ -232,7 +218,7 @@ def served():
 def _judge(served, how: str, spec=None):
     base, champion, trusted = served
     spec = spec or base
-    train, holdout = split_frame(_corrupt(churn_frame(1500, seed=2), how), spec)
+    train, holdout = split_frame(corrupt_labels(churn_frame(1500, seed=2), "churned", how), spec)
     candidate = fit_pipeline(spec, train)
     new = compute_metrics("classification", score_model(candidate, holdout, spec))
     old = compute_metrics("classification", score_model(champion, holdout, spec))
