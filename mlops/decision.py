@@ -50,7 +50,7 @@ class MetricRow:
     `delta` is the improvement in the metric's good direction (negative: the candidate is
     worse); `limit` is the smallest acceptable `delta`, or for the minimum the minimum value.
     `rule` names the check: ``margin``, ``guard``, ``bootstrap``, ``minimum`` or
-    ``trusted_holdout`` (the last two are the floors, see `FLOOR_RULES`).
+    ``trusted_holdout``; ``minimum`` is a floor (`FLOOR_RULES`).
     """
 
     metric: str
@@ -62,9 +62,9 @@ class MetricRow:
     rule: str = ""
 
 
-# Checks whose failure means the candidate must not serve at all, not just that it is no better:
-# the run fails on them (ModelQualityError) instead of quietly keeping the champion.
-FLOOR_RULES = frozenset({"minimum", "trusted_holdout"})
+# Checks whose failure means the candidate must not serve at all, not just that it is no better
+# than the champion: the run fails on them (ModelQualityError) instead of keeping the champion.
+FLOOR_RULES = frozenset({"minimum"})
 
 
 @dataclass(frozen=True)

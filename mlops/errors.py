@@ -26,8 +26,8 @@ class TrainingError(MlopsError):
 
 
 class ModelQualityError(MlopsError):
-    """A candidate failed a floor of the promotion gate: below the spec's minimum, or worse
-    than the champion on the champion's trusted holdout beyond the tolerance."""
+    """A candidate failed a floor of the promotion gate (below the spec's minimum), or cannot be
+    compared with the champion at all."""
 
 
 class LabelDriftError(MlopsError):

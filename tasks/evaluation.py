@@ -102,9 +102,8 @@ def evaluate_vs_champion(
     """Score both models on the new holdout and on the champion's trusted holdout, and decide.
 
     Raises:
-        ModelQualityError: a floor of the gate failed (the spec's minimum, or a loss beyond the
-            tolerance on the champion's trusted holdout); every failed check is named, and
-            nothing was registered.
+        ModelQualityError: the candidate is below the spec's minimum (every failed check is
+            named; nothing was registered), or the champion cannot score the new rows.
     """
     logger = get_run_logger()
     unchanged = _same_as_champion(spec, data)

@@ -138,7 +138,7 @@ def test_the_candidate_may_lose_exactly_the_tolerance_on_the_trusted_holdout():
     beyond = decide(_spec(), candidate, CHAMPION,
                     trusted=_trusted(float(np.nextafter(0.625, 0))))
     assert _failed(beyond) == ["trusted_holdout"]
-    assert beyond.failed_floors == [r for r in beyond.rows if r.rule == "trusted_holdout"]
+    assert beyond.failed_floors == []  # a comparison with the champion: it is kept, no failure
     assert ("trusted holdout of champion v3 (400 rows): roc_auc 0.6250 vs champion 0.7500"
             in beyond.reasons[0])
     assert "beyond the tolerance of 0.1250 worse" in beyond.reasons[0]
@@ -226,11 +226,9 @@ def _judge(served, how: str, spec=None):
 
 
 @pytest.mark.parametrize(
-    ("how", "floors"),
-    [("shuffled", ["minimum", "trusted_holdout"]), ("inverted", ["trusted_holdout"]),
-     ("flipped", ["minimum", "trusted_holdout"])],
+    ("how", "floors"), [("shuffled", ["minimum"]), ("inverted", []), ("flipped", ["minimum"])],
 )
-def test_models_trained_on_corrupted_labels_are_stopped_by_a_floor(served, how, floors):
+def test_models_trained_on_corrupted_labels_are_rejected(served, how, floors):
     decision = _judge(served, how)
     assert not decision.promote
     assert [row.rule for row in decision.failed_floors] == floors
