@@ -188,3 +188,11 @@ def _churn_columns():
     from tests.conftest import ROOT
 
     return yaml.safe_load((ROOT / "configs" / "churn.yaml").read_text())["columns"]
+
+
+def test_the_label_shift_flag_is_a_checkbox_of_the_run_form():
+    from prefect.utilities.callables import parameter_schema
+
+    field = parameter_schema(training.fn).model_dump()["properties"]["expect_label_shift"]
+    assert (field["type"], field["default"]) == ("boolean", False)
+    assert field["description"].startswith("The target's distribution is meant to have moved")
