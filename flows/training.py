@@ -1,7 +1,7 @@
 """The training flow: data to a model serving behind the endpoint, never a worse one.
 
-load -> validate -> features -> train -> evaluate_vs_champion -> register -> deploy -> smoke_test
--> promote. Run it with ``python -m flows.training --spec configs/churn.yaml``.
+load -> validate -> label drift -> features -> train -> evaluate_vs_champion -> register -> deploy
+-> smoke_test -> promote. Run it with ``python -m flows.training --spec configs/churn.yaml``.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from tasks._slots import training_slot  # noqa: E402
 from tasks.approval import request_approval, withdraw_candidate  # noqa: E402
 from tasks.data import load_data, locate_data, read_spec, validate_data  # noqa: E402
 from tasks.deploy import deploy_model, promote, smoke_test  # noqa: E402
-from tasks.evaluation import evaluate_vs_champion  # noqa: E402
+from tasks.evaluation import check_label_drift, evaluate_vs_champion  # noqa: E402
 from tasks.features import build_features  # noqa: E402
 from tasks.registry import register_model  # noqa: E402
 from tasks.training import train_model  # noqa: E402
@@ -42,6 +42,7 @@ def training(
     approval_timeout_s: int = 3600,
     reason: str | None = None,
     report_url: str | None = None,
+    expect_label_shift: bool = False,
 ) -> dict:
     """Train, judge against the champion and, if better, ship it.
 
@@ -53,6 +54,8 @@ def training(
         approval_timeout_s: How long to wait for that approval; no answer rejects.
         reason: Why this run was started (a schedule, new data, drift); shown in the logs.
         report_url: The report behind that reason (the drift check's), if any.
+        expect_label_shift: The target's distribution is meant to have moved from the
+            champion's training data (a new definition, a new population): train anyway.
     """
     logger = get_run_logger()
     if reason:
@@ -61,16 +64,20 @@ def training(
     run_dir = Path(get_settings().outputs_location) / spec.name / str(flow_run.id or "local")
 
     with training_slot(spec.name):
-        return _train_and_ship(spec, run_dir, force, require_approval, approval_timeout_s)
+        return _train_and_ship(
+            spec, run_dir, force, require_approval, approval_timeout_s, expect_label_shift
+        )
 
 
 def _train_and_ship(
-    spec: PipelineSpec, run_dir: Path, force: bool, require_approval: bool, approval_timeout_s: int
+    spec: PipelineSpec, run_dir: Path, force: bool, require_approval: bool,
+    approval_timeout_s: int, expect_label_shift: bool,
 ) -> dict:
     logger = get_run_logger()
     data = locate_data(spec)
     raw = run_stage(load_data, data, spec, force=force)
     clean = run_stage(validate_data, raw, data, spec, force=force)
+    check_label_drift(clean, data, spec, expect_label_shift)
     split = run_stage(build_features, clean, data, spec, force=force)
     trained = train_model.with_options(refresh_cache=force)(split, data, spec)
     evaluation = evaluate_vs_champion(trained, split, data, spec, str(run_dir))

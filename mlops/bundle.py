@@ -23,6 +23,10 @@ from serving.bundle import (
 )
 from serving.model_file import audit_model_file
 
+# The rows a version was judged on when it was registered: its trusted holdout, on which later
+# candidates are judged against it (docs/promotion-gate.md). Serving never reads it.
+HOLDOUT_FILE = "holdout.parquet"
+
 
 def dump_model(model: Any) -> bytes:
     """Serialize a fitted pipeline with skops, refusing one the loaders would refuse.
@@ -86,11 +90,27 @@ def write_bundle(
     model_bytes: bytes,
     manifest: dict[str, Any],
     reference: pd.DataFrame,
+    holdout: pd.DataFrame | None = None,
 ) -> None:
     """Write the files of a bundle into `root`, manifest last."""
     fs.makedirs(root, exist_ok=True)
     fs.pipe_file(f"{root}/{MODEL_FILE}", model_bytes)
-    buf = io.BytesIO()
-    reference.to_parquet(buf, index=False)
-    fs.pipe_file(f"{root}/{REFERENCE_FILE}", buf.getvalue())
+    fs.pipe_file(f"{root}/{REFERENCE_FILE}", _parquet(reference))
+    if holdout is not None:
+        fs.pipe_file(f"{root}/{HOLDOUT_FILE}", _parquet(holdout))
     write_file(fs, f"{root}/{MANIFEST_FILE}", json.dumps(manifest, indent=2, default=str).encode())
+
+
+def _parquet(frame: pd.DataFrame) -> bytes:
+    buf = io.BytesIO()
+    frame.to_parquet(buf, index=False)
+    return buf.getvalue()
+
+
+def read_holdout(fs: fsspec.AbstractFileSystem, path: str) -> pd.DataFrame | None:
+    """A bundle's trusted holdout with its pandas dtypes, or None when the bundle has none."""
+    try:
+        data = fs.cat_file(path)
+    except FileNotFoundError:
+        return None
+    return pd.read_parquet(io.BytesIO(data))

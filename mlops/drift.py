@@ -390,3 +390,26 @@ def _as_table(frame: pa.Table | pd.DataFrame) -> pa.Table:
     if isinstance(frame, pa.Table):
         return frame
     return pa.Table.from_pandas(frame, preserve_index=False)
+
+
+def judge_column(
+    column: DriftColumn,
+    reference: pa.Table | pd.DataFrame,
+    current: pa.Table | pd.DataFrame,
+    spec: PipelineSpec,
+    threshold: float | None = None,
+) -> ColumnDrift:
+    """One column judged by the rules of `compute_drift` (method, default threshold, kernels),
+    for a column that is not a feature: the label-drift gate judges the target with it.
+
+    Raises:
+        DataValidationError: the column holds no values on one side, or no numbers where
+            `column.kind` says numeric.
+    """
+    prepared = _prepare(column, _as_table(reference), _as_table(current))
+    if isinstance(prepared, str):
+        raise DataValidationError(f"cannot judge drift: {prepared}")
+    test = _resolve(prepared, spec)
+    if isinstance(test, str):
+        raise SpecError(test)
+    return _judge(prepared, test, threshold)

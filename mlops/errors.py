@@ -26,7 +26,13 @@ class TrainingError(MlopsError):
 
 
 class ModelQualityError(MlopsError):
-    """A model failed a quality gate (below the minimum for a first model)."""
+    """A candidate failed a floor of the promotion gate (below the spec's minimum), or cannot be
+    compared with the champion at all."""
+
+
+class LabelDriftError(MlopsError):
+    """The new data's target moved far from the champion's training sample and the run did not
+    say the shift is expected; nothing was trained."""
 
 
 class BundleError(MlopsError):

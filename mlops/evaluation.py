@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 from sklearn import metrics as skm
 
-from mlops.decision import BootstrapResult, Decision, MetricRow, Predictions
+from mlops.decision import BootstrapResult, Decision, MetricRow, Predictions, TrustedScores
 from mlops.features import feature_frame, target_series
 from mlops.spec import METRIC_DIRECTIONS, PipelineSpec
 
@@ -45,6 +45,36 @@ def score_model(model: Any, df: pd.DataFrame, spec: PipelineSpec) -> Predictions
         proba = np.asarray(model.predict_proba(X), dtype="float64")
         y_score = proba[:, 1] if len(classes) == 2 else proba
     return Predictions(y_true=y_true, y_pred=y_pred, y_score=y_score, classes=classes)
+
+
+def score_trusted(
+    candidate: Any, champion: Any, holdout: pd.DataFrame | None, spec: PipelineSpec,
+    version: int,
+) -> TrustedScores:
+    """Both models on the champion's trusted holdout, through the same metric code.
+
+    Args:
+        candidate: The candidate's fitted pipeline.
+        champion: The champion's fitted pipeline.
+        holdout: The champion's trusted holdout (None: its version has none).
+        version: The champion's version.
+
+    Returns:
+        The scores, or a `TrustedScores` whose `missing` says why the holdout cannot be used.
+    """
+    if holdout is None:
+        return TrustedScores(version, missing="its version has no stored holdout (registered "
+                                              "before versions kept one)")
+    needed = [*(c.name for c in spec.feature_columns), spec.target]
+    absent = [name for name in needed if name not in holdout.columns]
+    if absent:
+        return TrustedScores(version, len(holdout),
+                             missing=f"its {len(holdout)} rows lack the columns {absent}")
+    return TrustedScores(
+        version, len(holdout),
+        compute_metrics(spec.task, score_model(candidate, holdout, spec)),
+        compute_metrics(spec.task, score_model(champion, holdout, spec)),
+    )
 
 
 def _classification_metrics(p: Predictions) -> dict[str, float]:
@@ -309,18 +339,42 @@ def _improvement(
     return sign * (candidate - champion)
 
 
-def _first_model(spec: PipelineSpec, candidate: dict[str, float], why: str) -> Decision:
+def _minimum_row(spec: PipelineSpec, candidate: dict[str, float], why: str
+                 ) -> tuple[MetricRow, str]:
+    """The spec's minimum, which every candidate must reach on the new holdout."""
     ev = spec.evaluation
     metric, value = ev.primary_metric, candidate.get(ev.primary_metric)
     if ev.minimum is None:
-        row = MetricRow(metric, value, None, None, None, True)
-        return Decision(True, [f"{why}; no minimum is set for {metric}"], [row])
+        row = MetricRow(metric, value, None, None, None, True, "minimum")
+        return row, f"{why}; no minimum is set for {metric}"
     reached = value is not None and _improvement(metric, value, ev.minimum, ev.direction) >= 0
-    row = MetricRow(metric, value, None, None, ev.minimum, reached)
+    row = MetricRow(metric, value, None, None, ev.minimum, reached, "minimum")
     comparison = "at least" if ev.direction == "maximize" else "at most"
     seen = "missing" if value is None else f"{value:.4f}"
-    sentence = f"{why}; {metric} is {seen}, it must be {comparison} {ev.minimum:.4f}"
-    return Decision(reached, [sentence], [row])
+    return row, f"{why}; {metric} is {seen}, it must be {comparison} {ev.minimum:.4f}"
+
+
+def _trusted_row(spec: PipelineSpec, trusted: TrustedScores) -> tuple[MetricRow, str] | str:
+    """Candidate vs champion on the champion's trusted holdout; a string when not checkable."""
+    ev = spec.evaluation
+    metric, tolerance = ev.primary_metric, ev.trusted_tolerance
+    name = f"{metric} (trusted holdout of v{trusted.version})"
+    skipped = f"warning: trusted holdout of champion v{trusted.version} not checked"
+    if trusted.missing is not None:
+        return f"{skipped}: {trusted.missing}"
+    cand, champ = trusted.candidate.get(metric), trusted.champion.get(metric)
+    if champ is None:
+        return f"{skipped}: the champion has no {metric} on its {trusted.rows} rows"
+    if cand is None:
+        return (MetricRow(name, None, champ, None, -tolerance, False, "trusted_holdout"),
+                f"trusted holdout of champion v{trusted.version}: the candidate has no {metric}")
+    delta = _improvement(metric, cand, champ, ev.direction)
+    passed = delta >= -tolerance
+    state = "within" if passed else "beyond"
+    sentence = (f"trusted holdout of champion v{trusted.version} ({trusted.rows} rows): {metric} "
+                f"{cand:.4f} vs champion {champ:.4f}, change {delta:+.4f} is {state} the "
+                f"tolerance of {tolerance:.4f} worse")
+    return MetricRow(name, cand, champ, delta, -tolerance, passed, "trusted_holdout"), sentence
 
 
 def _primary_row(spec: PipelineSpec, candidate: dict, champion: dict) -> tuple[MetricRow, str]:
@@ -328,31 +382,31 @@ def _primary_row(spec: PipelineSpec, candidate: dict, champion: dict) -> tuple[M
     metric = ev.primary_metric
     cand, champ = candidate.get(metric), champion[metric]
     if cand is None:
-        return (MetricRow(metric, None, champ, None, ev.promotion_margin, False),
+        return (MetricRow(metric, None, champ, None, ev.promotion_margin, False, "margin"),
                 f"the candidate has no {metric} (needed to compare with the champion)")
     delta = _improvement(metric, cand, champ, ev.direction)
     passed = delta > ev.promotion_margin
     verb = "improves on" if passed else "does not improve enough on"
     sentence = (f"{metric} {cand:.4f} {verb} the champion's {champ:.4f}: improvement {delta:+.4f}, "
                 f"it must exceed the margin {ev.promotion_margin:.4f}")
-    return MetricRow(metric, cand, champ, delta, ev.promotion_margin, passed), sentence
+    return MetricRow(metric, cand, champ, delta, ev.promotion_margin, passed, "margin"), sentence
 
 
 def _guard_row(name: str, tolerance: float, candidate: dict, champion: dict
                ) -> tuple[MetricRow, str]:
     cand, champ = candidate.get(name), champion.get(name)
     if champ is None:
-        return (MetricRow(name, cand, None, None, -tolerance, True),
+        return (MetricRow(name, cand, None, None, -tolerance, True, "guard"),
                 f"guard {name}: the champion has no recorded value, not checked")
     if cand is None:
-        return (MetricRow(name, None, champ, None, -tolerance, False),
+        return (MetricRow(name, None, champ, None, -tolerance, False, "guard"),
                 f"guard {name}: the candidate has no value (champion {champ:.4f})")
     delta = _improvement(name, cand, champ)
     passed = delta >= -tolerance
     state = "within" if passed else "worse than"
     sentence = (f"guard {name} {cand:.4f} vs champion {champ:.4f}: change {delta:+.4f} is {state} "
                 f"the tolerance of {tolerance:.4f} worse")
-    return MetricRow(name, cand, champ, delta, -tolerance, passed), sentence
+    return MetricRow(name, cand, champ, delta, -tolerance, passed, "guard"), sentence
 
 
 def _bootstrap_row(spec: PipelineSpec, bootstrap: BootstrapResult | None
@@ -363,11 +417,11 @@ def _bootstrap_row(spec: PipelineSpec, bootstrap: BootstrapResult | None
     if bootstrap is None:
         if not required:
             return None
-        return (MetricRow(name, None, None, None, ev.promotion_margin, False),
+        return (MetricRow(name, None, None, None, ev.promotion_margin, False, "bootstrap"),
                 "the bootstrap lower bound is required but no bootstrap was computed")
     passed = bootstrap.low > ev.promotion_margin  # NaN never passes
     row = MetricRow(name, None, None, bootstrap.low,
-                    ev.promotion_margin if required else None, passed or not required)
+                    ev.promotion_margin if required else None, passed or not required, "bootstrap")
     state = "exceeds" if passed else "does not exceed"
     sentence = (f"{bootstrap.confidence:.0%} interval of the {ev.primary_metric} improvement is "
                 f"[{bootstrap.low:+.4f}, {bootstrap.high:+.4f}]; its lower bound {state} the "
@@ -380,33 +434,49 @@ def decide(
     candidate: dict[str, float],
     champion: dict[str, float] | None,
     bootstrap: BootstrapResult | None = None,
+    trusted: TrustedScores | None = None,
 ) -> Decision:
     """Whether the candidate should replace the champion, checking every rule of the spec.
 
-    A first model (no champion, or a champion without the primary metric) only has to reach
-    `evaluation.minimum`. Otherwise the candidate must beat the champion's primary metric by
-    more than `promotion_margin`, may not fall behind on any guard metric by more than its
-    tolerance, and, when `bootstrap.require_lower_bound` is set, the bootstrap interval's lower
-    bound must exceed the margin. Every check is run and recorded, so a rejection lists all the
-    reasons at once.
+    Every candidate must reach `evaluation.minimum` on the new holdout. A first model (no
+    champion, or a champion without the primary metric) needs nothing more. Otherwise the
+    candidate must also beat the champion's primary metric by more than `promotion_margin`, may
+    not fall behind on any guard metric by more than its tolerance, and, when
+    `bootstrap.require_lower_bound` is set, the bootstrap interval's lower bound must exceed
+    the margin. With `trusted`, the candidate may not score worse than the champion on the
+    champion's trusted holdout by more than `trusted_tolerance`; a holdout that could not be
+    used is named in the reasons as a warning. Every check is run and recorded, so a rejection
+    lists all the reasons at once.
 
     Returns:
-        The verdict; `reasons` holds the failed checks when rejected, the passed ones otherwise.
+        The verdict; `reasons` holds the failed checks when rejected, the passed ones otherwise,
+        then any warning about a check that was skipped.
     """
-    primary = spec.evaluation.primary_metric
-    if champion is None:
-        return _first_model(spec, candidate, "first model (no champion)")
-    if champion.get(primary) is None:
-        return _first_model(spec, candidate, f"the champion has no recorded {primary}")
-    checks = [_primary_row(spec, candidate, champion)]
-    checks += [_guard_row(g.name, g.tolerance, candidate, champion)
-               for g in spec.evaluation.guard_metrics]
-    boot = _bootstrap_row(spec, bootstrap)
-    if boot is not None:
-        checks.append(boot)
+    ev = spec.evaluation
+    primary = ev.primary_metric
+    if champion is None or champion.get(primary) is None:
+        why = ("first model (no champion)" if champion is None
+               else f"the champion has no recorded {primary}")
+        checks = [_minimum_row(spec, candidate, why)]
+    else:
+        checks = [_primary_row(spec, candidate, champion)]
+        checks += [_guard_row(g.name, g.tolerance, candidate, champion)
+                   for g in ev.guard_metrics]
+        boot = _bootstrap_row(spec, bootstrap)
+        if boot is not None:
+            checks.append(boot)
+        if ev.minimum is not None:
+            checks.append(_minimum_row(spec, candidate, "minimum of the spec"))
+    warnings = []
+    if trusted is not None:
+        check = _trusted_row(spec, trusted)
+        if isinstance(check, str):
+            warnings.append(check)
+        else:
+            checks.append(check)
     rows = [row for row, _ in checks]
     promote = all(row.passed for row in rows)
-    reasons = [sentence for row, sentence in checks if row.passed == promote]
+    reasons = [sentence for row, sentence in checks if row.passed == promote] + warnings
     logger.info("promotion decision for %s: %s", spec.name, "promote" if promote else "reject")
     return Decision(promote, reasons, rows)
 

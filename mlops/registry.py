@@ -2,7 +2,7 @@
 
 Layout::
 
-    <root>/<model>/<version>/{model.skops, manifest.json, reference.parquet}
+    <root>/<model>/<version>/{model.skops, manifest.json, reference.parquet, holdout.parquet}
     <root>/<model>/aliases.json          {"champion": 3}
 
 Guarantees (DESIGN.md, Registry): versions are assigned here, 1, 2, 3...; a version never
@@ -20,7 +20,7 @@ from typing import Any
 
 import pandas as pd
 
-from mlops.bundle import build_manifest, write_bundle, write_file
+from mlops.bundle import HOLDOUT_FILE, build_manifest, read_holdout, write_bundle, write_file
 from mlops.errors import RegistryError
 from serving.bundle import MANIFEST_FILE, Bundle, BundleLoadError, load_bundle
 from serving.storage import open_fs
@@ -88,6 +88,11 @@ class LocalRegistry:
         """Where the version's files (the reference sample, for drift checks) can be read."""
         return self.get(name, version).url
 
+    def holdout(self, name: str, version: int) -> pd.DataFrame | None:
+        """The version's trusted holdout, or None for a version registered without one."""
+        entry = self.get(name, version)  # refuses a missing or half-written version
+        return read_holdout(self.fs, f"{self._model_dir(name)}/{entry.version}/{HOLDOUT_FILE}")
+
     def load(self, name: str, version: int) -> Bundle:
         """Load a version's model, checking its digest (raises RegistryError if it fails)."""
         entry = self.get(name, version)
@@ -123,15 +128,20 @@ class LocalRegistry:
         features: list[dict[str, str]],
         lineage: dict[str, Any],
         reference: pd.DataFrame,
+        holdout: pd.DataFrame | None = None,
     ) -> ModelVersion:
-        """Write a new version and return it; nothing is visible until it is complete."""
+        """Write a new version and return it; nothing is visible until it is complete.
+
+        `holdout` is the version's trusted holdout (the rows it was judged on), kept so that
+        later candidates are judged on it too.
+        """
         version = self._claim(name)
         manifest = build_manifest(
             model_name=name, version=version, model_bytes=model_bytes,
             features=features, lineage=lineage,
         )
         folder = f"{self._model_dir(name)}/{version}"
-        write_bundle(self.fs, folder, model_bytes, manifest, reference)
+        write_bundle(self.fs, folder, model_bytes, manifest, reference, holdout)
         logger.info("Registered %s version %s at %s", name, version, self.url)
         return ModelVersion(name, version, self._version_url(name, version), manifest)
 

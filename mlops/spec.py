@@ -239,9 +239,28 @@ class EvaluationSpec(_Strict):
     primary_metric: str
     direction: Literal["maximize", "minimize"] | None = None
     promotion_margin: float = Field(0.0, ge=0.0)
-    minimum: float | None = Field(None, description="Primary metric a first model must reach.")
+    minimum: float | None = Field(
+        None, description="Primary metric every candidate must reach on the new holdout, the "
+        "first model and every later one alike.",
+    )
     guard_metrics: list[GuardMetric] = Field(default_factory=list)
     bootstrap: BootstrapSpec = Field(default_factory=BootstrapSpec)
+    trusted_tolerance: float = Field(
+        0.01, ge=0.0,
+        description="How much worse than the champion (in the primary metric's units) the "
+        "candidate may score on the champion's trusted holdout, the rows the champion was "
+        "judged on when it was promoted.",
+    )
+    holdout_rows: int = Field(
+        50_000, ge=100,
+        description="Holdout rows stored with a version as its trusted holdout (a seeded "
+        "sample of larger holdouts).",
+    )
+    label_drift_threshold: float | None = Field(
+        None, gt=0.0,
+        description="Threshold of the label-drift check instead of its method's default "
+        "(distances: drift at or above it; p-value tests: drift below it).",
+    )
 
     @model_validator(mode="after")
     def _known_metrics(self) -> EvaluationSpec:

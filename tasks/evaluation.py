@@ -1,24 +1,29 @@
-"""Evaluation stage: candidate vs champion on the same holdout rows, and the promotion gate."""
+"""The promotion gate: label drift before training; after it, candidate vs champion on the new
+holdout and on the champion's trusted holdout (docs/promotion-gate.md)."""
 
 from __future__ import annotations
 
 import base64
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import pyarrow as pa
 from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from mlops.backends import registry_for
-from mlops.decision import BootstrapResult, Decision
-from mlops.errors import ModelQualityError
-from mlops.frames import load_frame
+from mlops.decision import BootstrapResult, Decision, TrustedScores
+from mlops.errors import LabelDriftError, ModelQualityError
+from mlops.frames import FrameRef, load_frame
 from mlops.lineage import DataRef, code_version
 from mlops.settings import get_settings
 from mlops.spec import PipelineSpec
 from tasks.features import Split
 from tasks.training import TrainedModel
+
+if TYPE_CHECKING:
+    from mlops.drift import ColumnDrift
 
 
 @dataclass(frozen=True)
@@ -30,6 +35,7 @@ class Evaluation:
     bootstrap: BootstrapResult | None
     plot_path: str | None
     markdown: str
+    trusted: TrustedScores | None = None
 
 
 def _same_as_champion(spec: PipelineSpec, data: DataRef) -> Evaluation | None:
@@ -56,16 +62,21 @@ def _same_as_champion(spec: PipelineSpec, data: DataRef) -> Evaluation | None:
     )
 
 
-def _champion_predictions(spec: PipelineSpec, holdout: Any) -> tuple[int | None, Any]:
-    from mlops.evaluation import score_model  # noqa: PLC0415 - scikit-learn; a cached run never needs it
-
+def _champion(spec: PipelineSpec) -> tuple[int, Any, Any] | None:
+    """The champion's version, fitted pipeline and trusted holdout; None without a champion."""
     registry = registry_for(spec, get_settings())
     version = registry.alias(spec.model_name)
     if version is None:
-        return None, None
-    champion = registry.load(spec.model_name, version).model
+        return None
+    model = registry.load(spec.model_name, version).model
+    return version, model, registry.holdout(spec.model_name, version)
+
+
+def _score_champion(spec: PipelineSpec, version: int, model: Any, holdout: Any) -> Any:
+    from mlops.evaluation import score_model  # noqa: PLC0415 - scikit-learn; a cached run never needs it
+
     try:
-        return version, score_model(champion, holdout, spec)
+        return score_model(model, holdout, spec)
     except (KeyError, ValueError) as exc:
         raise ModelQualityError(
             f"champion {spec.model_name} v{version} cannot score the new holdout rows "
@@ -73,14 +84,26 @@ def _champion_predictions(spec: PipelineSpec, holdout: Any) -> tuple[int | None,
         ) from exc
 
 
+def _bootstrap(spec: PipelineSpec, candidate: Any, champion: Any) -> BootstrapResult:
+    from mlops.evaluation import paired_bootstrap  # noqa: PLC0415 - scikit-learn
+
+    b = spec.evaluation.bootstrap
+    return paired_bootstrap(
+        spec.evaluation.primary_metric, spec.task, candidate, champion,
+        samples=b.samples, confidence=b.confidence, seed=spec.split.seed,
+        direction=spec.evaluation.direction, max_rows=b.max_rows,
+    )
+
+
 @task
 def evaluate_vs_champion(
     trained: TrainedModel, split: Split, data: DataRef, spec: PipelineSpec, run_dir: str
 ) -> Evaluation:
-    """Score both models on the holdout, bootstrap the difference and decide.
+    """Score both models on the new holdout and on the champion's trusted holdout, and decide.
 
-    A first model must reach the spec's minimum; a later one must beat the champion by the
-    margin without any guard metric regressing past its tolerance.
+    Raises:
+        ModelQualityError: the candidate is below the spec's minimum (every failed check is
+            named; nothing was registered), or the champion cannot score the new rows.
     """
     logger = get_run_logger()
     unchanged = _same_as_champion(spec, data)
@@ -92,43 +115,78 @@ def evaluate_vs_champion(
         compute_metrics,
         decide,
         decision_markdown,
-        paired_bootstrap,
         plot_comparison,
         score_model,
+        score_trusted,
     )
 
     holdout = load_frame(split.test, [*(c.name for c in spec.feature_columns), spec.target])
     candidate = score_model(trained.pipeline, holdout, spec)
     candidate_metrics = compute_metrics(spec.task, candidate)
-    champion_version, champion = _champion_predictions(spec, holdout)
-    champion_metrics = compute_metrics(spec.task, champion) if champion else None
-    boot = None
-    if champion is not None:
-        b = spec.evaluation.bootstrap
-        boot = paired_bootstrap(
-            spec.evaluation.primary_metric, spec.task, candidate, champion,
-            samples=b.samples, confidence=b.confidence, seed=spec.split.seed,
-            direction=spec.evaluation.direction, max_rows=b.max_rows,
-        )
-    decision = decide(spec, candidate_metrics, champion_metrics, boot)
+    champ = _champion(spec)
+    version, champion, champion_metrics, boot, trusted = None, None, None, None, None
+    if champ is not None:
+        version, model, trusted_rows = champ
+        champion = _score_champion(spec, version, model, holdout)
+        champion_metrics = compute_metrics(spec.task, champion)
+        boot = _bootstrap(spec, candidate, champion)
+        trusted = score_trusted(trained.pipeline, model, trusted_rows, spec, version)
+    decision = decide(spec, candidate_metrics, champion_metrics, boot, trusted)
     plot = plot_comparison(spec.task, candidate, champion, Path(run_dir) / "evaluation.png")
-    markdown = decision_markdown(decision, spec)
-    logger.info(
-        "Candidate %s=%.4f vs champion %s: %s",
-        spec.evaluation.primary_metric, candidate_metrics[spec.evaluation.primary_metric],
-        f"v{champion_version}" if champion_version else "(none)",
-        "PROMOTE" if decision.promote else "RETAIN CHAMPION",
-    )
-    evaluation = Evaluation(
-        decision, candidate_metrics, champion_version, champion_metrics, boot, str(plot), markdown
-    )
+    evaluation = Evaluation(decision, candidate_metrics, version, champion_metrics, boot,
+                            str(plot), decision_markdown(decision, spec), trusted)
     publish_evaluation(evaluation, spec)
-    if champion_version is None and not decision.promote:
-        raise ModelQualityError(
-            f"first model of '{spec.model_name}' is not good enough to serve: "
-            + "; ".join(decision.reasons)
-        )
+    logger.info("Candidate %s=%.4f vs champion %s: %s", spec.evaluation.primary_metric,
+                candidate_metrics.get(spec.evaluation.primary_metric, float("nan")),
+                f"v{version}" if version else "(none)",
+                "PROMOTE" if decision.promote else "RETAIN CHAMPION")
+    if decision.failed_floors:
+        who = "first model" if version is None else f"candidate (champion v{version} stays)"
+        raise ModelQualityError(f"{who} of '{spec.model_name}' is not good enough to serve: "
+                                + "; ".join(decision.reasons))
     return evaluation
+
+
+@task
+def check_label_drift(
+    clean: FrameRef, data: DataRef, spec: PipelineSpec, expect_shift: bool = False
+) -> ColumnDrift | None:
+    """The new data's target against the champion's training sample, before any training.
+
+    Returns None when there is nothing to compare: no champion, the champion's own data, or a
+    reference sample without the target.
+
+    Raises:
+        LabelDriftError: the target drifted and `expect_shift` does not say it was expected.
+    """
+    logger = get_run_logger()
+    registry = registry_for(spec, get_settings())
+    version = registry.alias(spec.model_name)
+    if version is None:
+        return None
+    if registry.get(spec.model_name, version).manifest.get("data_fingerprint") == data.fingerprint:
+        logger.info("Label drift not checked: champion v%s was trained on this data", version)
+        return None
+    from mlops.drift_data import read_reference  # noqa: PLC0415 - Arrow readers
+    from mlops.label_drift import describe, label_drift  # noqa: PLC0415 - Evidently, ~4 s
+
+    reference = read_reference(registry.bundle_url(spec.model_name, version), [spec.target])
+    if spec.target not in reference.column_names:
+        logger.warning("Label drift not checked: champion v%s's reference sample has no "
+                       "target column '%s'", version, spec.target)
+        return None
+    current = pa.Table.from_pandas(load_frame(clean, [spec.target]), preserve_index=False)
+    verdict = label_drift(reference, current, spec)
+    seen = (f"target '{spec.target}' of the new data ({current.num_rows} rows) against champion "
+            f"v{version}'s training sample ({reference.num_rows} rows): {describe(verdict)}")
+    if verdict.drifted and not expect_shift:
+        raise LabelDriftError(
+            f"label drift, nothing trained: {seen}. If the shift is expected, run again with "
+            "expect_label_shift=true"
+        )
+    log = logger.warning if verdict.drifted else logger.info
+    log("Label drift %s: %s", "expected" if verdict.drifted else "none", seen)
+    return verdict
 
 
 def publish_evaluation(evaluation: Evaluation, spec: PipelineSpec) -> None:

@@ -50,19 +50,25 @@ def register_model(
     trained: TrainedModel, split: Split, data: DataRef, spec: PipelineSpec,
     evaluation: Evaluation, source_rows: int,
 ) -> ModelVersion:
-    """Write model, manifest and reference sample; the registry assigns the version."""
+    """Write model, manifest, reference sample and trusted holdout; the registry assigns the
+    version."""
     names = [c.name for c in spec.feature_columns]
     # the reference sample, gathered from the training checkpoint (not the whole table);
     # its dtypes are the table's: checkpoints carry pandas' dtypes in their schema
     sample = sample_frame(split.train, spec.reference_rows, spec.split.seed,
                           [*names, spec.target])
+    # the rows it was judged on, kept as its trusted holdout: later candidates face them too
+    holdout = sample_frame(split.test, spec.evaluation.holdout_rows, spec.split.seed,
+                           [*names, spec.target])
     registry = registry_for(spec, get_settings())
     version = registry.register(
         spec.model_name,
         model_bytes=dump_model(trained.pipeline),
         features=feature_dtypes(sample, names),
-        lineage=_lineage(trained, split, data, spec, evaluation, source_rows),
+        lineage={**_lineage(trained, split, data, spec, evaluation, source_rows),
+                 "trusted_holdout_rows": len(holdout)},
         reference=sample,
+        holdout=holdout,
     )
     get_run_logger().info("Registered %s version %s", version.name, version.version)
     return version

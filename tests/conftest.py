@@ -51,3 +51,19 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def corrupt_labels(frame: Any, target: str, how: str, seed: int = 0) -> Any:
+    """A copy of `frame` with its 0/1 `target` shuffled, inverted, or 30% of it flipped."""
+    import numpy as np
+
+    frame = frame.copy()
+    rng = np.random.default_rng(seed)
+    labels = frame[target].to_numpy()
+    corrupted = {
+        "shuffled": lambda: rng.permutation(labels),
+        "inverted": lambda: 1 - labels,
+        "flipped": lambda: np.where(rng.random(len(labels)) < 0.3, 1 - labels, labels),
+    }[how]()
+    frame[target] = corrupted.astype(labels.dtype)
+    return frame

@@ -38,7 +38,7 @@ from azure.core.exceptions import HttpResponseError, ResourceExistsError, Resour
 
 from mlops.azureml.client import azure_errors, registry_client, workspace_client
 from mlops.azureml.entities import CHAMPION_TAG, model_entity, model_ref
-from mlops.bundle import build_manifest, write_bundle
+from mlops.bundle import HOLDOUT_FILE, build_manifest, read_holdout, write_bundle
 from mlops.errors import RegistryError
 from mlops.registry import ModelVersion
 from mlops.settings import Settings
@@ -172,6 +172,12 @@ class AzureMLRegistry:
         reference sample is read from there for drift checks."""
         return str(self._local(name, version))
 
+    def holdout(self, name: str, version: int) -> pd.DataFrame | None:
+        """The version's trusted holdout from its download, or None if it was registered
+        without one."""
+        path = self._local(name, version) / HOLDOUT_FILE
+        return read_holdout(fsspec.filesystem("file"), str(path))
+
     def load(self, name: str, version: int) -> Bundle:
         """Load a version's model, checking its digests (raises RegistryError if one fails)."""
         folder = self._local(name, version)
@@ -183,7 +189,8 @@ class AzureMLRegistry:
     # -- writing ---------------------------------------------------------------------------
 
     def _create(self, name: str, version: int, model_bytes: bytes, features: list[dict[str, str]],
-                lineage: dict[str, Any], reference: pd.DataFrame) -> dict[str, Any] | None:
+                lineage: dict[str, Any], reference: pd.DataFrame,
+                holdout: pd.DataFrame | None) -> dict[str, Any] | None:
         """Upload the bundle as `version`; None if that version was taken meanwhile."""
         manifest = build_manifest(
             model_name=name, version=version, model_bytes=model_bytes,
@@ -191,7 +198,9 @@ class AzureMLRegistry:
         )
         with tempfile.TemporaryDirectory(prefix="mlops-register-") as staging:
             folder = Path(staging) / BUNDLE_FOLDER
-            write_bundle(fsspec.filesystem("file"), str(folder), model_bytes, manifest, reference)
+            write_bundle(
+                fsspec.filesystem("file"), str(folder), model_bytes, manifest, reference, holdout
+            )
             entity = model_entity(name, version, folder, manifest)
             with azure_errors(RegistryError, f"registering model '{name}' version {version}"):
                 try:
@@ -210,12 +219,18 @@ class AzureMLRegistry:
         features: list[dict[str, str]],
         lineage: dict[str, Any],
         reference: pd.DataFrame,
+        holdout: pd.DataFrame | None = None,
     ) -> ModelVersion:
-        """Upload a new version and return it; Azure ML makes it visible only when complete."""
+        """Upload a new version and return it; Azure ML makes it visible only when complete.
+
+        The bundle folder carries `holdout` (the version's trusted holdout) like the rest.
+        """
         for _ in range(self.max_attempts):
             numbers = [int(a.version) for a in self._assets(name) if str(a.version).isdigit()]
             version = max(numbers, default=0) + 1
-            manifest = self._create(name, version, model_bytes, features, lineage, reference)
+            manifest = self._create(
+                name, version, model_bytes, features, lineage, reference, holdout
+            )
             if manifest is not None:
                 logger.info("Registered %s version %s in %s", name, version, self.url)
                 return ModelVersion(

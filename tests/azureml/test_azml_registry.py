@@ -138,3 +138,15 @@ def test_bundle_url_is_the_downloaded_bundle_with_its_reference_sample(registry,
     reference = pd.read_parquet(f"{folder}/{REFERENCE_FILE}")
     pd.testing.assert_frame_equal(reference, toy.frame.head(30).reset_index(drop=True),
                                   check_dtype=False)
+
+
+def test_a_version_carries_its_trusted_holdout(registry, toy):
+    import pandas as pd
+
+    holdout = toy.frame.tail(40).reset_index(drop=True)
+    registry.register("toy", model_bytes=toy.model_bytes, features=toy.features,
+                      lineage={"target": "label", "task": "classification"},
+                      reference=toy.frame.head(30), holdout=holdout)
+    toy.register(registry)  # an older kind of version: no holdout
+    pd.testing.assert_frame_equal(registry.holdout("toy", 1), holdout)
+    assert registry.holdout("toy", 2) is None

@@ -1,7 +1,8 @@
 """The training flow end to end, on a real Prefect test server and a real local endpoint.
 
-The three outcomes: first model promoted, better model promoted, worse model rejected; plus the
-cache on an unchanged re-run, and that failures leave the registry and the traffic untouched.
+The outcomes: first model promoted, better model promoted, worse model refused; the cache on an
+unchanged re-run; garbage labels refused against a serving champion; and that failures leave the
+registry and the traffic untouched.
 """
 
 from __future__ import annotations
@@ -16,10 +17,15 @@ from prefect.client.schemas.sorting import TaskRunSort
 from flows.training import training
 from mlops.datasets import make_churn
 from mlops.endpoint import LocalEndpointClient
-from mlops.errors import DataValidationError, DeploymentError
+from mlops.errors import (
+    DataValidationError,
+    DeploymentError,
+    LabelDriftError,
+    ModelQualityError,
+)
 from mlops.payloads import frame_to_request
 from mlops.registry import LocalRegistry
-from tests.conftest import write_spec
+from tests.conftest import corrupt_labels, write_spec
 
 pytestmark = [pytest.mark.slow, pytest.mark.service, pytest.mark.usefixtures("prefect_server")]
 
@@ -133,9 +139,60 @@ def test_failed_smoke_test_leaves_traffic_and_champion(use_stack, churn_data, tm
     assert all(d.get("model_name") != "churn-smoke" for d in after["deployments"].values())
 
 
+def _garbage(churn_data: str, how: str, folder) -> str:
+    """The flow's data with its labels corrupted, as a folder of one Parquet file."""
+    import pandas as pd
+
+    out = folder / how
+    out.mkdir()
+    corrupt_labels(pd.read_parquet(churn_data), "churned", how).to_parquet(
+        out / "part-00000.parquet", index=False)
+    return str(out)
+
+
+def test_garbage_labels_never_ship(use_stack, churn_data, tmp_path):
+    spec = write_spec(tmp_path, "labels", {**STRONG, "name": "churn-labels"})
+    registry = LocalRegistry(use_stack.registry_location)
+    assert _run(spec, churn_data).result()["outcome"] == "promoted"
+    champion = registry.alias("churn-labels")
+
+    def unchanged():
+        name = "churn-labels"
+        return registry.versions(name), registry.alias(name), _serving(use_stack)
+
+    before = unchanged()
+    inverted = _run(spec, _garbage(churn_data, "inverted", tmp_path))
+    with pytest.raises(LabelDriftError, match=r"label drift, nothing trained: target 'churned'"):
+        inverted.result()
+    assert "train_model" not in _task_states(inverted)
+    assert unchanged() == before
+
+    expected = _run(spec, str(tmp_path / "inverted"), expect_label_shift=True)
+    assert expected.result() == {"outcome": "retained", "champion": champion}  # trusted holdout
+    assert unchanged() == before
+
+    for how in ("shuffled", "flipped"):
+        state = _run(spec, _garbage(churn_data, how, tmp_path), expect_label_shift=True)
+        with pytest.raises(ModelQualityError) as info:
+            state.result()
+        message = str(info.value)
+        assert message.startswith(f"candidate (champion v{champion} stays) of 'churn-labels'")
+        assert "it must be at least 0.7000" in message and "trusted holdout" in message
+        assert _task_states(state)["train_model"] == "Completed"
+        assert unchanged() == before, how
+
+
 def _churn_columns():
     import yaml
 
     from tests.conftest import ROOT
 
     return yaml.safe_load((ROOT / "configs" / "churn.yaml").read_text())["columns"]
+
+
+def test_the_label_shift_flag_is_a_checkbox_of_the_run_form():
+    from prefect.utilities.callables import parameter_schema
+
+    field = parameter_schema(training.fn).model_dump()["properties"]["expect_label_shift"]
+    assert (field["type"], field["default"]) == ("boolean", False)
+    assert field["description"].startswith("The target's distribution is meant to have moved")

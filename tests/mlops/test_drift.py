@@ -197,3 +197,20 @@ def test_worker_threads_give_the_same_verdicts(reference, drifted):
     assert compute_drift(reference, drifted, spec, workers=1) == compute_drift(
         reference, drifted, spec, workers=3
     )
+
+
+@pytest.mark.parametrize(
+    ("column", "method"), [("age", "wasserstein"), ("region", "jensenshannon")]
+)
+def test_a_score_exactly_at_its_threshold_is_drift(reference, drifted, column, method):
+    """Evidently counts a distance equal to its threshold as drift; so do our kernels."""
+    first = {c.column: c for c in compute_drift(reference, drifted, churn_spec()).columns}
+    score = first[column].score
+    assert first[column].method == method
+    at = churn_spec({"drift.thresholds": {column: score}})
+    verdict = {c.column: c for c in compute_drift(reference, drifted, at).columns}[column]
+    assert verdict.score == score and verdict.threshold == score
+    assert verdict.drifted
+    above = churn_spec({"drift.thresholds": {column: float(np.nextafter(score, np.inf))}})
+    assert not {c.column: c for c in compute_drift(reference, drifted, above).columns}[
+        column].drifted

@@ -112,3 +112,21 @@ def test_bundle_url_holds_the_reference_sample(tmp_path, fitted):
     pd.testing.assert_frame_equal(reference, fitted[1].head(20))
     with pytest.raises(RegistryError, match="no version 2"):
         registry.bundle_url("m", 2)
+
+
+def test_a_version_keeps_its_trusted_holdout_with_its_dtypes(tmp_path, fitted):
+    from mlops.bundle import HOLDOUT_FILE
+
+    model, frame = fitted
+    holdout = frame.tail(30).reset_index(drop=True).assign(
+        y=pd.array([0, 1] * 15, dtype="int64"), region=pd.array(["n", "s"] * 15, dtype="string"))
+    registry = LocalRegistry(str(tmp_path / "reg"))
+    registry.register("m", model_bytes=dump_model(model),
+                      features=feature_dtypes(frame, ["a", "b"]), lineage={"target": "y"},
+                      reference=frame.head(20), holdout=holdout)
+    _register(registry, fitted)  # registered without one, as older versions were
+    pd.testing.assert_frame_equal(registry.holdout("m", 1), holdout)
+    assert (tmp_path / "reg" / "m" / "1" / HOLDOUT_FILE).is_file()
+    assert registry.holdout("m", 2) is None
+    with pytest.raises(RegistryError, match="no version 3"):
+        registry.holdout("m", 3)

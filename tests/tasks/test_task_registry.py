@@ -11,6 +11,7 @@ import pytest
 import sklearn
 from prefect import flow
 
+from mlops.bundle import HOLDOUT_FILE
 from mlops.errors import RegistryError
 from mlops.frames import load_frame
 from mlops.lineage import code_version
@@ -77,6 +78,13 @@ def test_registers_numbered_versions_with_their_lineage(stages, evaluation, stat
     assert len(reference) == 1125  # every training row: fewer than reference_rows
     assert "customer_id" not in reference.columns  # an id, not a feature
 
+    holdout = pd.read_parquet(folder / HOLDOUT_FILE)  # its trusted holdout: the judged rows
+    judged = load_frame(stages.split.test, [*names, "churned"])
+    assert manifest["trusted_holdout_rows"] == len(holdout) == len(judged) == 375
+    order = ["tenure_months", "age", "monthly_charges"]
+    pd.testing.assert_frame_equal(holdout.sort_values(order).reset_index(drop=True),
+                                  judged.sort_values(order).reset_index(drop=True))
+
     loaded = registry.load("churn", 2).model
     rows = load_frame(stages.split.test, names)
     np.testing.assert_array_equal(
@@ -115,3 +123,14 @@ def test_a_refused_registry_fails_once_and_writes_nothing(
     run, history = task_run(state)
     assert run.run_count == 1 and "Retrying" not in history
     assert not (state_dir / "registry").exists()
+
+
+def test_a_large_holdout_is_kept_as_a_seeded_sample(stages, evaluation, churn_dir, state_dir):
+    spec = load_spec(CHURN_YAML, {"data.url": churn_dir, "evaluation.holdout_rows": 100,
+                                  "model.params": stages.spec.model.params})
+    version = register_model(stages.trained, stages.split, stages.data, spec, evaluation, 1500)
+    holdout = LocalRegistry(str(state_dir / "registry")).holdout("churn", version.version)
+    assert len(holdout) == version.manifest["trusted_holdout_rows"] == 100
+    judged = load_frame(stages.split.test)
+    assert set(holdout["tenure_months"].astype(str) + holdout["age"].astype(str)) <= set(
+        judged["tenure_months"].astype(str) + judged["age"].astype(str))
