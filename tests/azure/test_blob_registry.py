@@ -128,7 +128,7 @@ def test_a_writer_that_crashes_mid_bundle_leaves_no_visible_version(
     _register(registry, fitted)
     real = mlops.registry.write_bundle
 
-    def crash_after_the_model(fs, root, model_bytes, manifest, reference):
+    def crash_after_the_model(fs, root, model_bytes, manifest, reference, holdout=None):
         fs.pipe_file(f"{root}/{MODEL_FILE}", model_bytes)
         raise ConnectionError("writer died before the manifest")
 

@@ -7,6 +7,7 @@ labels, so nothing is patched.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -36,6 +37,8 @@ def client(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalEnd
     tasks reach through the environment."""
     settings = Settings(state_dir=tmp_path / "endpoint-state",
                         endpoint_url=f"http://127.0.0.1:{free_port()}")
+    # the registry these tests write sits beside the endpoint's state, not inside it
+    monkeypatch.setenv("MLOPS_ENDPOINT_MODEL_ROOTS", json.dumps([str(tmp_path)]))
     endpoint_up(settings)
     keys = _read_keys(settings.endpoint_state_dir)
     monkeypatch.setenv("MLOPS_ENDPOINT_URL", settings.endpoint_url)
