@@ -188,7 +188,7 @@ def local_endpoint(bundle_url: str) -> Iterator[Server]:
             paths = {d["scoring"] for d in client.state()["deployments"].values()}
         yield Server(port, {"Authorization": f"Bearer {KEY}"},
                      f"The local endpoint's deployments scored through the {', '.join(paths)}"
-                     + (" (serving/fastpath.py: numpy steps compiled from the fitted pipeline,"
+                     + (" (serving/fastpath/: numpy steps compiled from the fitted pipeline,"
                         " checked at load to answer exactly as it does). That is why it can beat"
                         " the floor, which calls scikit-learn's own predict."
                         if any(p.startswith("fast") for p in paths) else "."))

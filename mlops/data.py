@@ -19,6 +19,7 @@ import pyarrow.parquet as pq
 from mlops.errors import DataLoadError, DataValidationError, shorten
 from mlops.spec import PipelineSpec, normalize_name
 from mlops.storage import FileInfo, format_of, known_extensions, url_to_fs
+from serving.columns import match_columns
 
 logger = logging.getLogger(__name__)
 
@@ -267,19 +268,12 @@ def load_table(files: list[FileInfo], spec: PipelineSpec) -> pa.Table:
 
 
 def _match_columns(columns: Iterable[str], spec: PipelineSpec) -> tuple[dict[str, str], list[str]]:
-    """Map data column -> spec column (ignoring case and separators), and list the problems."""
-    by_key = {normalize_name(c.name): c.name for c in spec.columns}
-    mapping: dict[str, str] = {}
-    problems: list[str] = []
-    for column in columns:
-        target = by_key.get(normalize_name(column))
-        if target is None:
-            continue
-        clash = next((src for src, dst in mapping.items() if dst == target), None)
-        if clash is not None:
-            problems.append(f"columns '{clash}' and '{column}' both match spec column '{target}'")
-            continue
-        mapping[column] = target
+    """Map data column -> spec column (ignoring case and separators, strictly: two data columns
+    for one spec column are a problem), and list the problems."""
+    match = match_columns(columns, [c.name for c in spec.columns], strict=True)
+    mapping = {column: target for target, column in match.found.items()}
+    problems = [f"columns '{chosen}' and '{column}' both match spec column '{target}'"
+                for chosen, column, target in match.clashes]
     return mapping, problems
 
 

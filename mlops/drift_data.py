@@ -18,9 +18,9 @@ import pyarrow.parquet as pq
 
 from mlops.data import read_table
 from mlops.errors import DataLoadError, DataValidationError
-from mlops.spec import normalize_name
 from mlops.storage import FileInfo, format_of, list_data_files, url_to_fs
 from serving.bundle import REFERENCE_FILE
+from serving.columns import match_columns
 
 logger = logging.getLogger(__name__)
 
@@ -42,16 +42,7 @@ class CurrentData:
 def _matches(available: list[str], names: list[str]) -> dict[str, str]:
     """Data column -> spec name for each spec name found; an exact name wins over a spelling
     that only matches ignoring case and separators."""
-    exact = set(available)
-    by_key: dict[str, str] = {}
-    for column in available:
-        by_key.setdefault(normalize_name(column), column)
-    found = {}
-    for name in names:
-        column = name if name in exact else by_key.get(normalize_name(name))
-        if column is not None:
-            found[column] = name
-    return found
+    return {column: name for name, column in match_columns(available, names).found.items()}
 
 
 def _project(table: pa.Table, names: list[str]) -> pa.Table:

@@ -12,6 +12,8 @@ from pathlib import Path
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from serving.config import endpoint_dir
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="MLOPS_", env_file=".env", extra="ignore")
@@ -48,7 +50,7 @@ class Settings(BaseSettings):
 
     @cached_property
     def endpoint_state_dir(self) -> Path:
-        return self.state_dir / "endpoint"
+        return endpoint_dir(self.state_dir)
 
 
 def get_settings() -> Settings:

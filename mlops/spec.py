@@ -22,6 +22,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from mlops.errors import SpecError
+from serving.columns import normalize_name  # the one rule, shared with scoring
 
 DType = Literal["int", "float", "category", "string", "bool", "datetime"]
 Role = Literal["feature", "timestamp", "id", "ignore"]
@@ -50,11 +51,6 @@ REGRESSION_METRICS = {"r2", "rmse", "mae"}
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
-
-
-def normalize_name(name: str) -> str:
-    """Column key that ignores case and separators: 'Period ID' == 'period_id' == 'periodid'."""
-    return re.sub(r"[\s_\-.]+", "", str(name)).lower()
 
 
 class ColumnRules(_Strict):

@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from serving.allowed_types import ALLOWED_TYPES
+from serving.coercion import coercer_for
 from serving.model_file import BundleLoadError, ZipLimits, load_model_file
 from serving.storage import open_fs
 
@@ -167,13 +168,12 @@ def _probe_values(dtype: str) -> list[Any]:
 
 def probe_frame(features: Sequence[Feature], source: str) -> pd.DataFrame:
     """A few rows of plain values in the features' training dtypes."""
-    from serving.scoring import ScoringInputError, coercer_for  # noqa: PLC0415 - imports us
 
     columns = {}
     for feature in features:
         try:
             columns[feature.name] = coercer_for(feature.dtype)(_probe_values(feature.dtype))
-        except (ValueError, TypeError, ScoringInputError) as exc:
+        except (ValueError, TypeError) as exc:
             raise BundleLoadError(
                 f"{source}: feature '{feature.name}' has a dtype no request can fill "
                 f"({_short(feature.dtype)}): {exc}") from exc

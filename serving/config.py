@@ -79,6 +79,11 @@ class EndpointConfig(BaseSettings):
         None, validation_alias=AliasChoices("MLOPS_ENDPOINT_REGISTRY_URL", "MLOPS_REGISTRY_URL"),
         description="The project's local registry (as mlops.settings reads it); a model root.",
     )
+    fast_path: bool = Field(
+        True,
+        description="Score through the lean predict path (serving.fastpath) where it answers "
+        "exactly as the pipeline; false sends every request through the plain pipeline.",
+    )
     model_roots: list[str] = Field(
         default_factory=list,
         description="Where deployments may load bundles from (JSON list of local folders or "
@@ -88,7 +93,7 @@ class EndpointConfig(BaseSettings):
 
     @property
     def endpoint_dir(self) -> Path:
-        return self.state_dir / "endpoint"
+        return endpoint_dir(self.state_dir)
 
     @property
     def allowed_model_roots(self) -> list[str]:
@@ -100,6 +105,12 @@ class EndpointConfig(BaseSettings):
     @property
     def inference_url(self) -> str:
         return self.collect_url or str(self.state_dir / "inference")
+
+
+def endpoint_dir(state_dir: Path) -> Path:
+    """Where the endpoint keeps its state and keys inside the project's state folder; the
+    one place this path is built (``mlops`` reads the keys from it)."""
+    return Path(state_dir) / "endpoint"
 
 
 def state_fingerprint(endpoint_dir: Path) -> str:

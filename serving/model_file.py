@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from serving.allowed_types import ALLOWED_TYPES
+from serving.errors import BundleLoadError
 
 SCHEMA_MEMBER = "schema.json"
 # The skops protocol this code reads; another protocol selects other node classes.
@@ -45,11 +46,6 @@ _NAMED = frozenset({
     "MaskedArrayNode", "DTypeNode", "RandomStateNode", "RandomGeneratorNode",
     "SparseMatrixNode", "TreeNode", "LossNode",
 })
-
-
-class BundleLoadError(Exception):
-    """The bundle is incomplete or malformed, its digest does not match, it holds a type outside
-    the allow-list, or the model does not answer probe rows."""
 
 
 @dataclass(frozen=True)

@@ -15,13 +15,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from serving.errors import ModelUrlRefused
 from serving.storage import AZURE_PROTOCOLS, protocol_of
 
 LOCAL_PROTOCOLS = frozenset({"file", "local"})
-
-
-class ModelUrlRefused(ValueError):
-    """The URL is not under any allowed root (the message never says whether it exists)."""
 
 
 @dataclass(frozen=True)

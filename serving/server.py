@@ -39,9 +39,10 @@ import orjson
 
 from serving.collect import InferenceCollector, Record
 from serving.config import EndpointConfig, state_fingerprint
+from serving.errors import ServingError
 from serving.model_roots import parse_root
-from serving.scoring import ScoringInputError, parse_json, raw_table, wants_probabilities
-from serving.state import ControlError, Deployment, Endpoint, Keys, resolve_keys
+from serving.request_shapes import parse_json, raw_table, wants_probabilities
+from serving.state import Deployment, Endpoint, Keys, resolve_keys
 
 logger = logging.getLogger(__name__)
 
@@ -53,17 +54,6 @@ Reply = tuple[int, Any, list[tuple[bytes, bytes]]]
 _JSON = (b"content-type", b"application/json")
 _CLIENT_REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:\-]{1,128}$")
 _TRUE_QUERY = {"1", "true", "yes"}
-
-
-class HttpError(Exception):
-    """An answer other than 2xx, with the message the caller sees; `close` ends the
-    connection after the answer (the rest of the request is not worth reading)."""
-
-    def __init__(self, status: int, message: str, close: bool = False) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.close = close
 
 
 @dataclass(frozen=True)
@@ -99,7 +89,7 @@ def _check_key(request: Request, key: bytes, what: str) -> None:
     value = request.headers.get(b"authorization", b"")
     token = value[7:].strip() if value[:7].lower() == b"bearer " else b""
     if not hmac.compare_digest(token, key):
-        raise HttpError(401, f"missing or wrong key: this route needs the {what} key as "
+        raise ServingError(401, f"missing or wrong key: this route needs the {what} key as "
                         "'Authorization: Bearer <key>'")
 
 
@@ -112,13 +102,13 @@ async def _read_body(request: Request, limit: int, timeout_s: float) -> bytes:
     """
     declared = request.headers.get(b"content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise HttpError(413, f"request body of {int(declared)} bytes is over the {limit} limit",
+        raise ServingError(413, f"request body of {int(declared)} bytes is over the {limit} limit",
                         close=True)
     message = await request.receive()
     first = message.get("body", b"")
     if message["type"] == "http.request" and not message.get("more_body", False):
         if len(first) > limit:
-            raise HttpError(413, f"request body is over the {limit} byte limit", close=True)
+            raise ServingError(413, f"request body is over the {limit} byte limit", close=True)
         return first
     chunks, size = [first], len(first)
     try:
@@ -128,25 +118,21 @@ async def _read_body(request: Request, limit: int, timeout_s: float) -> bytes:
                 chunks.append(message.get("body", b""))
                 size += len(chunks[-1])
                 if size > limit:
-                    raise HttpError(413, f"request body is over the {limit} byte limit",
+                    raise ServingError(413, f"request body is over the {limit} byte limit",
                                     close=True)
     except TimeoutError as exc:
         expected = f"{int(declared)} declared" if declared and declared.isdigit() else "more"
-        raise HttpError(
+        raise ServingError(
             408, f"request body not received within {timeout_s:g} s: got {size} bytes of "
             f"{expected} (MLOPS_ENDPOINT_BODY_TIMEOUT_S)", close=True,
         ) from exc
     if message["type"] == "http.disconnect":
-        raise HttpError(400, "client disconnected before sending the whole body")
+        raise ServingError(400, "client disconnected before sending the whole body")
     return b"".join(chunks)
 
 
 async def _read_json(request: Request, config: EndpointConfig) -> Any:
-    try:
-        return parse_json(await _read_body(request, config.max_body_bytes,
-                                           config.body_timeout_s))
-    except ScoringInputError as exc:
-        raise HttpError(exc.status, exc.message) from exc
+    return parse_json(await _read_body(request, config.max_body_bytes, config.body_timeout_s))
 
 
 def _wants_probabilities_in_query(query: bytes) -> bool:
@@ -170,6 +156,15 @@ def _limit_threads(threads: int) -> object:
     return threadpool_limits(threads)
 
 
+def _error_headers(error: ServingError) -> list[tuple[bytes, bytes]]:
+    """What a refusal adds to the JSON error body: the auth scheme for a 401, and a closed
+    connection when the rest of the request is not worth reading."""
+    extra = [(b"www-authenticate", b"Bearer")] if error.status == 401 else []
+    if error.close:
+        extra.append((b"connection", b"close"))
+    return extra
+
+
 class ScoringApp:
     """The ASGI application; keys, state and the collector are set up at lifespan startup."""
 
@@ -177,7 +172,7 @@ class ScoringApp:
         self.config = config
         self.endpoint = Endpoint(
             config.endpoint_dir, config.drain_timeout_s,
-            [parse_root(root) for root in config.allowed_model_roots],
+            [parse_root(root) for root in config.allowed_model_roots], config.fast_path,
         )
         self.collector: InferenceCollector | None = None
         self._keys: Keys | None = None
@@ -271,11 +266,9 @@ class ScoringApp:
         try:
             status, content, extra = await self._route(request)
             return status, orjson.dumps(content), extra
-        except (HttpError, ControlError, ScoringInputError) as exc:
-            extra = [(b"www-authenticate", b"Bearer")] if exc.status == 401 else []
-            if getattr(exc, "close", False):
-                extra.append((b"connection", b"close"))
-            return exc.status, self._error_body(exc.status, exc.message, request), extra
+        except ServingError as exc:  # every refusal becomes its JSON error body here
+            body = self._error_body(exc.status, exc.message, request)
+            return exc.status, body, _error_headers(exc)
         except Exception:
             logger.exception("Request %s %s failed (request id %s)", request.method,
                              request.path, request.request_id)
@@ -297,8 +290,8 @@ class ScoringApp:
         if request.path.startswith(prefix) and request.method in ("PUT", "DELETE", "GET"):
             return await self.admin_deployment(request, request.path[len(prefix):])
         if request.path in self._paths:
-            raise HttpError(405, f"{request.method} is not allowed on {request.path}")
-        raise HttpError(404, f"no route {request.method} {request.path}")
+            raise ServingError(405, f"{request.method} is not allowed on {request.path}")
+        raise ServingError(404, f"no route {request.method} {request.path}")
 
     # public routes -------------------------------------------------------------------------
 
@@ -368,12 +361,12 @@ class ScoringApp:
         if request.method == "GET":
             deployment = self.endpoint.deployments.get(name)
             if deployment is None:
-                raise HttpError(404, f"no deployment named '{name}'")
+                raise ServingError(404, f"no deployment named '{name}'")
             return 200, deployment.describe(), []
         body = await _read_json(request, self.config)
         url = body.get("model_url") if isinstance(body, dict) else None
         if not isinstance(url, str) or not url:
-            raise HttpError(422, 'expected a body like {"model_url": "<bundle URL>"}')
+            raise ServingError(422, 'expected a body like {"model_url": "<bundle URL>"}')
         return 200, await self.endpoint.put(name, url), []
 
 

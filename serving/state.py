@@ -22,8 +22,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from serving.bundle import BundleLoadError, load_bundle
-from serving.model_roots import ModelUrlRefused, Root, check_model_url
+from serving.bundle import load_bundle
+from serving.errors import BundleLoadError, ServingError
+from serving.model_roots import Root, check_model_url
 from serving.scoring import Scorer
 
 logger = logging.getLogger(__name__)
@@ -134,15 +135,6 @@ DEPLOYMENT_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,31}$")
 LOADING, READY, FAILED = "loading", "ready", "failed"
 
 
-class ControlError(Exception):
-    """A control-API request that cannot be carried out; `status` is the HTTP answer."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-
-
 @dataclass(eq=False)
 class Deployment:
     """One named deployment as it runs: its model (once loaded) and its in-flight count.
@@ -180,17 +172,15 @@ def settle_memory() -> None:
     gc.freeze()
 
 
-def _load_scorer(url: str, roots: list[Root]) -> Scorer:
-    """The bundle at `url` ready to score, or a ControlError: 403 outside the model roots (the
-    same answer whether the path exists or not), 422 for a bundle that does not load."""
+def _load_scorer(url: str, roots: list[Root], fast_path: bool = True) -> Scorer:
+    """The bundle at `url` ready to score (through the fast path if `fast_path`), or a
+    ServingError: 403 outside the model roots (`ModelUrlRefused`, the same answer whether the
+    path exists or not), 422 for a bundle that does not load."""
+    check_model_url(url, roots)
     try:
-        check_model_url(url, roots)
-    except ModelUrlRefused as exc:
-        raise ControlError(403, str(exc)) from exc
-    try:
-        return Scorer(load_bundle(url))
+        return Scorer(load_bundle(url), fast=fast_path)
     except (BundleLoadError, OSError, ValueError) as exc:
-        raise ControlError(422, f"could not load a model bundle from {url}: {exc}") from exc
+        raise ServingError(422, f"could not load a model bundle from {url}: {exc}") from exc
 
 
 class Endpoint:
@@ -203,11 +193,15 @@ class Endpoint:
 
     def __init__(
         self, endpoint_dir: Path, drain_timeout_s: float = 60.0, model_roots: Iterable[Root] = (),
+        fast_path: bool = True,
     ) -> None:
-        """`model_roots`: where deployments may load bundles from (`serving.model_roots`)."""
+        """`model_roots`: where deployments may load bundles from (`serving.model_roots`);
+        `fast_path`: whether models score through `serving.fastpath` where it is exact
+        (``MLOPS_ENDPOINT_FAST_PATH``), else every request takes the plain pipeline."""
         self.endpoint_dir = endpoint_dir
         self.drain_timeout_s = drain_timeout_s
         self.model_roots = list(model_roots)
+        self.fast_path = fast_path
         self.deployments: dict[str, Deployment] = {}
         self.traffic: dict[str, int] = {}
         self._thresholds: list[float] = []
@@ -228,23 +222,23 @@ class Endpoint:
         """The deployment for one request: named by the header, else drawn by traffic weight.
 
         Raises:
-            ControlError: 404 for an unknown name, 503 when nothing can serve.
+            ServingError: 404 for an unknown name, 503 when nothing can serve.
         """
         if header:
             deployment = self.deployments.get(header)
             if deployment is None:
-                raise ControlError(
+                raise ServingError(
                     404, f"no deployment named '{header}'; known: {sorted(self.deployments)}"
                 )
         elif self._routes:
             draw = random.random() * self._thresholds[-1]
             deployment = self.deployments[self._routes[bisect.bisect_right(self._thresholds, draw)]]
         else:
-            raise ControlError(
+            raise ServingError(
                 503, "no deployment has traffic; set it with PUT /admin/traffic"
             )
         if deployment.status != READY:
-            raise ControlError(503, f"deployment '{deployment.name}' is {deployment.status}")
+            raise ServingError(503, f"deployment '{deployment.name}' is {deployment.status}")
         return deployment
 
     def ready(self) -> tuple[bool, list[str]]:
@@ -294,10 +288,10 @@ class Endpoint:
                     continue  # replaced or deleted through the control API meanwhile
                 try:
                     current.scorer = await asyncio.to_thread(
-                        _load_scorer, record.model_url, self.model_roots)
+                        _load_scorer, record.model_url, self.model_roots, self.fast_path)
                     current.status = READY
                     logger.info("Restored deployment %s from %s", name, record.model_url)
-                except ControlError as exc:
+                except ServingError as exc:
                     current.status, current.error = FAILED, exc.message
                     logger.error("Deployment %s failed to load: %s", name, exc.message)
         settle_memory()
@@ -321,16 +315,17 @@ class Endpoint:
         once they have finished (or the drain timeout passed).
 
         Raises:
-            ControlError: 422 for a bad name or a bundle that does not load, 403 for a URL
+            ServingError: 422 for a bad name or a bundle that does not load, 403 for a URL
                 outside the model roots.
         """
         if not DEPLOYMENT_NAME.match(name):
-            raise ControlError(
+            raise ServingError(
                 422, f"deployment name '{name}' must be 1-32 letters, digits or '-', "
                 "starting with a letter"
             )
         async with self._lock(name):
-            scorer = await asyncio.to_thread(_load_scorer, model_url, self.model_roots)
+            scorer = await asyncio.to_thread(_load_scorer, model_url, self.model_roots,
+                                             self.fast_path)
             bundle = scorer.bundle
             record = DeploymentRecord(model_url, bundle.model_name, bundle.version)
             old = self.deployments.get(name)
@@ -350,14 +345,14 @@ class Endpoint:
         """Remove a deployment without traffic, after its in-flight requests finish.
 
         Raises:
-            ControlError: 404 if unknown, 409 while it still has traffic.
+            ServingError: 404 if unknown, 409 while it still has traffic.
         """
         async with self._lock(name):
             deployment = self.deployments.get(name)
             if deployment is None:
-                raise ControlError(404, f"no deployment named '{name}'")
+                raise ServingError(404, f"no deployment named '{name}'")
             if self.traffic.get(name, 0) > 0:
-                raise ControlError(
+                raise ServingError(
                     409, f"deployment '{name}' has {self.traffic[name]}% of the traffic; "
                     "move it elsewhere first"
                 )
@@ -375,12 +370,12 @@ class Endpoint:
         """Replace the traffic table; deployments left out get 0.
 
         Raises:
-            ControlError: 422 naming every problem (unknown or unloaded names, values that are
+            ServingError: 422 naming every problem (unknown or unloaded names, values that are
                 not whole percentages, a total other than 100).
         """
         problems = _traffic_problems(table, self.deployments)
         if problems:
-            raise ControlError(422, "invalid traffic table: " + "; ".join(problems))
+            raise ServingError(422, "invalid traffic table: " + "; ".join(problems))
         self.traffic = {name: int(table.get(name, 0)) for name in self.deployments}
         self._reroute()
         self._save()

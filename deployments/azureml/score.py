@@ -4,7 +4,10 @@ Azure ML's inference server (``azmlinfsrv``, also what managed online endpoints 
 ``init()`` once per worker and ``run(raw_data)`` per request with the request body as a string.
 The model is a bundle (``manifest.json`` + ``model.skops``) registered as a folder, found under
 ``AZUREML_MODEL_DIR``. Request shapes, column matching, dtype coercion and error statuses come
-from ``serving.scoring``, so Azure answers exactly as the local endpoint does. The code folder
+from ``serving.scoring``, so Azure answers exactly as the local endpoint does; the deployment's
+``MLOPS_ENDPOINT_*`` environment variables are read as the local endpoint reads them
+(``serving.config``), so ``MLOPS_ENDPOINT_FAST_PATH=false`` sends every request through the
+plain pipeline here too. The code folder
 shipped with the deployment must hold ``serving/`` next to this script or above it (see
 README.md beside this file).
 """
@@ -22,7 +25,8 @@ logger = logging.getLogger(__name__)
 MANIFEST = "manifest.json"
 
 _scorer: Any = None
-_scoring: Any = None
+_parse_json: Any = None
+_serving_error: Any = None
 
 
 def _put_code_root_on_path() -> None:
@@ -59,17 +63,21 @@ def find_bundle(model_dir: str | Path) -> Path:
 
 def init() -> None:
     """Load the bundle once per worker (digest and type allow-list are checked)."""
-    global _scorer, _scoring
+    global _scorer, _parse_json, _serving_error
     _put_code_root_on_path()
-    from serving import scoring  # noqa: PLC0415 - importable only once the path is set
+    # importable only once the path is set
     from serving.bundle import load_bundle  # noqa: PLC0415
+    from serving.config import EndpointConfig  # noqa: PLC0415
+    from serving.errors import ServingError  # noqa: PLC0415
+    from serving.request_shapes import parse_json  # noqa: PLC0415
+    from serving.scoring import Scorer  # noqa: PLC0415
 
     bundle_dir = find_bundle(os.environ["AZUREML_MODEL_DIR"])
-    _scoring = scoring
-    _scorer = scoring.Scorer(load_bundle(str(bundle_dir)))
+    _parse_json, _serving_error = parse_json, ServingError
+    _scorer = Scorer(load_bundle(str(bundle_dir)), fast=EndpointConfig().fast_path)
     logger.info(
-        "Loaded %s version %s from %s", _scorer.bundle.model_name, _scorer.bundle.version,
-        bundle_dir,
+        "Loaded %s version %s from %s; scoring through the %s", _scorer.bundle.model_name,
+        _scorer.bundle.version, bundle_dir, _scorer.path,
     )
 
 
@@ -82,9 +90,9 @@ def _error(status: int, message: str) -> Any:
 def run(raw_data: str) -> Any:
     """Score one request body; bad input is a 4xx with the same message as locally."""
     try:
-        payload = _scoring.parse_json(raw_data)
+        payload = _parse_json(raw_data)
         scored = _scorer.score(payload)
-    except _scoring.ScoringInputError as exc:
+    except _serving_error as exc:
         return _error(exc.status, exc.message)
     body = scored.body()
     body["model_name"] = _scorer.bundle.model_name

@@ -58,7 +58,7 @@ def test_the_uploaded_code_folder_is_score_py_and_serving_only(fake, versions):
     shipped = sorted(p.relative_to(code).as_posix() for p in code.rglob("*.py"))
     repo = Path(__file__).resolve().parents[2]
     expected = sorted(["score.py", *(p.relative_to(repo).as_posix()
-                                     for p in (repo / "serving").glob("*.py"))])
+                                     for p in (repo / "serving").rglob("*.py"))])
     assert shipped == expected
     assert not list(code.rglob("__pycache__"))
 

@@ -30,7 +30,8 @@ from mlops.features import build_pipeline
 from mlops.spec import PipelineSpec
 from serving import fastpath
 from serving.bundle import Bundle, Feature
-from serving.scoring import Scorer, ScoringInputError
+from serving.errors import ScoringInputError
+from serving.scoring import Scorer
 
 COLORS = ["red", "green", "blue", "amber", "teal", "plum"]
 PLANS = ["basic", "plus", "pro"]
@@ -302,7 +303,7 @@ def test_tree_sums_are_bit_identical(frame, rows):
     X[rng.random(X.shape) < 0.1] = np.nan
     X[rng.random(X.shape) < 0.02] = np.inf
     X[rng.random(X.shape) < 0.02] = -np.inf
-    forest = fastpath.Forest(trees)
+    forest = fastpath.trees.Forest(trees)
     np.testing.assert_array_equal(forest.raw(X), trees._raw_predict(X))
     assert forest.raw(X).tobytes() == trees._raw_predict(X).tobytes()
 
@@ -331,11 +332,11 @@ def test_unsupported_steps_keep_the_plain_pipeline(frame, step, words, caplog):
 
 
 def test_a_wrong_compiled_step_is_caught_at_load_and_not_used(frame, monkeypatch, caplog):
-    def no_centering(step: Any, kind: str) -> fastpath.Step:
+    def no_centering(step: Any, kind: str) -> fastpath.common.Step:
         return lambda X: X / step.scale_
 
-    entry = fastpath._STEPS["sklearn.preprocessing._data.StandardScaler"]
-    monkeypatch.setitem(fastpath._STEPS, "sklearn.preprocessing._data.StandardScaler",
+    entry = fastpath.steps.STEPS["sklearn.preprocessing._data.StandardScaler"]
+    monkeypatch.setitem(fastpath.steps.STEPS, "sklearn.preprocessing._data.StandardScaler",
                         (no_centering, *entry[1:]))
     fit, target, features = MODELS["scaler and classifier"]
     bundle = bundle_of(fit(frame, target), frame, features)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from serving.model_roots import ModelUrlRefused, check_model_url, parse_root
+from serving.errors import ModelUrlRefused
+from serving.model_roots import check_model_url, parse_root
 
 ROOTS = [parse_root("abfs://models/registry/"), parse_root("/srv/registry")]
 

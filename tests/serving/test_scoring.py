@@ -9,15 +9,11 @@ import pytest
 
 from mlops.payloads import frame_to_request
 from serving.bundle import Bundle, Feature
-from serving.scoring import (
-    Scorer,
-    ScoringInputError,
-    coercer_for,
-    normalize_name,
-    parse_json,
-    raw_table,
-    wants_probabilities,
-)
+from serving.coercion import coercer_for
+from serving.columns import normalize_name
+from serving.errors import ScoringInputError
+from serving.request_shapes import parse_json, raw_table, wants_probabilities
+from serving.scoring import Scorer
 from tests.serving._models import FEATURES
 
 

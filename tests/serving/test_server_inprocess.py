@@ -117,7 +117,7 @@ def test_state_is_saved_atomically_and_read_back(tmp_path):
 
 
 def test_collected_files_read_back_with_the_training_dtypes(tmp_path):
-    from serving.scoring import coercer_for
+    from serving.coercion import coercer_for
 
     values = {
         "f": ("float64", [1.5, None]), "i": ("int64", [1, 2]), "ni": ("Int64", [1, None]),
@@ -151,7 +151,7 @@ def test_generated_request_ids_are_unique_and_uuid_shaped():
     ids=["small", "large", "both"],
 )
 def test_small_and_large_requests_join_into_one_file_with_training_dtypes(tmp_path, sizes):
-    from serving.scoring import coercer_for
+    from serving.coercion import coercer_for
 
     dtypes = {"f": "float64", "i": "int64", "ni": "Int64", "b": "boolean", "s": "str",
               "t": "datetime64[ns]", "u": "bool"}
@@ -205,3 +205,59 @@ def test_a_replaced_model_is_freed_despite_the_frozen_heap(tmp_path, toys):
         assert asyncio.run(replace())() is None  # ...and unfrozen and collected once replaced
     finally:
         gc.unfreeze()
+
+
+async def _ask(app: ScoringApp, method: str, path: str, key: bytes, body: Any = None) -> Any:
+    sent: list[dict] = []
+
+    async def receive() -> dict:
+        return {"type": "http.request", "body": orjson.dumps(body), "more_body": False}
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    query = b""
+    if "?" in path:
+        path, query = path.split("?", 1)[0], path.split("?", 1)[1].encode()
+    await app({"type": "http", "method": method, "path": path, "query_string": query,
+               "headers": [(b"authorization", b"Bearer " + key)]}, receive, send)
+    assert sent[0]["status"] == 200, sent[1]["body"]
+    return orjson.loads(sent[1]["body"])
+
+
+@pytest.mark.parametrize(("setting", "scoring"), [
+    ("false", "plain pipeline (off by setting MLOPS_ENDPOINT_FAST_PATH)"),
+    ("true", "fast path"),
+    (None, "fast path"),
+])
+def test_the_fast_path_setting_decides_how_deployments_score(tmp_path, toys, monkeypatch,
+                                                             setting, scoring):
+    from mlops.payloads import frame_to_request
+    from tests.serving._models import FEATURES
+
+    if setting is None:
+        monkeypatch.delenv("MLOPS_ENDPOINT_FAST_PATH", raising=False)
+    else:
+        monkeypatch.setenv("MLOPS_ENDPOINT_FAST_PATH", setting)
+    config = EndpointConfig(state_dir=tmp_path, key="k", admin_key="a", collect=False,
+                            omp_threads=None, model_roots=[str(Path(toys.v1.url).parent)])
+    app = ScoringApp(config)
+    rows = toys.frame[FEATURES].head(40)
+    model = toys.bundle(toys.v1).model
+
+    async def run() -> tuple[dict, dict]:
+        await app.startup()
+        try:
+            await _ask(app, "PUT", "/admin/deployments/blue", b"a", {"model_url": toys.v1.url})
+            await _ask(app, "PUT", "/admin/traffic", b"a", {"blue": 100})
+            scored = await _ask(app, "POST", "/score?return_probabilities=true", b"k",
+                                frame_to_request(rows))
+            return scored, await _ask(app, "GET", "/admin/state", b"a")
+        finally:
+            await app.shutdown()
+
+    scored, state = asyncio.run(run())
+    assert state["deployments"]["blue"]["scoring"] == scoring
+    assert (app.endpoint.deployments["blue"].scorer.fast is None) == (setting == "false")
+    assert scored["predictions"] == model.predict(rows).tolist()
+    assert scored["probabilities"] == model.predict_proba(rows).tolist()

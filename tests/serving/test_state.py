@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
+from serving.errors import ServingError
 from serving.model_roots import parse_root
 from serving.state import (
     FAILED,
     LOADING,
     READY,
-    ControlError,
     DeploymentRecord,
     Endpoint,
     EndpointState,
@@ -35,8 +35,8 @@ def recalled(tmp_path, toys) -> Endpoint:
     return endpoint
 
 
-def _refused(endpoint: Endpoint, header: str | None) -> ControlError:
-    with pytest.raises(ControlError) as caught:
+def _refused(endpoint: Endpoint, header: str | None) -> ServingError:
+    with pytest.raises(ServingError) as caught:
         endpoint.pick(header)
     return caught.value
 
@@ -47,7 +47,7 @@ def test_traffic_to_a_loading_deployment_is_a_503(recalled):
         refused = _refused(recalled, header)
         assert refused.status == 503 and "is loading" in refused.message
     assert recalled.ready() == (False, ["blue"])
-    with pytest.raises(ControlError, match="deployment 'green' is loading"):
+    with pytest.raises(ServingError, match="deployment 'green' is loading"):
         recalled.set_traffic({"green": 100})
 
 
@@ -59,7 +59,7 @@ def test_traffic_to_a_deployment_that_failed_to_load_is_a_503(recalled):
     assert recalled.pick(None) is blue and recalled.pick("blue") is blue
     refused = _refused(recalled, "green")
     assert refused.status == 503 and "is failed" in refused.message
-    with pytest.raises(ControlError, match="deployment 'green' is failed"):
+    with pytest.raises(ServingError, match="deployment 'green' is failed"):
         recalled.set_traffic({"blue": 50, "green": 50})
     assert recalled.traffic == {"blue": 100, "green": 0}
     assert recalled.ready() == (True, [])
