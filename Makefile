@@ -53,29 +53,29 @@ browser:
 ## data: the sample datasets (deterministic)
 data: setup data/generated/churn/.done data/generated/diabetes.parquet
 data/generated/churn/.done:
-	$(BIN)/python -m mlops.datasets churn --rows $(ROWS) --partitions 2 --out data/generated/churn
+	$(BIN)/mlops data churn --rows $(ROWS) --partitions 2 --out data/generated/churn
 	touch $@
 data/generated/diabetes.parquet:
-	$(BIN)/python -m mlops.datasets diabetes --out $@
+	$(BIN)/mlops data diabetes --out $@
 
 ## run: set up from nothing, train on the embedded default, serve, print a prediction
 run: setup data endpoint-up
 	mkdir -p "$(PREFECT_HOME)"
-	$(BIN)/python -m flows.training --spec $(SPEC)
-	$(BIN)/python -m mlops.predict --spec $(SPEC)
+	$(BIN)/mlops train --spec $(SPEC)
+	$(BIN)/mlops predict --spec $(SPEC)
 
 ## up: the local stack (Prefect server, worker, endpoint, deployments, first training run)
 up: setup data
-	$(BIN)/python -m mlops.stack up --spec $(SPEC)
+	$(BIN)/mlops up --spec $(SPEC)
 
 endpoint-up: setup
-	$(BIN)/python -m mlops.stack endpoint-up
+	$(BIN)/mlops endpoint-up
 
 down:
-	@if [ -x $(BIN)/python ]; then $(BIN)/python -m mlops.stack down; fi
+	@if [ -x $(BIN)/python ]; then $(BIN)/mlops down; fi
 
 status: setup
-	$(BIN)/python -m mlops.stack status
+	$(BIN)/mlops status
 
 ## test: lint, then the whole test suite (CI runs exactly this)
 test: setup azmlinfsrv-env node-env browser

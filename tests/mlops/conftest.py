@@ -7,8 +7,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from mlops.datasets import make_churn
 from mlops.spec import PipelineSpec, load_spec
+from tools.datasets import make_churn
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
