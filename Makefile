@@ -3,7 +3,11 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-SPEC ?= configs/churn.yaml
+# The spec of `run`/`up`; empty: the commands' default (mlops.settings.DEFAULT_SPEC).
+SPEC ?=
+SPEC_ARG := $(if $(SPEC),--spec $(SPEC))
+# The one command-line entry point (tools/cli.py); `mlops` once the project is installed.
+MLOPS := $(BIN)/python -m tools.cli
 ROWS ?= 5000
 
 export MLOPS_STATE_DIR ?= $(CURDIR)/.mlops
@@ -53,29 +57,29 @@ browser:
 ## data: the sample datasets (deterministic)
 data: setup data/generated/churn/.done data/generated/diabetes.parquet
 data/generated/churn/.done:
-	$(BIN)/mlops data churn --rows $(ROWS) --partitions 2 --out data/generated/churn
+	$(MLOPS) data churn --rows $(ROWS) --partitions 2 --out data/generated/churn
 	touch $@
 data/generated/diabetes.parquet:
-	$(BIN)/mlops data diabetes --out $@
+	$(MLOPS) data diabetes --out $@
 
 ## run: set up from nothing, train on the embedded default, serve, print a prediction
 run: setup data endpoint-up
 	mkdir -p "$(PREFECT_HOME)"
-	$(BIN)/mlops train --spec $(SPEC)
-	$(BIN)/mlops predict --spec $(SPEC)
+	$(MLOPS) train $(SPEC_ARG)
+	$(MLOPS) predict $(SPEC_ARG)
 
 ## up: the local stack (Prefect server, worker, endpoint, deployments, first training run)
 up: setup data
-	$(BIN)/mlops up --spec $(SPEC)
+	$(MLOPS) up $(SPEC_ARG)
 
 endpoint-up: setup
-	$(BIN)/mlops endpoint-up
+	$(MLOPS) endpoint-up
 
 down:
-	@if [ -x $(BIN)/python ]; then $(BIN)/mlops down; fi
+	@if [ -x $(BIN)/python ]; then $(MLOPS) down; fi
 
 status: setup
-	$(BIN)/mlops status
+	$(MLOPS) status
 
 ## test: lint, then the whole test suite (CI runs exactly this)
 test: setup azmlinfsrv-env node-env browser
