@@ -1,4 +1,4 @@
-"""Fixtures for the library tests: the real churn spec and a small generated table."""
+"""Fixtures for the library tests: a small generated churn table."""
 
 from __future__ import annotations
 
@@ -7,21 +7,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from mlops.spec import PipelineSpec, load_spec
 from tools.datasets import make_churn
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
-
-
-@pytest.fixture(scope="session")
-def churn_yaml() -> PipelineSpec:
-    """configs/churn.yaml as shipped: the generator must match it exactly."""
-    return load_spec(CONFIGS / "churn.yaml")
-
-
-@pytest.fixture(scope="session")
-def diabetes_yaml() -> PipelineSpec:
-    return load_spec(CONFIGS / "diabetes.yaml")
 
 
 @pytest.fixture(scope="session")
