@@ -3,7 +3,11 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-SPEC ?= configs/churn.yaml
+# The spec of `run`/`up`; empty: the commands' default (mlops.settings.DEFAULT_SPEC).
+SPEC ?=
+SPEC_ARG := $(if $(SPEC),--spec $(SPEC))
+# The one command-line entry point (tools/cli.py); `mlops` once the project is installed.
+MLOPS := $(BIN)/python -m tools.cli
 ROWS ?= 5000
 
 export MLOPS_STATE_DIR ?= $(CURDIR)/.mlops
@@ -53,29 +57,29 @@ browser:
 ## data: the sample datasets (deterministic)
 data: setup data/generated/churn/.done data/generated/diabetes.parquet
 data/generated/churn/.done:
-	$(BIN)/python -m mlops.datasets churn --rows $(ROWS) --partitions 2 --out data/generated/churn
+	$(MLOPS) data churn --rows $(ROWS) --partitions 2 --out data/generated/churn
 	touch $@
 data/generated/diabetes.parquet:
-	$(BIN)/python -m mlops.datasets diabetes --out $@
+	$(MLOPS) data diabetes --out $@
 
 ## run: set up from nothing, train on the embedded default, serve, print a prediction
 run: setup data endpoint-up
 	mkdir -p "$(PREFECT_HOME)"
-	$(BIN)/python -m flows.training --spec $(SPEC)
-	$(BIN)/python -m mlops.predict --spec $(SPEC)
+	$(MLOPS) train $(SPEC_ARG)
+	$(MLOPS) predict $(SPEC_ARG)
 
 ## up: the local stack (Prefect server, worker, endpoint, deployments, first training run)
 up: setup data
-	$(BIN)/python -m mlops.stack up --spec $(SPEC)
+	$(MLOPS) up $(SPEC_ARG)
 
 endpoint-up: setup
-	$(BIN)/python -m mlops.stack endpoint-up
+	$(MLOPS) endpoint-up
 
 down:
-	@if [ -x $(BIN)/python ]; then $(BIN)/python -m mlops.stack down; fi
+	@if [ -x $(BIN)/python ]; then $(MLOPS) down; fi
 
 status: setup
-	$(BIN)/python -m mlops.stack status
+	$(MLOPS) status
 
 ## test: lint, then the whole test suite (CI runs exactly this)
 test: setup azmlinfsrv-env node-env browser

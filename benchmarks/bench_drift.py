@@ -33,7 +33,7 @@ from typing import Any
 import yaml
 
 from benchmarks._measure import machine, prefect_server, run_measured, stamp
-from mlops.datasets import write_churn
+from tools.datasets import write_churn
 
 logger = logging.getLogger("bench_drift")
 WORK = Path("benchmarks/.work/drift")

@@ -45,9 +45,10 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from benchmarks._measure import machine, stamp
 from mlops.bundle import dump_model, feature_dtypes
-from mlops.endpoint import LocalEndpointClient, start_local_endpoint
+from mlops.endpoint import LocalEndpointClient
 from mlops.payloads import frame_to_request
 from mlops.registry import LocalRegistry
+from tools.stack import start_endpoint
 
 logger = logging.getLogger(__name__)
 
@@ -179,7 +180,7 @@ def local_endpoint(bundle_url: str) -> Iterator[Server]:
     port = _free_port()
     env = {**SINGLE_THREAD, "MLOPS_ENDPOINT_KEY": KEY, "MLOPS_ENDPOINT_ADMIN_KEY": ADMIN_KEY,
            "MLOPS_ENDPOINT_MODEL_ROOTS": json.dumps([str(WORK / "registry")])}
-    proc = start_local_endpoint(state, port, env)
+    proc = start_endpoint(state, port, env)
     try:
         with LocalEndpointClient(f"http://127.0.0.1:{port}", KEY, ADMIN_KEY, 60) as client:
             client.put_deployment("blue", bundle_url)

@@ -3,7 +3,7 @@
 The Makefile exports ``PREFECT_HOME`` (inside the project's state folder),
 ``PREFECT_SERVER_ANALYTICS_ENABLED=false`` and ``PREFECT_LOGGING_LEVEL=INFO``, and
 ``PREFECT_API_URL`` from ``<state>/stack.env`` while the local stack is up. Without them, a
-run started as the README shows (``python -m flows.training``) uses ``~/.prefect``, logs a
+run started as the README shows (``mlops train``) uses ``~/.prefect``, logs a
 telemetry error from the temporary server's analytics and can hit "database is locked" on
 its first start. Prefect reads its settings when it is imported, so an entry point calls
 `apply` before its first Prefect import; a value already set is never replaced.

@@ -2,8 +2,7 @@
 
 reference (champion's training sample) + current (recent inference log or a data URL) -> drift
 per column -> Evidently's report -> if the dataset drifted: start the training deployment,
-unless a training run for the model is already pending. Run it with
-``python -m flows.drift_check --spec configs/churn.yaml``.
+unless a training run for the model is already pending. Run it once with ``mlops drift``.
 """
 
 from __future__ import annotations
@@ -16,6 +15,7 @@ from prefect.states import Completed, State
 from flows import _engine, _exit
 from mlops.drift import DriftResult
 from mlops.drift_report import drift_markdown
+from mlops.settings import DEFAULT_SPEC
 from mlops.spec import PipelineSpec
 from tasks.drift import (
     find_champion,
@@ -34,7 +34,7 @@ _exit.install()  # and its process exits without a last collection of the heap (
 
 @flow(name="drift-check", log_prints=False)
 def drift_check(
-    spec_path: str = "configs/churn.yaml",
+    spec_path: str = DEFAULT_SPEC,
     data_url: str | None = None,
     window_hours: int | None = None,
     training_deployment: str = "training/training-manual",
@@ -107,16 +107,3 @@ def _skip(spec: PipelineSpec, why: str) -> State:
     get_run_logger().warning("Drift check of %s skipped: %s", spec.name, why)
     publish_drift(spec, None, f"### {spec.name}: drift check skipped\n\n{why}.", None)
     return Completed(message=f"skipped: {why}", data={"outcome": "skipped", "detail": why})
-
-
-if __name__ == "__main__":
-    import argparse
-
-    parser = argparse.ArgumentParser(description="Run the drift check once.")
-    parser.add_argument("--spec", default="configs/churn.yaml")
-    parser.add_argument("--data-url", default=None)
-    parser.add_argument("--window-hours", type=int, default=None)
-    parser.add_argument("--no-retrain", action="store_true")
-    args = parser.parse_args()
-    drift_check(spec_path=args.spec, data_url=args.data_url, window_hours=args.window_hours,
-                retrain=not args.no_retrain)

@@ -1,33 +1,28 @@
 """The training flow: data to a model serving behind the endpoint, never a worse one.
 
 load -> validate -> label drift -> features -> train -> evaluate_vs_champion -> register -> deploy
--> smoke_test -> promote. Run it with ``python -m flows.training --spec configs/churn.yaml``.
+-> smoke_test -> promote. Run it once with ``mlops train``.
 """
 
 from __future__ import annotations
 
-if __name__ == "__main__":  # run as a script: Prefect's settings, before Prefect reads them
-    from flows import _prefect_env
+from pathlib import Path
 
-    _prefect_env.apply()
+from prefect import flow, get_run_logger
+from prefect.runtime import flow_run
 
-from pathlib import Path  # noqa: E402
-
-from prefect import flow, get_run_logger  # noqa: E402
-from prefect.runtime import flow_run  # noqa: E402
-
-from flows import _engine, _exit  # noqa: E402
-from mlops.settings import get_settings  # noqa: E402
-from mlops.spec import PipelineSpec  # noqa: E402
-from tasks._options import run_stage  # noqa: E402
-from tasks._slots import training_slot  # noqa: E402
-from tasks.approval import request_approval, withdraw_candidate  # noqa: E402
-from tasks.data import load_data, locate_data, read_spec, validate_data  # noqa: E402
-from tasks.deploy import deploy_model, promote, smoke_test  # noqa: E402
-from tasks.evaluation import check_label_drift, evaluate_vs_champion  # noqa: E402
-from tasks.features import build_features  # noqa: E402
-from tasks.registry import register_model  # noqa: E402
-from tasks.training import train_model  # noqa: E402
+from flows import _engine, _exit
+from mlops.settings import DEFAULT_SPEC, get_settings
+from mlops.spec import PipelineSpec
+from tasks._options import run_stage
+from tasks._slots import training_slot
+from tasks.approval import request_approval, withdraw_candidate
+from tasks.data import load_data, locate_data, read_spec, validate_data
+from tasks.deploy import deploy_model, promote, smoke_test
+from tasks.evaluation import check_label_drift, evaluate_vs_champion
+from tasks.features import build_features
+from tasks.registry import register_model
+from tasks.training import train_model
 
 _engine.install()  # a flow run ends when its work does (see flows/_engine.py)
 _exit.install()  # and its process exits without a last collection of the heap (flows/_exit.py)
@@ -35,7 +30,7 @@ _exit.install()  # and its process exits without a last collection of the heap (
 
 @flow(name="training", log_prints=False)
 def training(
-    spec_path: str = "configs/churn.yaml",
+    spec_path: str = DEFAULT_SPEC,
     data_url: str | None = None,
     force: bool = False,
     require_approval: bool = False,
@@ -104,17 +99,3 @@ def _train_and_ship(
         logger.info("%s v%s %s", version.name, version.version, verdict.reason)
     traffic = promote(plan, version, spec)
     return {"outcome": "promoted", "version": version.version, "traffic": traffic}
-
-if __name__ == "__main__":
-    import argparse
-
-    parser = argparse.ArgumentParser(description="Run the training flow once.")
-    parser.add_argument("--spec", default="configs/churn.yaml")
-    parser.add_argument("--data-url", default=None)
-    parser.add_argument("--force", action="store_true")
-    parser.add_argument("--require-approval", action="store_true")
-    args = parser.parse_args()
-    training(
-        spec_path=args.spec, data_url=args.data_url, force=args.force,
-        require_approval=args.require_approval,
-    )

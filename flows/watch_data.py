@@ -12,6 +12,7 @@ from pathlib import Path
 from prefect import flow, get_run_logger
 
 from flows import _engine, _exit
+from mlops.settings import DEFAULT_SPEC
 from mlops.storage import protocol_of
 from tasks.watch import announce, data_event, look, remember
 
@@ -22,7 +23,7 @@ _exit.install()  # and its process exits without a last collection of the heap (
 @flow(name="watch-data", log_prints=False)
 def watch_data(
     location: str = "data/incoming",
-    spec_path: str = "configs/churn.yaml",
+    spec_path: str = DEFAULT_SPEC,
     format: str = "auto",  # noqa: A002 - the UI shows parameter names; 'format' is the word
     settle_s: float = 2.0,
     announce_existing: bool = False,
@@ -53,7 +54,3 @@ def watch_data(
     announced = announce(events)
     remember(watermark, found)
     return {"announced": announced, "unsettled": len(found.unsettled), "gone": len(found.gone)}
-
-
-if __name__ == "__main__":
-    watch_data()

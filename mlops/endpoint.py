@@ -1,7 +1,7 @@
-"""Client of the local scoring endpoint (``serving``), and a helper that starts one.
+"""Client of the local scoring endpoint (``serving``).
 
-The deploy task, the smoke test and ``mlops.predict`` talk to the endpoint only through
-`LocalEndpointClient`; every failure, an error answer or no answer at all, becomes an
+The deploy task, the smoke test and the ``mlops predict`` command talk to the endpoint only
+through `LocalEndpointClient`; every failure, an error answer or no answer at all, becomes an
 `EndpointError` whose message is the server's own.
 """
 
@@ -9,9 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -155,52 +152,3 @@ class LocalEndpointClient:
                     ) from exc
             time.sleep(0.1)
 
-
-def start_local_endpoint(
-    state_dir: str | Path,
-    port: int,
-    env: dict[str, str] | None = None,
-    *,
-    timeout: float = 60.0,
-    log_path: str | Path | None = None,
-) -> subprocess.Popen[bytes]:
-    """Start ``python -m serving`` on 127.0.0.1:`port` and return once /health answers.
-
-    Its output goes to `log_path` (default ``<state_dir>/logs/endpoint-<port>.log``). The caller
-    owns the process and stops it (``terminate()`` then ``wait()``).
-
-    Raises:
-        EndpointError: the process exited or did not answer within `timeout` seconds; the
-            message carries the end of its log.
-    """
-    state_dir = Path(state_dir)
-    log_file = Path(log_path or state_dir / "logs" / f"endpoint-{port}.log")
-    log_file.parent.mkdir(parents=True, exist_ok=True)
-    child_env = {**os.environ, "MLOPS_STATE_DIR": str(state_dir), **(env or {})}
-    with open(log_file, "ab") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "serving", "--host", "127.0.0.1", "--port", str(port)],
-            stdout=log, stderr=subprocess.STDOUT, env=child_env,
-            cwd=Path(__file__).resolve().parent.parent,
-        )
-    base_url = f"http://127.0.0.1:{port}"
-    with httpx.Client(timeout=1.0) as http:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                break
-            try:
-                if http.get(f"{base_url}/health").status_code == 200:
-                    logger.info("Local endpoint up at %s (pid %s)", base_url, proc.pid)
-                    return proc
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-    if proc.poll() is None:
-        proc.terminate()
-        proc.wait(10)
-    tail = log_file.read_text(errors="replace")[-2000:]
-    raise EndpointError(
-        f"local endpoint on port {port} did not come up (exit code {proc.returncode}); "
-        f"log {log_file}:\n{tail}"
-    )

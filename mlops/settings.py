@@ -14,6 +14,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from serving.config import endpoint_dir
 
+# The model a flow or command works on when none is named: the flows' `spec_path` default (the
+# Prefect UI's run form shows it) and every command's `--spec` default come from here.
+DEFAULT_SPEC = "configs/churn.yaml"
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="MLOPS_", env_file=".env", extra="ignore")

@@ -8,7 +8,7 @@ from prefect.runtime import flow_run
 from mlops.backends import registry_for
 from mlops.bundle import dump_model, feature_dtypes
 from mlops.frames import sample_frame
-from mlops.lineage import DataRef, code_version
+from mlops.lineage import DataRef, code_version, git_commit
 from mlops.registry import ModelVersion
 from mlops.settings import get_settings
 from mlops.spec import PipelineSpec
@@ -41,6 +41,7 @@ def _lineage(
         "spec_name": spec.name,
         "spec_hash": spec.spec_hash(),
         "code_version": code_version(),
+        "git_commit": git_commit(),
         "flow_run_id": flow_run.id,
     }
 

@@ -12,13 +12,13 @@ import pandas as pd
 import pytest
 
 from mlops.data import conform_columns, read_table
-from mlops.datasets import make_churn, write_churn
 from mlops.errors import DataLoadError
 from mlops.spec import load_spec
 from mlops.storage import fingerprint, list_data_files, url_to_fs
 from tests.azure.azurite import ACCOUNT_KEY
 from tests.azure.conftest import container_name
 from tests.conftest import ROOT
+from tools.datasets import make_churn, write_churn
 
 pytestmark = [pytest.mark.azurite, pytest.mark.service]
 

@@ -13,11 +13,11 @@ import pytest
 from prefect import flow
 
 import mlops.data
-from mlops.datasets import write_churn
 from mlops.errors import MlopsError
 from tasks.data import load_data, locate_data, read_spec
 from tests.conftest import write_spec
 from tests.tasks._stages import task_run
+from tools.datasets import write_churn
 
 pytestmark = [
     pytest.mark.azurite, pytest.mark.service, pytest.mark.slow,

@@ -17,7 +17,6 @@ from prefect.settings import PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW, temporary
 from threadpoolctl import threadpool_limits
 
 from mlops.backends import endpoint_for, registry_for
-from mlops.datasets import write_churn
 from mlops.errors import DeploymentError, EndpointError
 from mlops.payloads import frame_to_request
 from mlops.settings import get_settings
@@ -27,6 +26,7 @@ from tasks.registry import register_model
 from tests.azureml.conftest import AZURE
 from tests.azureml.fake_mlclient import http_error
 from tests.tasks._stages import Stages, run_stages, write_spec
+from tools.datasets import write_churn
 
 pytestmark = [pytest.mark.slow, pytest.mark.service, pytest.mark.usefixtures("prefect_server")]
 

@@ -11,7 +11,7 @@ from tests.conftest import ROOT
 PROBE = """
 import json, sys
 import flows.training, tasks.data, tasks.deploy, tasks.evaluation, tasks.registry
-import tasks.training, mlops.backends, mlops.predict, mlops.azureml, mlops.azureml.shipping
+import tasks.training, mlops.backends, tools.predict, mlops.azureml, mlops.azureml.shipping
 import serving.server
 before = sorted(m for m in sys.modules if m.startswith("azure.ai.ml"))
 from mlops.backends import registry_for

@@ -15,7 +15,6 @@ import pytest
 from azure.ai.ml import command
 
 from mlops.azureml.training import read_trained_model, run_training_job, wait_for_job
-from mlops.datasets import make_churn
 from mlops.errors import TrainingError
 from mlops.features import fit_pipeline, split_frame
 from mlops.frames import save_frame
@@ -24,6 +23,7 @@ from mlops.validation import validate_frame
 from tests.azureml.conftest import azure_spec
 from tests.azureml.fake_mlclient import FakeMLClient
 from tests.conftest import ROOT
+from tools.datasets import make_churn
 
 SHIPPED_PYTHON = ROOT / ".venv-azmlinfsrv" / "bin" / "python"
 CLUSTER = {"training.backend": "azureml", "training.compute": "cpu-cluster",

@@ -6,10 +6,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from mlops.datasets import write_churn
 from mlops.settings import Settings
-from mlops.stack import down, endpoint_up
 from tests.conftest import free_port
+from tools.datasets import write_churn
+from tools.stack import down, endpoint_up
 
 
 @pytest.fixture(scope="session")

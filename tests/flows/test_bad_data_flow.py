@@ -15,13 +15,13 @@ from pathlib import Path
 import pytest
 
 from flows.training import training
-from mlops.datasets import make_churn
 from mlops.endpoint import LocalEndpointClient
 from mlops.errors import MlopsError
 from mlops.registry import LocalRegistry
 from mlops.settings import Settings
 from tests.conftest import write_spec
 from tests.tasks.test_bad_data import CORPUS, DROP_TARGET, Fails, _no_target, write
+from tools.datasets import make_churn
 
 pytestmark = [pytest.mark.slow, pytest.mark.service, pytest.mark.usefixtures("prefect_server")]
 

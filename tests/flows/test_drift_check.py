@@ -25,7 +25,6 @@ from prefect.states import Cancelled
 from flows.drift_check import drift_check
 from flows.training import training
 from mlops.bundle import dump_model, feature_dtypes
-from mlops.datasets import make_churn
 from mlops.endpoint import LocalEndpointClient
 from mlops.errors import DataValidationError
 from mlops.payloads import frame_to_request
@@ -33,6 +32,7 @@ from mlops.registry import LocalRegistry
 from mlops.settings import Settings
 from mlops.spec import load_spec
 from tests.conftest import ROOT, write_spec
+from tools.datasets import make_churn
 
 pytestmark = [pytest.mark.slow, pytest.mark.service, pytest.mark.usefixtures("prefect_server")]
 

@@ -15,7 +15,6 @@ from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 from prefect.client.schemas.sorting import TaskRunSort
 
 from flows.training import training
-from mlops.datasets import make_churn
 from mlops.endpoint import LocalEndpointClient
 from mlops.errors import (
     DataValidationError,
@@ -26,6 +25,7 @@ from mlops.errors import (
 from mlops.payloads import frame_to_request
 from mlops.registry import LocalRegistry
 from tests.conftest import corrupt_labels, write_spec
+from tools.datasets import make_churn
 
 pytestmark = [pytest.mark.slow, pytest.mark.service, pytest.mark.usefixtures("prefect_server")]
 

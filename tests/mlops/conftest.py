@@ -1,27 +1,11 @@
-"""Fixtures for the library tests: the real churn spec and a small generated table."""
+"""Fixtures for the library tests: a small generated churn table."""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from mlops.datasets import make_churn
-from mlops.spec import PipelineSpec, load_spec
-
-CONFIGS = Path(__file__).resolve().parents[2] / "configs"
-
-
-@pytest.fixture(scope="session")
-def churn_yaml() -> PipelineSpec:
-    """configs/churn.yaml as shipped: the generator must match it exactly."""
-    return load_spec(CONFIGS / "churn.yaml")
-
-
-@pytest.fixture(scope="session")
-def diabetes_yaml() -> PipelineSpec:
-    return load_spec(CONFIGS / "diabetes.yaml")
+from tools.datasets import make_churn
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlops.datasets import make_churn
 from mlops.drift import (
     compute_drift,
     default_method,
@@ -22,6 +21,7 @@ from mlops.drift import (
 from mlops.drift_report import evidently_report
 from mlops.errors import DataValidationError, SpecError
 from tests.mlops._frames import churn_spec, diabetes_spec
+from tools.datasets import make_churn
 
 DRIFTED = {"age": 1.0, "monthly_charges": 0.5, "region": 1.0, "contract": 0.6}
 

@@ -9,10 +9,10 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from mlops.datasets import make_churn
 from mlops.drift_data import read_current, read_inference_window, require_columns, window_dates
 from mlops.errors import DataValidationError
 from serving.collect import InferenceCollector, Record
+from tools.datasets import make_churn
 
 NOW = datetime(2026, 3, 2, 1, 30, tzinfo=UTC)
 FEATURES = ["age", "region", "tenure_months"]

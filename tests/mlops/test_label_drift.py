@@ -6,11 +6,11 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from mlops.datasets import make_churn
 from mlops.drift import judge_column
 from mlops.errors import DataValidationError
 from mlops.label_drift import describe, label_drift, target_column
 from tests.mlops._frames import churn_spec, diabetes_frame, diabetes_spec
+from tools.datasets import make_churn
 
 
 @pytest.fixture(scope="module")

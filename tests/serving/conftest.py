@@ -11,11 +11,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from mlops.endpoint import LocalEndpointClient, start_local_endpoint
+from mlops.endpoint import LocalEndpointClient
 from mlops.registry import ModelVersion
 from serving.bundle import Bundle, load_bundle
 from tests.conftest import free_port
 from tests.serving._models import register_toy, toy_frame
+from tools.stack import start_endpoint
 
 SCORING_KEY = "test-scoring-key"
 ADMIN_KEY = "test-admin-key"
@@ -79,7 +80,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
     """One endpoint for most tests; each test puts the deployments it needs in place."""
     state_dir = tmp_path_factory.mktemp("endpoint-state")
     port = free_port()
-    proc = start_local_endpoint(state_dir, port, server_env(**roots_env(tmp_path_factory)))
+    proc = start_endpoint(state_dir, port, server_env(**roots_env(tmp_path_factory)))
     url = f"http://127.0.0.1:{port}"
     client = LocalEndpointClient(url, SCORING_KEY, ADMIN_KEY, timeout=30)
     try:

@@ -17,7 +17,7 @@ import httpx
 import orjson
 import pytest
 
-from mlops.endpoint import LocalEndpointClient, start_local_endpoint
+from mlops.endpoint import LocalEndpointClient
 from tests.conftest import free_port
 from tests.serving.conftest import (
     ADMIN_KEY,
@@ -34,6 +34,7 @@ from tests.serving.malformed_requests import (
     corpus,
     request,
 )
+from tools.stack import start_endpoint
 
 pytestmark = [pytest.mark.service, pytest.mark.slow]
 
@@ -46,7 +47,7 @@ CASES = corpus()
 def limited(tmp_path_factory: pytest.TempPathFactory, toys) -> Iterator[Running]:
     state_dir = tmp_path_factory.mktemp("limited-endpoint")
     port = free_port()
-    proc = start_local_endpoint(state_dir, port, server_env(
+    proc = start_endpoint(state_dir, port, server_env(
         MLOPS_ENDPOINT_MAX_BODY_BYTES=str(MAX_BODY_BYTES),
         MLOPS_ENDPOINT_MAX_HEADER_BYTES=str(MAX_HEADER_BYTES),
         MLOPS_ENDPOINT_HEADER_TIMEOUT_S=str(TIMEOUT_S),

@@ -8,13 +8,14 @@ import time
 
 import pytest
 
-from mlops.endpoint import LocalEndpointClient, start_local_endpoint
+from mlops.endpoint import LocalEndpointClient
 from mlops.errors import EndpointError
 from mlops.payloads import frame_to_request
 from mlops.settings import Settings
 from tests.conftest import free_port
 from tests.serving._models import FEATURES
 from tests.serving.conftest import roots_env, stop
+from tools.stack import start_endpoint
 
 pytestmark = [pytest.mark.service, pytest.mark.slow]
 
@@ -30,7 +31,7 @@ def test_fresh_endpoint_then_restart_restores_it(tmp_path, toys, tmp_path_factor
     env = {**NO_KEYS, **roots_env(tmp_path_factory)}
     port = free_port()
     payload = frame_to_request(toys.frame[FEATURES].head(5))
-    proc = start_local_endpoint(tmp_path, port, env)
+    proc = start_endpoint(tmp_path, port, env)
     try:
         keys_file = tmp_path / "endpoint" / "keys.json"
         assert stat.S_IMODE(keys_file.stat().st_mode) == 0o600
@@ -50,7 +51,7 @@ def test_fresh_endpoint_then_restart_restores_it(tmp_path, toys, tmp_path_factor
     log = (tmp_path / "logs" / f"endpoint-{port}.log").read_text()
     assert keys["key"] not in log and keys["admin_key"] not in log
 
-    proc = start_local_endpoint(tmp_path, port, env)
+    proc = start_endpoint(tmp_path, port, env)
     try:
         client = _client(tmp_path, port)
         client.wait_until_healthy(10)

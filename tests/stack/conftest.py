@@ -1,6 +1,6 @@
 """The local stack for end-to-end tests: a real Prefect server, worker and endpoint.
 
-Started once per session by the same code as `make up` (mlops.stack), on free loopback ports
+Started once per session by the same code as `make up` (tools.stack), on free loopback ports
 and a temporary state folder, with every deployment of prefect.yaml deployed and a first
 training run completed. Stopped by PID at the end.
 """
@@ -12,10 +12,10 @@ from dataclasses import dataclass
 
 import pytest
 
-from mlops.datasets import write_churn
 from mlops.settings import Settings
-from mlops.stack import down, up
 from tests.conftest import free_port, write_spec
+from tools.datasets import write_churn
+from tools.stack import down, up
 
 # The first model is deliberately weak, so a better one can be shipped over it.
 WEAK = {"model.params": {"max_iter": 3, "max_depth": 1, "learning_rate": 0.05}}

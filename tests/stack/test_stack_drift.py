@@ -13,11 +13,11 @@ from prefect import get_client
 from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName
 from prefect.deployments import run_deployment
 
-from mlops.datasets import make_churn
 from mlops.endpoint import LocalEndpointClient
 from mlops.payloads import frame_to_request
-from mlops.stack import stack_api
 from tests.stack.conftest import Stack
+from tools.datasets import make_churn
+from tools.stack import stack_api
 
 pytestmark = [pytest.mark.slow, pytest.mark.service]
 

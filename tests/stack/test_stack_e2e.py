@@ -24,13 +24,13 @@ from prefect.client.schemas.filters import (
 )
 from prefect.deployments import run_deployment
 
-from mlops.datasets import write_churn
 from mlops.endpoint import LocalEndpointClient
 from mlops.registry import LocalRegistry
-from mlops.stack import _descendants, down, stack_api
 from tasks.watch import EVENT_NAME
 from tests.conftest import write_spec
 from tests.stack.conftest import STRONG, Stack
+from tools.datasets import write_churn
+from tools.stack import _descendants, down, stack_api
 
 pytestmark = [pytest.mark.slow, pytest.mark.service]
 

@@ -16,8 +16,8 @@ import pytest
 from prefect.settings import PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW, temporary_settings
 from threadpoolctl import threadpool_limits
 
-from mlops.datasets import make_churn, write_churn
 from tests.tasks._stages import Stages, run_stages, write_spec
+from tools.datasets import make_churn, write_churn
 
 # The shipped churn model with fewer boosting rounds: the same code paths, a faster fit.
 SHARED_MODEL = {"model.params": {"max_iter": 60, "learning_rate": 0.1, "random_state": 42}}

@@ -19,7 +19,6 @@ from mlops.errors import DeploymentError
 from mlops.frames import load_frame, save_frame
 from mlops.registry import LocalRegistry, ModelVersion
 from mlops.settings import Settings
-from mlops.stack import down, endpoint_up
 from tasks.deploy import DeployPlan, _same_predictions, deploy_model, promote, smoke_test
 from tasks.evaluation import evaluate_vs_champion
 from tasks.features import Split
@@ -27,6 +26,7 @@ from tasks.registry import register_model
 from tasks.training import TrainedModel, train_model
 from tests.conftest import corrupt_labels, free_port
 from tests.tasks._stages import Stages, fresh_ref
+from tools.stack import down, endpoint_up
 
 pytestmark = [pytest.mark.service, pytest.mark.usefixtures("prefect_server")]
 

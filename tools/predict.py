@@ -1,42 +1,41 @@
-"""Send a few rows of the spec's data to the endpoint and show what it answers.
-
-``python -m mlops.predict --spec configs/churn.yaml --rows 3``
+"""Send a few rows of the spec's data to the endpoint and show what it answers (``mlops predict``).
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 
 from mlops.backends import endpoint_for, registry_for
 from mlops.data import conform_columns, read_table
 from mlops.payloads import frame_to_request
-from mlops.settings import get_settings
+from mlops.settings import DEFAULT_SPEC, get_settings
 from mlops.spec import load_spec
 from mlops.storage import list_data_files
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--spec", default="configs/churn.yaml")
-    parser.add_argument("--rows", type=int, default=3)
-    args = parser.parse_args(argv)
-    spec, settings = load_spec(args.spec), get_settings()
+def predict(spec_path: str = DEFAULT_SPEC, rows: int = 3) -> None:
+    """Score the first rows of the spec's data on the endpoint and show rows and answer.
+
+    Args:
+        spec_path: The model's pipeline spec (YAML).
+        rows: How many rows to send.
+
+    Raises:
+        SystemExit: the model has no champion yet, so the endpoint has nothing to serve.
+    """
+    spec, settings = load_spec(spec_path), get_settings()
     if registry_for(spec, settings).alias(spec.name) is None:
         raise SystemExit(
             f"No model of '{spec.name}' has been promoted yet: the registry has no champion, "
-            f"so the endpoint has nothing to serve. Train one with `python -m flows.training "
-            f"--spec {args.spec}` (or `make run`), then run this again."
+            f"so the endpoint has nothing to serve. Train one with `mlops train "
+            f"--spec {spec_path}` (or `make run`), then run this again."
         )
     files = list_data_files(spec.data.url, spec.data.format)[:1]
-    frame = conform_columns(read_table(files, spec.data.format), spec).head(args.rows)
+    frame = conform_columns(read_table(files, spec.data.format), spec).head(rows)
     features = frame[[c.name for c in spec.feature_columns]]
     answer = endpoint_for(spec, settings).score(frame_to_request(features))
+    # the command's output is its answer, for a person to read: stdout, not the log
     sys.stdout.write(f"Rows sent to {settings.endpoint_url}/score:\n")
     sys.stdout.write(features.to_string(max_cols=8) + "\n")
     sys.stdout.write("Endpoint answered:\n" + json.dumps(answer, indent=2) + "\n")
-
-
-if __name__ == "__main__":
-    main()

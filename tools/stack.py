@@ -1,7 +1,7 @@
 """The local stack: start and stop the services as background processes with recorded PIDs.
 
-``python -m mlops.stack up`` brings up, from nothing: a Prefect server (SQLite in the state
-folder, analytics off, on 127.0.0.1), the process work pool and a worker, the local endpoint;
+``mlops up`` brings up, from nothing: a Prefect server (SQLite in the state folder, analytics
+off, on 127.0.0.1), the process work pool and a worker, the local endpoint;
 deploys everything in prefect.yaml, starts the first training run, waits for it and prints the
 URLs. ``endpoint-up`` starts only the endpoint. ``down`` stops exactly the processes started
 here (by their recorded PIDs), ``status`` says what runs. Logs go to ``<state>/logs/``.
@@ -12,7 +12,6 @@ so ``make run`` and the ``prefect`` CLI talk to the stack's server instead of a 
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import signal
@@ -28,7 +27,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from mlops.settings import Settings, get_settings
+from mlops.settings import DEFAULT_SPEC, Settings
 from serving.config import state_fingerprint
 
 logger = logging.getLogger(__name__)
@@ -82,6 +81,79 @@ def stack_env(settings: Settings) -> dict[str, str]:
     }
 
 
+def start_process(
+    command: Sequence[str],
+    ready: str,
+    env: dict[str, str],
+    log_file: Path,
+    timeout_s: float,
+) -> subprocess.Popen[bytes]:
+    """Start `command` in its own session from the project root, its output to `log_file`.
+
+    Returns once `ready` (a URL) answers 200, or at once when `ready` is empty. The caller owns
+    the process (the stack records its PID; a test terminates it).
+
+    Raises:
+        SystemExit: it exited or did not answer within `timeout_s`; the message carries the
+            end of its log.
+    """
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_file, "ab") as log:
+        proc = subprocess.Popen(
+            list(command), stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            env=env, cwd=ROOT,
+        )
+    deadline = time.monotonic() + timeout_s
+    while ready and time.monotonic() < deadline and proc.poll() is None:
+        if _answers(ready):
+            return proc
+        time.sleep(0.1)
+    if not ready and proc.poll() is None:
+        return proc
+    if proc.poll() is None:
+        proc.terminate()
+        proc.wait(10)
+    tail = log_file.read_text(errors="replace")[-2000:]
+    raise SystemExit(
+        f"{' '.join(command[:3])} did not come up "
+        f"(exit code {proc.returncode}, waited up to {timeout_s:.0f} s for {ready or 'start'}); "
+        f"log {log_file}:\n{tail}"
+    )
+
+
+def start_endpoint(
+    state_dir: str | Path,
+    port: int,
+    env: dict[str, str] | None = None,
+    *,
+    host: str | None = "127.0.0.1",
+    timeout: float = 60.0,
+    log_path: str | Path | None = None,
+) -> subprocess.Popen[bytes]:
+    """Start ``python -m serving`` on `port` for `state_dir`; return once /health answers.
+
+    Args:
+        state_dir: The endpoint's state folder (``MLOPS_STATE_DIR`` of the process).
+        port: The port to listen on.
+        env: More environment for the process (endpoint settings).
+        host: The interface; None leaves it to the endpoint's settings (loopback by default).
+        timeout: Seconds to wait for /health.
+        log_path: Its log (default ``<state_dir>/logs/endpoint-<port>.log``).
+    """
+    state_dir = Path(state_dir).resolve()
+    log_file = Path(log_path or state_dir / "logs" / f"endpoint-{port}.log")
+    command = [sys.executable, "-m", "serving", "--port", str(port)]
+    if host:
+        command += ["--host", host]
+    base_url = f"http://{host or '127.0.0.1'}:{port}"
+    proc = start_process(
+        command, f"{base_url}/health",
+        {**os.environ, "MLOPS_STATE_DIR": str(state_dir), **(env or {})}, log_file, timeout,
+    )
+    logger.info("Local endpoint up at %s (pid %s)", base_url, proc.pid)
+    return proc
+
+
 def _start(
     settings: Settings,
     name: str,
@@ -90,32 +162,18 @@ def _start(
     env: dict[str, str],
     timeout_s: float,
 ) -> int:
-    """Start `command` in its own session, logging to `<state>/logs/<name>.log`.
+    """Start a stack service logging to `<state>/logs/<name>.log` and record its PID."""
+    log_file = settings.state_dir / "logs" / f"{name}.log"
+    proc = start_process(command, ready, env, log_file, timeout_s)
+    _record(settings, name, proc.pid)
+    logger.info("%s up (pid %s), log %s", name, proc.pid, log_file)
+    return proc.pid
 
-    Returns its PID once `ready` (a URL) answers 200, or at once when `ready` is empty.
-    """
-    log_dir = settings.state_dir / "logs"
-    log_dir.mkdir(parents=True, exist_ok=True)
+
+def _record(settings: Settings, name: str, pid: int) -> None:
     pid_file = _pid_file(settings, name)
     pid_file.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_dir / f"{name}.log", "ab") as log:
-        proc = subprocess.Popen(
-            list(command), stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-            env=env, cwd=ROOT,
-        )
-    pid_file.write_text(str(proc.pid))
-    deadline = time.monotonic() + timeout_s
-    while ready and time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"{name} exited with {proc.returncode}; see {log_dir}/{name}.log")
-        if _answers(ready):
-            break
-        time.sleep(0.3)
-    else:
-        if ready:
-            raise SystemExit(f"{name} did not answer at {ready} within {timeout_s:.0f} s")
-    logger.info("%s up (pid %s), log %s/%s.log", name, proc.pid, log_dir, name)
-    return proc.pid
+    pid_file.write_text(str(pid))
 
 
 def _health(url: str) -> dict[str, Any] | None:
@@ -186,11 +244,11 @@ def endpoint_up(settings: Settings, timeout_s: float = 60.0) -> None:
             f"{url} is taken by another process, not this project's endpoint for the state "
             f"folder {state_dir}: {holder}. Stop it, or set MLOPS_ENDPOINT_URL to a free port."
         )
-    env = {**os.environ, "MLOPS_STATE_DIR": str(state_dir)}
-    _start(
-        settings, "endpoint", [sys.executable, "-m", "serving", "--port", str(port)],
-        f"{url}/health", env, timeout_s,
+    proc = start_endpoint(
+        state_dir, port, host=None, timeout=timeout_s,
+        log_path=settings.state_dir / "logs" / "endpoint.log",
     )
+    _record(settings, "endpoint", proc.pid)
 
 
 def prefect_server_up(settings: Settings, timeout_s: float = 120.0) -> None:
@@ -287,7 +345,7 @@ def first_run(settings: Settings, spec_path: str, timeout_s: float) -> str:
     return state
 
 
-def up(settings: Settings, spec_path: str = "configs/churn.yaml", timeout_s: float = 900) -> None:
+def up(settings: Settings, spec_path: str = DEFAULT_SPEC, timeout_s: float = 900) -> None:
     """Everything, from nothing; idempotent (what already runs is kept)."""
     (ROOT / "data" / "incoming").mkdir(parents=True, exist_ok=True)  # the watched folder
     endpoint_up(settings)
@@ -383,21 +441,3 @@ def status(settings: Settings) -> None:
     api = prefect_url(settings)
     logger.info("prefect %s: %s", api, "healthy" if _healthy(f"{api}/api") else "not answering")
 
-
-def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("command", choices=["up", "endpoint-up", "down", "status"])
-    parser.add_argument("--spec", default="configs/churn.yaml",
-                        help="spec of the first training run ('' for none)")
-    args = parser.parse_args()
-    settings = get_settings()
-    if args.command == "up":
-        up(settings, args.spec)
-    else:
-        {"endpoint-up": endpoint_up, "down": down, "status": status}[args.command](settings)
-
-
-if __name__ == "__main__":
-    main()

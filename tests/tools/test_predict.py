@@ -1,11 +1,11 @@
-"""mlops.predict before any model exists: it says so and how to train one."""
+"""`mlops predict` before any model exists: it says so and how to train one."""
 
 from __future__ import annotations
 
 import pytest
 
-from mlops.predict import main
 from tests.conftest import write_spec
+from tools.cli import main
 
 
 def test_predict_before_any_model_says_how_to_train_one(tmp_path, monkeypatch):
@@ -13,8 +13,8 @@ def test_predict_before_any_model_says_how_to_train_one(tmp_path, monkeypatch):
     monkeypatch.delenv("MLOPS_REGISTRY_URL", raising=False)
     spec = write_spec(tmp_path, "churn", {"data.url": str(tmp_path / "no-data-yet")})
     with pytest.raises(SystemExit) as caught:
-        main(["--spec", spec])
+        main(["predict", "--spec", spec])
     message = str(caught.value)
     assert "No model of 'churn' has been promoted yet" in message
-    assert f"python -m flows.training --spec {spec}" in message
+    assert f"mlops train --spec {spec}" in message
     assert "/admin/traffic" not in message

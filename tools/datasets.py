@@ -6,7 +6,7 @@ the same data whether it is written as one file or many, in big chunks or small 
 extra columns and missing values draw from streams of their own, so drifting one column leaves
 every other column (and the target) exactly as it was.
 
-Run `python -m mlops.datasets --help` for the command line.
+Run `mlops data --help` for the command line.
 """
 
 from __future__ import annotations
@@ -454,7 +454,7 @@ def _strength(text: str) -> tuple[str, float]:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m mlops.datasets", description=__doc__)
+    parser = argparse.ArgumentParser(prog="mlops data", description=__doc__)
     sub = parser.add_subparsers(dest="dataset", required=True)
     churn = sub.add_parser("churn", help="the generated customer-churn table")
     churn.add_argument("--rows", type=int, default=5000, help="rows in total (up to 10M)")
@@ -499,7 +499,3 @@ def _write_churn_from(args: argparse.Namespace) -> None:
         chunk_rows=args.chunk_rows,
         start=args.start,
     )
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -8,10 +8,9 @@ import subprocess
 
 import pytest
 
-from mlops.endpoint import start_local_endpoint
 from mlops.settings import Settings
-from mlops.stack import endpoint_up
 from tests.conftest import free_port
+from tools.stack import endpoint_up, start_endpoint
 
 pytestmark = [pytest.mark.service, pytest.mark.slow]
 
@@ -25,7 +24,7 @@ def test_endpoint_up_keeps_only_an_endpoint_of_its_own_state_folder(tmp_path):
     ours, other = tmp_path / "ours", tmp_path / "other"
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    proc = start_local_endpoint(other, port, {"MLOPS_ENDPOINT_COLLECT": "false"})
+    proc = start_endpoint(other, port, {"MLOPS_ENDPOINT_COLLECT": "false"})
     try:
         with pytest.raises(SystemExit) as caught:
             endpoint_up(Settings(state_dir=ours, endpoint_url=url))
