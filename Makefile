@@ -6,8 +6,8 @@ BIN := $(VENV)/bin
 # The spec of `run`/`up`; empty: the commands' default (mlops.settings.DEFAULT_SPEC).
 SPEC ?=
 SPEC_ARG := $(if $(SPEC),--spec $(SPEC))
-# The one command-line entry point (tools/cli.py); `mlops` once the project is installed.
-MLOPS := $(BIN)/python -m tools.cli
+# The one command-line entry point (tools/cli.py), installed by `make setup`.
+MLOPS := $(BIN)/mlops
 ROWS ?= 5000
 
 export MLOPS_STATE_DIR ?= $(CURDIR)/.mlops
@@ -24,11 +24,12 @@ endif
 
 all: run
 
-## setup: the virtualenv, installed from the hash-pinned lock file
+## setup: the virtualenv from the hash-pinned lock file, then this project (editable: `mlops`)
 setup: $(VENV)/.installed
-$(VENV)/.installed: requirements.lock
+$(VENV)/.installed: requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps --require-hashes -r requirements.lock
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $@
 
 ## azmlinfsrv-env: Azure ML's inference server in its own venv (tests run score.py under it)
