@@ -31,8 +31,8 @@ from pathlib import Path
 
 from benchmarks._measure import machine, prefect_server, run_measured, stamp
 from benchmarks._peaks import OUTSIDE
+from mlops.core.settings import Settings
 from mlops.datasets import write_churn
-from mlops.settings import Settings
 from mlops.stack import down, endpoint_up
 
 logger = logging.getLogger("bench_training")

@@ -17,9 +17,9 @@ from benchmarks._measure import report
 
 def table_bytes(data_url: str) -> int:
     """In-memory size of the validated table the flow works on."""
-    from mlops.data import conform_columns, read_table
+    from mlops.data.loading import conform_columns, read_table
+    from mlops.data.storage import list_data_files
     from mlops.spec import load_spec
-    from mlops.storage import list_data_files
     from mlops.validation import validate_frame
 
     spec = load_spec("configs/churn.yaml", {"data.url": data_url})
@@ -31,8 +31,10 @@ def plain(data_url: str) -> dict:
     import numpy as np
 
     from mlops.backends import endpoint_for, registry_for
-    from mlops.bundle import dump_model, feature_dtypes
-    from mlops.data import conform_columns, read_table
+    from mlops.core.settings import get_settings
+    from mlops.data.loading import conform_columns, read_table
+    from mlops.data.storage import list_data_files
+    from mlops.endpoint.payloads import frame_to_request
     from mlops.evaluation import (
         compute_metrics,
         decide,
@@ -40,11 +42,9 @@ def plain(data_url: str) -> dict:
         plot_comparison,
         score_model,
     )
-    from mlops.features import fit_pipeline, split_frame
-    from mlops.payloads import frame_to_request
-    from mlops.settings import get_settings
+    from mlops.model.bundle import dump_model, feature_dtypes
+    from mlops.model.features import fit_pipeline, split_frame
     from mlops.spec import load_spec
-    from mlops.storage import list_data_files
     from mlops.validation import validate_frame
 
     spec = load_spec("configs/churn.yaml", {"data.url": data_url})

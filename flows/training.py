@@ -17,7 +17,7 @@ from prefect import flow, get_run_logger  # noqa: E402
 from prefect.runtime import flow_run  # noqa: E402
 
 from flows import _engine, _exit  # noqa: E402
-from mlops.settings import get_settings  # noqa: E402
+from mlops.core.settings import get_settings  # noqa: E402
 from mlops.spec import PipelineSpec  # noqa: E402
 from tasks._options import run_stage  # noqa: E402
 from tasks._slots import training_slot  # noqa: E402

@@ -12,7 +12,7 @@ from pathlib import Path
 from prefect import flow, get_run_logger
 
 from flows import _engine, _exit
-from mlops.storage import protocol_of
+from mlops.data.storage import protocol_of
 from tasks.watch import announce, data_event, look, remember
 
 _engine.install()  # a flow run ends when its work does (see flows/_engine.py)

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Protocol
 
-from mlops.settings import Settings
+from mlops.core.settings import Settings
+from mlops.data.storage import storage_options
 from mlops.spec import PipelineSpec
-from mlops.storage import storage_options
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from mlops.registry import ModelVersion
+    from mlops.registry.local import ModelVersion
     from serving.bundle import Bundle
 
 
@@ -60,10 +60,10 @@ class EndpointClient(Protocol):
 
 def registry_for(spec: PipelineSpec, settings: Settings) -> Registry:
     if spec.registry.backend == "azureml":
-        from mlops.azureml.registry import AzureMLRegistry  # noqa: PLC0415 - azure.ai.ml
+        from mlops.registry.azureml import AzureMLRegistry  # noqa: PLC0415 - azure.ai.ml
 
         return AzureMLRegistry.from_spec(spec, settings)
-    from mlops.registry import LocalRegistry  # noqa: PLC0415
+    from mlops.registry.local import LocalRegistry  # noqa: PLC0415
 
     url = spec.registry.url or settings.registry_location
     return LocalRegistry(url, storage_options(url))
@@ -71,10 +71,10 @@ def registry_for(spec: PipelineSpec, settings: Settings) -> Registry:
 
 def endpoint_for(spec: PipelineSpec, settings: Settings) -> EndpointClient:
     if spec.endpoint.backend == "azureml":
-        from mlops.azureml.endpoint import AzureMLEndpointClient  # noqa: PLC0415 - azure.ai.ml
+        from mlops.endpoint.azureml import AzureMLEndpointClient  # noqa: PLC0415 - azure.ai.ml
 
         return AzureMLEndpointClient.from_spec(spec, settings)
-    from mlops.endpoint import LocalEndpointClient  # noqa: PLC0415
+    from mlops.endpoint.local import LocalEndpointClient  # noqa: PLC0415
 
     if spec.endpoint.url:
         settings = settings.model_copy(update={"endpoint_url": spec.endpoint.url})

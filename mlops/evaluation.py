@@ -19,7 +19,7 @@ import pandas as pd
 from sklearn import metrics as skm
 
 from mlops.decision import BootstrapResult, Decision, MetricRow, Predictions, TrustedScores
-from mlops.features import feature_frame, target_series
+from mlops.model.features import feature_frame, target_series
 from mlops.spec import METRIC_DIRECTIONS, PipelineSpec
 
 logger = logging.getLogger(__name__)

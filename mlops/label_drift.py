@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from mlops.drift import ColumnDrift, DriftColumn, judge_column
+from mlops.drift.compute import ColumnDrift, DriftColumn, judge_column
 from mlops.spec import PipelineSpec
 
 

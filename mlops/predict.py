@@ -10,11 +10,11 @@ import json
 import sys
 
 from mlops.backends import endpoint_for, registry_for
-from mlops.data import conform_columns, read_table
-from mlops.payloads import frame_to_request
-from mlops.settings import get_settings
+from mlops.core.settings import get_settings
+from mlops.data.loading import conform_columns, read_table
+from mlops.data.storage import list_data_files
+from mlops.endpoint.payloads import frame_to_request
 from mlops.spec import load_spec
-from mlops.storage import list_data_files
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -21,7 +21,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from mlops.errors import SpecError
+from mlops.core.errors import SpecError
 
 DType = Literal["int", "float", "category", "string", "bool", "datetime"]
 Role = Literal["feature", "timestamp", "id", "ignore"]

@@ -28,7 +28,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from mlops.settings import Settings, get_settings
+from mlops.core.settings import Settings, get_settings
 from serving.config import state_fingerprint
 
 logger = logging.getLogger(__name__)

@@ -25,8 +25,8 @@ import pandas as pd
 import pandera.pandas as pa
 from pandera.errors import SchemaErrors
 
-from mlops.errors import DataValidationError, shorten
-from mlops.frames import FrameRef, FrameWriter, iter_frames, release_memory
+from mlops.core.errors import DataValidationError, shorten
+from mlops.data.frames import FrameRef, FrameWriter, iter_frames, release_memory
 from mlops.spec import ColumnSpec, PipelineSpec
 
 logger = logging.getLogger(__name__)
@@ -424,7 +424,8 @@ def validate_frame(df: pd.DataFrame, spec: PipelineSpec) -> pd.DataFrame:
     """Check the table against the spec and return it with the spec's dtypes.
 
     Args:
-        df: Data whose columns already carry the spec's names (see `mlops.data.conform_columns`).
+        df: Data whose columns already carry the spec's names
+            (see `mlops.data.loading.conform_columns`).
         spec: The pipeline spec.
 
     Returns:

@@ -16,8 +16,8 @@ from prefect.runtime import flow_run
 from prefect.states import Running
 
 from mlops.backends import endpoint_for
-from mlops.errors import MlopsError
-from mlops.settings import get_settings
+from mlops.core.errors import MlopsError
+from mlops.core.settings import get_settings
 from mlops.spec import PipelineSpec
 from tasks.deploy import DeployPlan
 from tasks.evaluation import Evaluation

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from prefect import get_run_logger, task
 
-from mlops.data import load_table
-from mlops.frames import FrameRef, release_memory, save_table
-from mlops.lineage import DataRef
+from mlops.core.lineage import DataRef
+from mlops.data.frames import FrameRef, release_memory, save_table
+from mlops.data.loading import load_table
+from mlops.data.storage import fingerprint, list_data_files
 from mlops.spec import PipelineSpec, load_spec
-from mlops.storage import fingerprint, list_data_files
 from tasks._options import IO_TASK, output_path, stage_cache
 
 

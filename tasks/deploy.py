@@ -14,11 +14,11 @@ import numpy as np
 from prefect import get_run_logger, task
 
 from mlops.backends import endpoint_for, registry_for
-from mlops.errors import DeploymentError, MlopsError
-from mlops.frames import load_frame
-from mlops.payloads import frame_to_request
-from mlops.registry import ModelVersion
-from mlops.settings import get_settings
+from mlops.core.errors import DeploymentError, MlopsError
+from mlops.core.settings import get_settings
+from mlops.data.frames import load_frame
+from mlops.endpoint.payloads import frame_to_request
+from mlops.registry.local import ModelVersion
 from mlops.spec import PipelineSpec
 from tasks._options import IO_TASK
 from tasks.features import Split

@@ -13,17 +13,17 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from mlops.backends import registry_for
+from mlops.core.errors import LabelDriftError, ModelQualityError
+from mlops.core.lineage import DataRef, code_version
+from mlops.core.settings import get_settings
+from mlops.data.frames import FrameRef, load_frame
 from mlops.decision import BootstrapResult, Decision, TrustedScores
-from mlops.errors import LabelDriftError, ModelQualityError
-from mlops.frames import FrameRef, load_frame
-from mlops.lineage import DataRef, code_version
-from mlops.settings import get_settings
 from mlops.spec import PipelineSpec
 from tasks.features import Split
 from tasks.training import TrainedModel
 
 if TYPE_CHECKING:
-    from mlops.drift import ColumnDrift
+    from mlops.drift.compute import ColumnDrift
 
 
 @dataclass(frozen=True)
@@ -167,7 +167,7 @@ def check_label_drift(
     if registry.get(spec.model_name, version).manifest.get("data_fingerprint") == data.fingerprint:
         logger.info("Label drift not checked: champion v%s was trained on this data", version)
         return None
-    from mlops.drift_data import read_reference  # noqa: PLC0415 - Arrow readers
+    from mlops.drift.data import read_reference  # noqa: PLC0415 - Arrow readers
     from mlops.label_drift import describe, label_drift  # noqa: PLC0415 - Evidently, ~4 s
 
     reference = read_reference(registry.bundle_url(spec.model_name, version), [spec.target])

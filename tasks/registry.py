@@ -6,11 +6,11 @@ from prefect import get_run_logger, task
 from prefect.runtime import flow_run
 
 from mlops.backends import registry_for
-from mlops.bundle import dump_model, feature_dtypes
-from mlops.frames import sample_frame
-from mlops.lineage import DataRef, code_version
-from mlops.registry import ModelVersion
-from mlops.settings import get_settings
+from mlops.core.lineage import DataRef, code_version
+from mlops.core.settings import get_settings
+from mlops.data.frames import sample_frame
+from mlops.model.bundle import dump_model, feature_dtypes
+from mlops.registry.local import ModelVersion
 from mlops.spec import PipelineSpec
 from tasks._options import IO_TASK
 from tasks.evaluation import Evaluation

@@ -26,7 +26,7 @@ from prefect.deployments import run_deployment
 from prefect.exceptions import ObjectNotFound
 from prefect.runtime import flow_run
 
-from mlops.errors import DeploymentError, SpecError
+from mlops.core.errors import DeploymentError, SpecError
 from mlops.spec import PipelineSpec, load_spec
 from tasks._options import IO_TASK
 

@@ -9,9 +9,9 @@ from typing import Any
 
 from prefect import get_run_logger, task
 
-from mlops.frames import load_frame
-from mlops.lineage import DataRef
-from mlops.settings import get_settings
+from mlops.core.lineage import DataRef
+from mlops.core.settings import get_settings
+from mlops.data.frames import load_frame
 from mlops.spec import PipelineSpec
 from tasks._options import stage_cache
 from tasks.features import Split
@@ -57,13 +57,15 @@ def train_model(split: Split, data: DataRef, spec: PipelineSpec) -> TrainedModel
     """
     logger = get_run_logger()
     if spec.training.backend == "azureml":
-        from mlops.azureml.training import train_on_azureml  # noqa: PLC0415 - azure.ai.ml
+        from mlops.training.azureml import train_on_azureml  # noqa: PLC0415 - azure.ai.ml
 
         logger.info("Training %s on %d rows as an Azure ML job on '%s'",
                     spec.model.estimator, split.train.rows, spec.training.compute)
         pipeline, seconds = train_on_azureml(spec, split.train, get_settings())
         return TrainedModel(pipeline, datetime.now(UTC).isoformat(), split.train.rows, seconds)
-    from mlops.features import fit_pipeline  # noqa: PLC0415 - scikit-learn; a cached run never needs it
+    from mlops.model.features import (  # noqa: PLC0415 - scikit-learn; a cached run never needs it
+        fit_pipeline,
+    )
 
     logger.info("Training %s on %d rows", spec.model.estimator, split.train.rows)
     started = time.perf_counter()

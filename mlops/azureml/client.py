@@ -23,7 +23,7 @@ from azure.core.exceptions import (
 from marshmallow.exceptions import ValidationError as SchemaError
 
 from mlops.azureml.entities import AZUREML_REF, environment_entity
-from mlops.errors import MlopsError, RegistryError
+from mlops.core.errors import MlopsError, RegistryError
 from mlops.spec import AzureMLSpec
 
 logger = logging.getLogger(__name__)

@@ -30,7 +30,7 @@ from azure.ai.ml.entities import (
 )
 
 from mlops.azureml.shipping import DEPLOYMENT_YML, ENDPOINT_YML, ENVIRONMENT_YML, SCORE_PY
-from mlops.errors import SpecError
+from mlops.core.errors import SpecError
 from mlops.spec import AzureMLSpec, EndpointSpec, PipelineSpec
 
 AZUREML_REF = "azureml:"

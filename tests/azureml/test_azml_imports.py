@@ -15,7 +15,7 @@ import tasks.training, mlops.backends, mlops.predict, mlops.azureml, mlops.azure
 import serving.server
 before = sorted(m for m in sys.modules if m.startswith("azure.ai.ml"))
 from mlops.backends import registry_for
-from mlops.settings import Settings
+from mlops.core.settings import Settings
 from mlops.spec import load_spec
 spec = load_spec("configs/churn.yaml", {
     "registry.backend": "azureml", "endpoint.backend": "azureml",

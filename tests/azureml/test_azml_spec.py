@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mlops.errors import SpecError
+from mlops.core.errors import SpecError
 from mlops.spec import load_spec
 from tests.azureml.conftest import AZURE, CHURN_YAML, azure_spec
 

@@ -6,8 +6,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from mlops.core.settings import Settings
 from mlops.datasets import write_churn
-from mlops.settings import Settings
 from mlops.stack import down, endpoint_up
 from tests.conftest import free_port
 

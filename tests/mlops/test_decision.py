@@ -18,7 +18,7 @@ from mlops.evaluation import (
     score_model,
     score_trusted,
 )
-from mlops.features import fit_pipeline, split_frame
+from mlops.model.features import fit_pipeline, split_frame
 from tests.conftest import corrupt_labels
 from tests.mlops._frames import churn_frame, churn_spec, diabetes_spec
 

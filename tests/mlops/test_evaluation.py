@@ -18,7 +18,7 @@ from mlops.evaluation import (
     score_model,
     weighted_metric,
 )
-from mlops.features import fit_pipeline, split_frame
+from mlops.model.features import fit_pipeline, split_frame
 from mlops.spec import CLASSIFICATION_METRICS, METRIC_DIRECTIONS, REGRESSION_METRICS
 from tests.mlops._frames import churn_frame, churn_spec, diabetes_frame, diabetes_spec
 

@@ -6,9 +6,9 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+from mlops.core.errors import DataValidationError
 from mlops.datasets import make_churn
-from mlops.drift import judge_column
-from mlops.errors import DataValidationError
+from mlops.drift.compute import judge_column
 from mlops.label_drift import describe, label_drift, target_column
 from tests.mlops._frames import churn_spec, diabetes_frame, diabetes_spec
 

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from mlops.errors import SpecError
+from mlops.core.errors import SpecError
 from mlops.spec import ModelSpec
 from tests.conftest import ROOT
 

@@ -8,8 +8,8 @@ import subprocess
 
 import pytest
 
-from mlops.endpoint import start_local_endpoint
-from mlops.settings import Settings
+from mlops.core.settings import Settings
+from mlops.endpoint.local import start_local_endpoint
 from mlops.stack import endpoint_up
 from tests.conftest import free_port
 

@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlops import frames
-from mlops.errors import DataValidationError
+from mlops.core.errors import DataValidationError
+from mlops.data import frames
 from mlops.spec import PipelineSpec
 from mlops.validation import (
     BatchValidator,

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlops.errors import DataValidationError
+from mlops.core.errors import DataValidationError
 from mlops.spec import PipelineSpec
 from mlops.validation import BatchValidator, validate_frame
 

@@ -26,7 +26,7 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, PolynomialFeatures, StandardScaler
 from threadpoolctl import threadpool_limits
 
-from mlops.features import build_pipeline
+from mlops.model.features import build_pipeline
 from mlops.spec import PipelineSpec
 from serving import fastpath
 from serving.bundle import Bundle, Feature

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import pytest
 
+from mlops.core.settings import Settings
 from mlops.datasets import write_churn
-from mlops.settings import Settings
 from mlops.stack import down, up
 from tests.conftest import free_port, write_spec
 

@@ -14,8 +14,8 @@ from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterNam
 from prefect.deployments import run_deployment
 
 from mlops.datasets import make_churn
-from mlops.endpoint import LocalEndpointClient
-from mlops.payloads import frame_to_request
+from mlops.endpoint.local import LocalEndpointClient
+from mlops.endpoint.payloads import frame_to_request
 from mlops.stack import stack_api
 from tests.stack.conftest import Stack
 

@@ -25,8 +25,8 @@ from prefect.client.schemas.filters import (
 from prefect.deployments import run_deployment
 
 from mlops.datasets import write_churn
-from mlops.endpoint import LocalEndpointClient
-from mlops.registry import LocalRegistry
+from mlops.endpoint.local import LocalEndpointClient
+from mlops.registry.local import LocalRegistry
 from mlops.stack import _descendants, down, stack_api
 from tasks.watch import EVENT_NAME
 from tests.conftest import write_spec

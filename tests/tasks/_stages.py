@@ -12,9 +12,9 @@ from prefect.client.schemas.objects import TaskRun
 from prefect.exceptions import ObjectNotFound
 from prefect.states import State
 
-from mlops.frames import FrameRef
-from mlops.lineage import DataRef
-from mlops.registry import ModelVersion
+from mlops.core.lineage import DataRef
+from mlops.data.frames import FrameRef
+from mlops.registry.local import ModelVersion
 from mlops.spec import PipelineSpec
 from tasks.data import load_data, locate_data, read_spec, validate_data
 from tasks.evaluation import Evaluation, evaluate_vs_champion

@@ -14,11 +14,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mlops.endpoint import LocalEndpointClient, _read_keys
-from mlops.errors import DeploymentError
-from mlops.frames import load_frame, save_frame
-from mlops.registry import LocalRegistry, ModelVersion
-from mlops.settings import Settings
+from mlops.core.errors import DeploymentError
+from mlops.core.settings import Settings
+from mlops.data.frames import load_frame, save_frame
+from mlops.endpoint.local import LocalEndpointClient, _read_keys
+from mlops.registry.local import LocalRegistry, ModelVersion
 from mlops.stack import down, endpoint_up
 from tasks.deploy import DeployPlan, _same_predictions, deploy_model, promote, smoke_test
 from tasks.evaluation import evaluate_vs_champion

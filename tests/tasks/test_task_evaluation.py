@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 from prefect import get_client
 
-from mlops.bundle import HOLDOUT_FILE
-from mlops.errors import LabelDriftError, ModelQualityError
-from mlops.frames import FrameRef, load_frame, save_frame
-from mlops.registry import LocalRegistry
+from mlops.core.errors import LabelDriftError, ModelQualityError
+from mlops.data.frames import FrameRef, load_frame, save_frame
+from mlops.model.bundle import HOLDOUT_FILE
+from mlops.registry.local import LocalRegistry
 from mlops.spec import PipelineSpec, load_spec
 from tasks.evaluation import Evaluation, check_label_drift, evaluate_vs_champion
 from tasks.features import Split

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from mlops.errors import DataValidationError
-from mlops.frames import load_frame, save_frame
+from mlops.core.errors import DataValidationError
+from mlops.data.frames import load_frame, save_frame
 from mlops.spec import load_spec
 from tasks._options import run_stage
 from tasks.features import Split, build_features
