@@ -22,7 +22,7 @@ from benchmarks._measure import report
 
 
 def _spec(spec_path: str):
-    from mlops.spec import load_spec
+    from mlops.core.spec import load_spec
 
     return load_spec(spec_path)
 

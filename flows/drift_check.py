@@ -14,9 +14,9 @@ from prefect import flow, get_run_logger
 from prefect.states import Completed, State
 
 from flows import _engine, _exit
+from mlops.core.spec import PipelineSpec
 from mlops.drift.compute import DriftResult
 from mlops.drift.report import drift_markdown
-from mlops.spec import PipelineSpec
 from tasks.drift import (
     find_champion,
     judge_drift,

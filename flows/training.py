@@ -18,7 +18,7 @@ from prefect.runtime import flow_run  # noqa: E402
 
 from flows import _engine, _exit  # noqa: E402
 from mlops.core.settings import get_settings  # noqa: E402
-from mlops.spec import PipelineSpec  # noqa: E402
+from mlops.core.spec import PipelineSpec  # noqa: E402
 from tasks._options import run_stage  # noqa: E402
 from tasks._slots import training_slot  # noqa: E402
 from tasks.approval import request_approval, withdraw_candidate  # noqa: E402

@@ -9,12 +9,13 @@ import argparse
 import json
 import sys
 
-from mlops.backends import endpoint_for, registry_for
 from mlops.core.settings import get_settings
+from mlops.core.spec import load_spec
 from mlops.data.loading import conform_columns, read_table
 from mlops.data.storage import list_data_files
+from mlops.endpoint.backend import endpoint_for
 from mlops.endpoint.payloads import frame_to_request
-from mlops.spec import load_spec
+from mlops.registry.backend import registry_for
 
 
 def main(argv: list[str] | None = None) -> None:

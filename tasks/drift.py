@@ -19,8 +19,8 @@ from prefect.artifacts import (
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
-from mlops.backends import registry_for
 from mlops.core.settings import get_settings
+from mlops.core.spec import PipelineSpec, load_spec
 from mlops.data.storage import path_to_url, url_to_fs
 from mlops.drift.compute import DriftResult, compute_drift, drift_columns
 from mlops.drift.data import (
@@ -33,15 +33,9 @@ from mlops.drift.data import (
 )
 from mlops.drift.report import REPORT_FILE, RESULT_FILE, ReportSample, evidently_report, result_json
 from mlops.model.bundle import write_file
-from mlops.spec import PipelineSpec, load_spec
+from mlops.model.results import Champion
+from mlops.registry.backend import registry_for
 from tasks._options import IO_TASK
-
-
-@dataclass(frozen=True)
-class Champion:
-    model_name: str
-    version: int
-    url: str
 
 
 @dataclass(frozen=True)

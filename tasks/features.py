@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 from prefect import get_run_logger, task
 
 from mlops.core.lineage import DataRef
+from mlops.core.spec import PipelineSpec
 from mlops.data.frames import FrameRef, frame_columns, load_frame, release_memory, take_rows
-from mlops.spec import PipelineSpec
+from mlops.model.results import Split
 from tasks._options import output_path, stage_cache
-
-
-class Split(NamedTuple):
-    train: FrameRef
-    test: FrameRef
 
 
 @task(**stage_cache("features"))

@@ -31,10 +31,10 @@ def train(spec_path: Path, train_path: Path, out_dir: Path) -> dict:
     import sklearn  # noqa: PLC0415
 
     from mlops.azureml.shipping import TRAINED_INFO_FILE, TRAINED_MODEL_FILE  # noqa: PLC0415
+    from mlops.core.spec import PipelineSpec  # noqa: PLC0415
     from mlops.data.frames import FrameRef, load_frame  # noqa: PLC0415
     from mlops.model.bundle import dump_model, feature_dtypes  # noqa: PLC0415 - code folder on path
     from mlops.model.features import fit_pipeline  # noqa: PLC0415
-    from mlops.spec import PipelineSpec  # noqa: PLC0415
     from serving.bundle import sha256_bytes  # noqa: PLC0415
 
     spec = PipelineSpec.model_validate_json(spec_path.read_text())

@@ -2,7 +2,7 @@
 
 Reading and naming are kept apart from validation: `read_table` only fails when the bytes cannot
 be turned into a table, `conform_columns` only when the columns cannot be matched to the spec,
-and `mlops.validation` judges the values. `read_arrow` and `conform_table` do the same for an
+and `mlops.data.validation` judges the values. `read_arrow` and `conform_table` do the same for an
 Arrow table, which the load stage writes to its checkpoint without ever making a DataFrame.
 """
 
@@ -17,8 +17,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from mlops.core.errors import DataLoadError, DataValidationError, shorten
+from mlops.core.spec import PipelineSpec
+from mlops.core.spec.columns import normalize_name
 from mlops.data.storage import FileInfo, format_of, known_extensions, url_to_fs
-from mlops.spec import PipelineSpec, normalize_name
 
 logger = logging.getLogger(__name__)
 

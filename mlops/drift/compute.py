@@ -32,7 +32,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from mlops.core.errors import DataValidationError, SpecError
-from mlops.spec import PipelineSpec, normalize_name
+from mlops.core.spec import PipelineSpec
+from mlops.core.spec.columns import normalize_name
 
 if TYPE_CHECKING:
     from evidently.legacy.calculations.stattests.registry import StatTest

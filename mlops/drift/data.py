@@ -17,9 +17,9 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from mlops.core.errors import DataLoadError, DataValidationError
+from mlops.core.spec.columns import normalize_name
 from mlops.data.loading import read_table
 from mlops.data.storage import FileInfo, format_of, list_data_files, url_to_fs
-from mlops.spec import normalize_name
 from serving.bundle import REFERENCE_FILE
 
 logger = logging.getLogger(__name__)

@@ -33,7 +33,8 @@ from mlops.azureml.entities import deployment_entity, endpoint_entity
 from mlops.azureml.shipping import stage_scoring_code
 from mlops.core.errors import DeploymentError, EndpointError
 from mlops.core.settings import Settings
-from mlops.spec import AzureMLSpec, EndpointSpec, PipelineSpec
+from mlops.core.spec import PipelineSpec
+from mlops.core.spec.targets import AzureMLSpec, EndpointSpec
 
 logger = logging.getLogger(__name__)
 

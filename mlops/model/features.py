@@ -34,7 +34,8 @@ from sklearn.preprocessing import (
 from sklearn.utils._param_validation import InvalidParameterError
 
 from mlops.core.errors import DataValidationError, SpecError, TrainingError
-from mlops.spec import CategoricalFeatures, NumericFeatures, PipelineSpec
+from mlops.core.spec import PipelineSpec
+from mlops.core.spec.estimator import CategoricalFeatures, NumericFeatures
 from serving.allowed_types import ESTIMATORS
 from serving.transforms import to_category_array, to_float_array
 

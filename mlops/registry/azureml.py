@@ -40,9 +40,9 @@ from mlops.azureml.client import azure_errors, registry_client, workspace_client
 from mlops.azureml.entities import CHAMPION_TAG, model_entity, model_ref
 from mlops.core.errors import RegistryError
 from mlops.core.settings import Settings
+from mlops.core.spec import PipelineSpec
 from mlops.model.bundle import HOLDOUT_FILE, build_manifest, read_holdout, write_bundle
-from mlops.registry.local import ModelVersion
-from mlops.spec import PipelineSpec
+from mlops.registry.protocol import ModelVersion
 from serving.bundle import MANIFEST_FILE, Bundle, BundleLoadError, load_bundle
 
 logger = logging.getLogger(__name__)

@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
 
 from mlops.core.errors import RegistryError
 from mlops.model.bundle import HOLDOUT_FILE, build_manifest, read_holdout, write_bundle, write_file
+from mlops.registry.protocol import ModelVersion
 from serving.bundle import MANIFEST_FILE, Bundle, BundleLoadError, load_bundle
 from serving.storage import open_fs
 from serving.storage import storage_options as options_from_env
@@ -31,14 +31,6 @@ logger = logging.getLogger(__name__)
 CHAMPION = "champion"
 ALIASES_FILE = "aliases.json"
 CLAIM_FILE = ".claim"
-
-
-@dataclass(frozen=True)
-class ModelVersion:
-    name: str
-    version: int
-    url: str
-    manifest: dict[str, Any]
 
 
 class LocalRegistry:

@@ -28,8 +28,8 @@ from mlops.azureml.shipping import TRAINED_INFO_FILE, TRAINED_MODEL_FILE, stage_
 from mlops.core.errors import TrainingError
 from mlops.core.lineage import code_version
 from mlops.core.settings import Settings
+from mlops.core.spec import PipelineSpec
 from mlops.data.frames import FrameRef
-from mlops.spec import PipelineSpec
 from serving.bundle import BundleLoadError, load_model, parse_features, sha256_bytes
 
 logger = logging.getLogger(__name__)

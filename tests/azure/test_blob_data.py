@@ -12,10 +12,10 @@ import pandas as pd
 import pytest
 
 from mlops.core.errors import DataLoadError
+from mlops.core.spec import load_spec
 from mlops.data.loading import conform_columns, read_table
 from mlops.data.storage import fingerprint, list_data_files, url_to_fs
 from mlops.datasets import make_churn, write_churn
-from mlops.spec import load_spec
 from tests.azure.azurite import ACCOUNT_KEY
 from tests.azure.conftest import container_name
 from tests.conftest import ROOT

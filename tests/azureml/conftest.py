@@ -11,7 +11,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from mlops.spec import PipelineSpec, load_spec
+from mlops.core.spec import PipelineSpec, load_spec
 from tests.azureml.fake_mlclient import RG, SUB, WS, FakeMLClient
 from tests.conftest import ROOT
 

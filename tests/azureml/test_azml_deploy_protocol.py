@@ -16,12 +16,13 @@ import pytest
 from prefect.settings import PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW, temporary_settings
 from threadpoolctl import threadpool_limits
 
-from mlops.backends import endpoint_for, registry_for
 from mlops.core.errors import DeploymentError, EndpointError
 from mlops.core.settings import get_settings
+from mlops.core.spec import load_spec
 from mlops.datasets import write_churn
+from mlops.endpoint.backend import endpoint_for
 from mlops.endpoint.payloads import frame_to_request
-from mlops.spec import load_spec
+from mlops.registry.backend import registry_for
 from tasks.deploy import deploy_model, promote, smoke_test
 from tasks.registry import register_model
 from tests.azureml.conftest import AZURE

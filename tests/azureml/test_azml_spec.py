@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from mlops.core.errors import SpecError
-from mlops.spec import load_spec
+from mlops.core.spec import load_spec
 from tests.azureml.conftest import AZURE, CHURN_YAML, azure_spec
 
 

@@ -15,12 +15,12 @@ import pytest
 from azure.ai.ml import command
 
 from mlops.core.errors import TrainingError
+from mlops.core.spec import PipelineSpec
 from mlops.data.frames import save_frame
+from mlops.data.validation import validate_frame
 from mlops.datasets import make_churn
 from mlops.model.features import fit_pipeline, split_frame
-from mlops.spec import PipelineSpec
 from mlops.training.azureml import read_trained_model, run_training_job, wait_for_job
-from mlops.validation import validate_frame
 from tests.azureml.conftest import azure_spec
 from tests.azureml.fake_mlclient import FakeMLClient
 from tests.conftest import ROOT
@@ -149,7 +149,7 @@ def test_the_train_task_hands_the_fit_to_the_cluster(shipped_python, use_fake, s
                                                      prefect_server, tmp_path):
     from prefect.settings import PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW, temporary_settings
 
-    from tasks.features import Split
+    from mlops.model.results import Split
     from tasks.training import train_model
     from tests.tasks._stages import fresh_ref
 

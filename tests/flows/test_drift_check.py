@@ -26,12 +26,12 @@ from flows.drift_check import drift_check
 from flows.training import training
 from mlops.core.errors import DataValidationError
 from mlops.core.settings import Settings
+from mlops.core.spec import load_spec
 from mlops.datasets import make_churn
 from mlops.endpoint.local import LocalEndpointClient
 from mlops.endpoint.payloads import frame_to_request
 from mlops.model.bundle import dump_model, feature_dtypes
 from mlops.registry.local import LocalRegistry
-from mlops.spec import load_spec
 from tests.conftest import ROOT, write_spec
 
 pytestmark = [pytest.mark.slow, pytest.mark.service, pytest.mark.usefixtures("prefect_server")]

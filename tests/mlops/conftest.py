@@ -7,8 +7,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from mlops.core.spec import PipelineSpec, load_spec
 from mlops.datasets import make_churn
-from mlops.spec import PipelineSpec, load_spec
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 

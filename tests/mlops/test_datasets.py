@@ -11,11 +11,11 @@ import pytest
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.metrics import roc_auc_score
 
+from mlops.core.spec import PipelineSpec
 from mlops.data.loading import conform_columns, read_table
 from mlops.data.storage import list_data_files
+from mlops.data.validation import validate_frame
 from mlops.datasets import main, make_churn, write_churn, write_diabetes
-from mlops.spec import PipelineSpec
-from mlops.validation import validate_frame
 
 
 def _digest(path: Path) -> str:

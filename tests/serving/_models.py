@@ -13,7 +13,8 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder
 
 from mlops.model.bundle import dump_model, feature_dtypes
-from mlops.registry.local import LocalRegistry, ModelVersion
+from mlops.registry.local import LocalRegistry
+from mlops.registry.protocol import ModelVersion
 
 MODEL = "toy"
 # Names with capitals and spaces exercise matching that ignores case and separators.

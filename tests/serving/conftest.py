@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from mlops.endpoint.local import LocalEndpointClient, start_local_endpoint
-from mlops.registry.local import ModelVersion
+from mlops.registry.protocol import ModelVersion
 from serving.bundle import Bundle, load_bundle
 from tests.conftest import free_port
 from tests.serving._models import register_toy, toy_frame

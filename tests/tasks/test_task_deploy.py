@@ -18,13 +18,14 @@ from mlops.core.errors import DeploymentError
 from mlops.core.settings import Settings
 from mlops.data.frames import load_frame, save_frame
 from mlops.endpoint.local import LocalEndpointClient, _read_keys
-from mlops.registry.local import LocalRegistry, ModelVersion
+from mlops.model.results import DeployPlan, Split, TrainedModel
+from mlops.registry.local import LocalRegistry
+from mlops.registry.protocol import ModelVersion
 from mlops.stack import down, endpoint_up
-from tasks.deploy import DeployPlan, _same_predictions, deploy_model, promote, smoke_test
+from tasks.deploy import _same_predictions, deploy_model, promote, smoke_test
 from tasks.evaluation import evaluate_vs_champion
-from tasks.features import Split
 from tasks.registry import register_model
-from tasks.training import TrainedModel, train_model
+from tasks.training import train_model
 from tests.conftest import corrupt_labels, free_port
 from tests.tasks._stages import Stages, fresh_ref
 

@@ -9,9 +9,9 @@ import pyarrow as pa
 import pytest
 
 from mlops.core.errors import DataLoadError, DataValidationError
+from mlops.core.spec import PipelineSpec
 from mlops.data.loading import conform_columns, conform_table, read_arrow, read_table
 from mlops.data.storage import list_data_files
-from mlops.spec import PipelineSpec
 
 
 def _small() -> pd.DataFrame:

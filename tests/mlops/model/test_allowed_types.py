@@ -9,9 +9,9 @@ from functools import cache
 import pytest
 
 from mlops.core.errors import SpecError
+from mlops.core.spec import load_spec
 from mlops.model.bundle import dump_model
 from mlops.model.features import build_pipeline, fit_pipeline, split_frame
-from mlops.spec import load_spec
 from serving.allowed_types import ALLOWED_TYPES, ESTIMATORS
 from serving.model_file import audit_model_file
 from tests.mlops._frames import CONFIGS, churn_frame, diabetes_frame

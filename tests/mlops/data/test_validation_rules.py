@@ -14,8 +14,8 @@ import pandas as pd
 import pytest
 
 from mlops.core.errors import DataValidationError
-from mlops.spec import PipelineSpec
-from mlops.validation import BatchValidator, validate_frame
+from mlops.core.spec import PipelineSpec
+from mlops.data.validation import BatchValidator, validate_frame
 
 ROWS = 10
 

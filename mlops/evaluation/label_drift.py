@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import pyarrow as pa
 
+from mlops.core.spec import PipelineSpec
 from mlops.drift.compute import ColumnDrift, DriftColumn, judge_column
-from mlops.spec import PipelineSpec
 
 
 def target_column(spec: PipelineSpec) -> DriftColumn:

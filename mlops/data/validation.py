@@ -16,211 +16,27 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-import pandera.pandas as pa
 from pandera.errors import SchemaErrors
 
 from mlops.core.errors import DataValidationError, shorten
+from mlops.core.spec import PipelineSpec
+from mlops.data.failures import MAX_EXAMPLES, Failure, _drop_redundant, _examples, failures_from
 from mlops.data.frames import FrameRef, FrameWriter, iter_frames, release_memory
-from mlops.spec import ColumnSpec, PipelineSpec
+from mlops.data.schema import (
+    INTEGRAL_CHECK,
+    NULL_FRACTION_CHECK,
+    _checks,
+    _has_null_share_rule,
+    build_schema,
+)
 
 logger = logging.getLogger(__name__)
-
-MAX_EXAMPLES = 5
-# Categories and strings use pandas' default string dtype ("str"): missing values stay NaN,
-# which scikit-learn's imputers and encoders understand (pd.NA would not be).
-PANDAS_DTYPES: dict[str, str] = {
-    "int": "int64",
-    "float": "float64",
-    "category": "str",
-    "string": "str",
-    "bool": "boolean",
-    "datetime": "datetime64[ns]",
-}
-NULL_FRACTION_CHECK = "max_null_fraction"
-FINITE_CHECK = "finite"
-INTEGRAL_CHECK = "integral"
-# Failures that only restate that a column could not be converted; the conversion failure says it.
-_AFTER_COERCION = ("coerce_dtype", INTEGRAL_CHECK, "not_nullable")
-
-
-@dataclass(frozen=True)
-class Failure:
-    """One broken rule on one column, ready to be shown to a person.
-
-    Attributes:
-        column: The column, or '(table)' for rules about the whole table.
-        rule: What was required, with its limit: `greater_than_or_equal_to(0)`, `min_rows(500)`.
-        count: How many rows broke it (0 for rules about the whole table or column).
-        examples: Up to five distinct offending values.
-        detail: Extra words for rules whose count alone does not explain them.
-    """
-
-    column: str
-    rule: str
-    count: int
-    examples: tuple[Any, ...] = ()
-    detail: str = ""
-
-    def describe(self) -> str:
-        parts = [f"{self.count} bad row{'s' * (self.count != 1)}"] if self.count else []
-        if self.detail:
-            parts.append(self.detail)
-        text = f"{self.column}: {self.rule}: {'; '.join(parts)}"
-        if self.examples:
-            text += f", e.g. [{', '.join(shorten(repr(v)) for v in self.examples)}]"
-        return text
-
-
-def pandas_dtype(column: ColumnSpec) -> str:
-    """The pandas dtype a spec column is coerced to; ints with allowed nulls become 'Int64'."""
-    if column.dtype == "int" and column.rules.max_null_fraction > 0:
-        return "Int64"
-    return PANDAS_DTYPES[column.dtype]
-
-
-def nonfinite_allowed(column: ColumnSpec, spec: PipelineSpec) -> bool:
-    """Whether +inf and -inf may appear: the column's rule, else the spec's `data` default."""
-    own = column.rules.allow_nonfinite
-    return spec.data.allow_nonfinite if own is None else own
-
-
-def _finite(values: pd.Series) -> pd.Series:
-    return ~np.isinf(values.astype("float64"))
-
-
-def _checks(column: ColumnSpec, spec: PipelineSpec) -> list[pa.Check]:
-    rules = column.rules
-    checks: list[pa.Check] = []
-    if column.dtype == "float" and not nonfinite_allowed(column, spec):
-        # A range with one side open does not exclude infinity, and the fit fails on it.
-        checks.append(pa.Check(_finite, name=FINITE_CHECK))
-    if column.dtype in ("int", "float"):
-        if rules.min is not None:
-            checks.append(pa.Check.ge(rules.min))
-        if rules.max is not None:
-            checks.append(pa.Check.le(rules.max))
-    if rules.allowed is not None:
-        checks.append(pa.Check.isin(rules.allowed))
-    return checks
-
-
-def _has_null_share_rule(column: ColumnSpec) -> bool:
-    return 0 < column.rules.max_null_fraction < 1
-
-
-def build_schema(spec: PipelineSpec) -> pa.DataFrameSchema:
-    """The pandera schema for the spec's columns: types (coerced), ranges, allowed values, nulls.
-
-    A column may hold nulls when its `max_null_fraction` is above 0. The share itself is a rule
-    about the whole column, so `BatchValidator` checks it from its counts, not the schema.
-    """
-    columns = {
-        c.name: pa.Column(
-            pandas_dtype(c),
-            checks=_checks(c, spec),
-            nullable=c.rules.max_null_fraction > 0,
-            coerce=True,
-            required=True,
-        )
-        for c in spec.columns
-    }
-    return pa.DataFrameSchema(columns, coerce=True, strict=False, name=spec.name)
-
-
-def _examples(values: pd.Series) -> tuple[Any, ...]:
-    seen = values.dropna().drop_duplicates().head(MAX_EXAMPLES)
-    return tuple(v.item() if hasattr(v, "item") else v for v in seen)
-
-
-def failures_from(errors: SchemaErrors, data: pd.DataFrame | None = None) -> list[Failure]:
-    """pandera's failure table as `Failure`s: one per (column, rule), in the table's order.
-
-    This is the one place that reads pandera's `failure_cases` columns (`column`, `check`,
-    `failure_case`). A conversion that failed for the column as a whole comes with a null
-    failure case (pandas' datetime parser refuses mixed formats so); its bad values are then
-    found in `data`, the batch that was checked.
-    """
-    cases = errors.failure_cases
-    failures: list[Failure] = []
-    grouped = cases.groupby(["column", "check"], sort=False, dropna=False)
-    for (column, check), group in grouped:
-        name = str(column) if pd.notna(column) else "(table)"
-        failure = _failure(name, str(check), group)
-        if failure is None and str(check).startswith("coerce_dtype") and group[
-                "failure_case"].isna().all():
-            failure = _unconvertible(name, str(check), data)
-        if failure is not None:
-            failures.append(failure)
-    return failures
-
-
-def _unconvertible(column: str, check: str, data: pd.DataFrame | None) -> Failure | None:
-    """A column pandera could not convert as a whole: the values that do not convert.
-
-    None when every value converts: the failure was about nulls, which `not_nullable` reports.
-    """
-    if data is None or column not in data.columns:
-        return Failure(column, check, 0, detail="the column could not be converted")
-    values = data[column]
-    if "datetime" in check:
-        # Read with the first value's format, or ISO 8601: whichever reads more values.
-        converted = min((pd.to_datetime(values, errors="coerce", format=f) for f in (
-            None, "ISO8601")), key=lambda c: int(c.isna().sum()))
-        detail = "mixed or unknown date formats (other than most values')"
-    else:
-        converted = pd.to_numeric(values, errors="coerce")
-        detail = "values that do not convert"
-    bad = values[converted.isna() & values.notna()]
-    return Failure(column, check, len(bad), _examples(bad), detail=detail) if len(bad) else None
-
-
-def _failure(column: str, check: str, group: pd.DataFrame) -> Failure | None:
-    """One (column, check) group of pandera's failure cases; None when it adds nothing."""
-    values = group["failure_case"]
-    if check == "column_in_dataframe":
-        missing = ", ".join(str(v) for v in values)
-        return Failure(missing, "column_in_dataframe", 0, detail="the column is missing")
-    if check.startswith("dtype("):
-        return None  # restates a coercion failure, reported on its own
-    if check.startswith("coerce_dtype"):
-        # Nulls that a non-nullable type cannot hold are reported by `not_nullable`.
-        count = int(values.notna().sum())
-        return Failure(column, check, count, _examples(values)) if count else None
-    if check == FINITE_CHECK:
-        return Failure(column, check, len(group), _examples(values),
-                       detail="+inf/-inf (allowed only with rules.allow_nonfinite)")
-    return Failure(column, check or "schema", len(group), _examples(values))
-
-
-def _drop_redundant(
-    failures: list[Failure], entirely_null: set[str], null_target: str | None
-) -> list[Failure]:
-    """Keep the failures that add information.
-
-    A column that could not be converted is reported by its conversion failure only (range
-    checks on unconverted values say nothing), and what a table rule already said (a column
-    entirely null, nulls in the target) is not repeated.
-    """
-    coerce_failed = {
-        f.column for f in failures if f.rule.startswith(("coerce_dtype", INTEGRAL_CHECK))
-    }
-    kept = []
-    for f in failures:
-        if f.column in entirely_null:
-            continue
-        if f.column == null_target and f.rule.startswith(("not_nullable", NULL_FRACTION_CHECK)):
-            continue
-        if f.column in coerce_failed and not f.rule.startswith(_AFTER_COERCION):
-            continue
-        kept.append(f)
-    return kept
-
 
 _BOOLEAN_WORDS = {"true": True, "false": False}
 

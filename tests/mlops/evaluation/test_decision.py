@@ -1,4 +1,4 @@
-"""The promotion gate's rules and boundaries (mlops/evaluation.py `decide`, `score_trusted`).
+"""The promotion gate's rules and boundaries (mlops/evaluation: `decide`, `score_trusted`).
 
 Values are binary fractions (0.5, 0.625, 0.125...), so an improvement lands exactly on a limit
 and each boundary is tested where it is, not near it. Then real models trained on shuffled,
@@ -10,14 +10,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mlops.decision import FLOOR_RULES, BootstrapResult, Predictions, TrustedScores
-from mlops.evaluation import (
-    compute_metrics,
-    decide,
-    paired_bootstrap,
-    score_model,
-    score_trusted,
-)
+from mlops.evaluation.bootstrap import paired_bootstrap
+from mlops.evaluation.decision import FLOOR_RULES, BootstrapResult, Predictions, TrustedScores
+from mlops.evaluation.gate import decide
+from mlops.evaluation.scoring import compute_metrics, score_model, score_trusted
 from mlops.model.features import fit_pipeline, split_frame
 from tests.conftest import corrupt_labels
 from tests.mlops._frames import churn_frame, churn_spec, diabetes_spec

@@ -1,4 +1,4 @@
-"""Metrics, the paired bootstrap, the promotion decision and the plots (mlops/evaluation.py)."""
+"""Metrics, the paired bootstrap, the promotion decision and the plots (mlops/evaluation/)."""
 
 from __future__ import annotations
 
@@ -6,20 +6,12 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm
 
-from mlops.evaluation import (
-    BootstrapResult,
-    Decision,
-    Predictions,
-    compute_metrics,
-    decide,
-    decision_markdown,
-    paired_bootstrap,
-    plot_comparison,
-    score_model,
-    weighted_metric,
-)
+from mlops.core.spec.evaluation import CLASSIFICATION_METRICS, METRIC_DIRECTIONS, REGRESSION_METRICS
+from mlops.evaluation.bootstrap import BootstrapResult, paired_bootstrap, weighted_metric
+from mlops.evaluation.gate import Decision, decide, decision_markdown
+from mlops.evaluation.plots import plot_comparison
+from mlops.evaluation.scoring import Predictions, compute_metrics, score_model
 from mlops.model.features import fit_pipeline, split_frame
-from mlops.spec import CLASSIFICATION_METRICS, METRIC_DIRECTIONS, REGRESSION_METRICS
 from tests.mlops._frames import churn_frame, churn_spec, diabetes_frame, diabetes_spec
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

@@ -10,11 +10,11 @@ import pandas as pd
 import pytest
 
 from mlops.core.errors import DataValidationError
+from mlops.core.spec import PipelineSpec
 from mlops.data import frames
-from mlops.spec import PipelineSpec
-from mlops.validation import (
+from mlops.data.schema import build_schema
+from mlops.data.validation import (
     BatchValidator,
-    build_schema,
     validate_batches,
     validate_checkpoint,
     validate_frame,

@@ -1,4 +1,4 @@
-"""Label drift (mlops/label_drift.py): the target judged by the drift check's own methods."""
+"""Label drift (mlops/evaluation/label_drift.py): the target judged by the drift check's methods."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from mlops.core.errors import DataValidationError
 from mlops.datasets import make_churn
 from mlops.drift.compute import judge_column
-from mlops.label_drift import describe, label_drift, target_column
+from mlops.evaluation.label_drift import describe, label_drift, target_column
 from tests.mlops._frames import churn_spec, diabetes_frame, diabetes_spec
 
 

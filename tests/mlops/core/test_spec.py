@@ -1,4 +1,4 @@
-"""The estimator's import path, checked without importing it (mlops/spec.py)."""
+"""The estimator's import path, checked without importing it (mlops/core/spec/__init__.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from mlops.core.errors import SpecError
-from mlops.spec import ModelSpec
+from mlops.core.spec.estimator import ModelSpec
 from tests.conftest import ROOT
 
 
@@ -66,7 +66,7 @@ def test_names_bound_under_if_and_try_count(tmp_path, monkeypatch):
 def test_the_check_imports_nothing_it_checks():
     probe = (
         "import json, sys\n"
-        "from mlops.spec import ModelSpec\n"
+        "from mlops.core.spec.estimator import ModelSpec\n"
         "ModelSpec(estimator='sklearn.ensemble.HistGradientBoostingClassifier')"
         ".check_estimator_path()\n"
         "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in "
@@ -78,7 +78,7 @@ def test_the_check_imports_nothing_it_checks():
 
 
 def test_the_data_options_default_to_the_strict_choice():
-    from mlops.spec import load_spec
+    from mlops.core.spec import load_spec
 
     spec = load_spec(ROOT / "configs" / "churn.yaml")
     data = spec.data
@@ -93,7 +93,7 @@ def test_the_data_options_default_to_the_strict_choice():
     ("data.allow_nonfinite", "sometimes", "data.allow_nonfinite"),
 ])
 def test_bad_data_options_are_named(field, value, problem):
-    from mlops.spec import load_spec
+    from mlops.core.spec import load_spec
 
     with pytest.raises(SpecError, match=problem):
         load_spec(ROOT / "configs" / "churn.yaml", {field: value})
