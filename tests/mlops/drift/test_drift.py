@@ -13,14 +13,9 @@ import pytest
 
 from mlops.core.errors import DataValidationError, SpecError
 from mlops.datasets import make_churn
-from mlops.drift.compute import (
-    compute_drift,
-    default_method,
-    drift_columns,
-    jensenshannon_counts,
-    wasserstein_normed,
-)
+from mlops.drift.compute import compute_drift, default_method, drift_columns
 from mlops.drift.report import evidently_report
+from mlops.drift.scores import jensenshannon_counts, wasserstein_normed
 from tests.mlops._frames import churn_spec, diabetes_spec
 
 DRIFTED = {"age": 1.0, "monthly_charges": 0.5, "region": 1.0, "contract": 0.6}
