@@ -64,6 +64,8 @@ class Evaluation:
 
 @dataclass(frozen=True)
 class DeployPlan:
+    """Where the candidate went: its slot, and the traffic to restore if it fails."""
+
     target: str
     previous_traffic: dict[str, int]
     model_name: str
@@ -72,6 +74,8 @@ class DeployPlan:
 
 @dataclass(frozen=True)
 class Champion:
+    """The version holding the `champion` alias, and where its bundle is."""
+
     model_name: str
     version: int
     url: str
