@@ -3,7 +3,7 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-# The spec of `run`/`up`; empty: the commands' default (mlops.settings.DEFAULT_SPEC).
+# The spec of `run`/`up`; empty: the commands' default (mlops.core.settings.DEFAULT_SPEC).
 SPEC ?=
 SPEC_ARG := $(if $(SPEC),--spec $(SPEC))
 # The one command-line entry point (tools/cli.py), installed by `make setup`.

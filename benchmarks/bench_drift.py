@@ -73,10 +73,10 @@ def _champion(state: Path, spec_path: str, reference: str) -> None:
     import pandas as pd
     from sklearn.dummy import DummyClassifier
 
-    from mlops.bundle import dump_model, feature_dtypes
-    from mlops.drift import drift_columns
-    from mlops.registry import LocalRegistry
-    from mlops.spec import load_spec
+    from mlops.core.spec import load_spec
+    from mlops.drift.compute import drift_columns
+    from mlops.model.bundle import dump_model, feature_dtypes
+    from mlops.registry.local import LocalRegistry
 
     names = [c.name for c in drift_columns(load_spec(spec_path))]
     table = pd.read_parquet(reference, columns=[*names, "churned"])

@@ -44,10 +44,10 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from benchmarks._measure import machine, stamp
-from mlops.bundle import dump_model, feature_dtypes
-from mlops.endpoint import LocalEndpointClient
-from mlops.payloads import frame_to_request
-from mlops.registry import LocalRegistry
+from mlops.endpoint.local import LocalEndpointClient
+from mlops.endpoint.payloads import frame_to_request
+from mlops.model.bundle import dump_model, feature_dtypes
+from mlops.registry.local import LocalRegistry
 from tools.stack import start_endpoint
 
 logger = logging.getLogger(__name__)

@@ -31,7 +31,7 @@ from pathlib import Path
 
 from benchmarks._measure import machine, prefect_server, run_measured, stamp
 from benchmarks._peaks import OUTSIDE
-from mlops.settings import Settings
+from mlops.core.settings import Settings
 from tools.datasets import write_churn
 from tools.stack import down, endpoint_up
 

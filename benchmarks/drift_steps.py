@@ -22,13 +22,13 @@ from benchmarks._measure import report
 
 
 def _spec(spec_path: str):
-    from mlops.spec import load_spec
+    from mlops.core.spec import load_spec
 
     return load_spec(spec_path)
 
 
 def _kinds(spec) -> dict[str, str]:
-    from mlops.drift import drift_columns
+    from mlops.drift.compute import drift_columns
 
     return {c.name: c.kind for c in drift_columns(spec)}
 
@@ -69,7 +69,7 @@ def preset(spec_path: str, ref: str, cur: str, out: str) -> dict[str, Any]:
     from evidently import DataDefinition, Dataset, Report
     from evidently.presets import DataDriftPreset
 
-    from mlops.drift_report import read_evidently_drift
+    from mlops.drift.report import read_evidently_drift
 
     kinds = _kinds(_spec(spec_path))
     reference = pq.read_table(_parquet(ref), columns=list(kinds)).to_pandas()
@@ -91,9 +91,9 @@ def preset(spec_path: str, ref: str, cur: str, out: str) -> dict[str, Any]:
 
 
 def ours(spec_path: str, ref: str, cur: str, out: str) -> dict[str, Any]:
-    from mlops.drift import compute_drift
-    from mlops.drift_data import read_current
-    from mlops.drift_report import evidently_report, result_json
+    from mlops.drift.compute import compute_drift
+    from mlops.drift.data import read_current
+    from mlops.drift.report import evidently_report, result_json
 
     spec = _spec(spec_path)
     names = list(_kinds(spec))

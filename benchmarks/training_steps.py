@@ -17,10 +17,10 @@ from benchmarks._measure import report
 
 def table_bytes(data_url: str) -> int:
     """In-memory size of the validated table the flow works on."""
-    from mlops.data import conform_columns, read_table
-    from mlops.spec import load_spec
-    from mlops.storage import list_data_files
-    from mlops.validation import validate_frame
+    from mlops.core.spec import load_spec
+    from mlops.data.loading import conform_columns, read_table
+    from mlops.data.storage import list_data_files
+    from mlops.data.validation import validate_frame
 
     spec = load_spec("configs/churn.yaml", {"data.url": data_url})
     raw = conform_columns(read_table(list_data_files(data_url)), spec)
@@ -30,22 +30,19 @@ def table_bytes(data_url: str) -> int:
 def plain(data_url: str) -> dict:
     import numpy as np
 
-    from mlops.backends import endpoint_for, registry_for
-    from mlops.bundle import dump_model, feature_dtypes
-    from mlops.data import conform_columns, read_table
-    from mlops.evaluation import (
-        compute_metrics,
-        decide,
-        decision_markdown,
-        plot_comparison,
-        score_model,
-    )
-    from mlops.features import fit_pipeline, split_frame
-    from mlops.payloads import frame_to_request
-    from mlops.settings import get_settings
-    from mlops.spec import load_spec
-    from mlops.storage import list_data_files
-    from mlops.validation import validate_frame
+    from mlops.core.settings import get_settings
+    from mlops.core.spec import load_spec
+    from mlops.data.loading import conform_columns, read_table
+    from mlops.data.storage import list_data_files
+    from mlops.data.validation import validate_frame
+    from mlops.endpoint.backend import endpoint_for
+    from mlops.endpoint.payloads import frame_to_request
+    from mlops.evaluation.gate import decide, decision_markdown
+    from mlops.evaluation.plots import plot_comparison
+    from mlops.evaluation.scoring import compute_metrics, score_model
+    from mlops.model.bundle import dump_model, feature_dtypes
+    from mlops.model.features import fit_pipeline, split_frame
+    from mlops.registry.backend import registry_for
 
     spec = load_spec("configs/churn.yaml", {"data.url": data_url})
     settings = get_settings()

@@ -13,10 +13,10 @@ from prefect import flow, get_run_logger
 from prefect.states import Completed, State
 
 from flows import _engine, _exit
-from mlops.drift import DriftResult
-from mlops.drift_report import drift_markdown
-from mlops.settings import DEFAULT_SPEC
-from mlops.spec import PipelineSpec
+from mlops.core.settings import DEFAULT_SPEC
+from mlops.core.spec import PipelineSpec
+from mlops.drift.compute import DriftResult
+from mlops.drift.report import drift_markdown
 from tasks.drift import (
     find_champion,
     judge_drift,

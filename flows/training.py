@@ -12,8 +12,8 @@ from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 
 from flows import _engine, _exit
-from mlops.settings import DEFAULT_SPEC, get_settings
-from mlops.spec import PipelineSpec
+from mlops.core.settings import DEFAULT_SPEC, get_settings
+from mlops.core.spec import PipelineSpec
 from tasks._options import run_stage
 from tasks._slots import training_slot
 from tasks.approval import request_approval, withdraw_candidate

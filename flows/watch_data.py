@@ -12,8 +12,8 @@ from pathlib import Path
 from prefect import flow, get_run_logger
 
 from flows import _engine, _exit
-from mlops.settings import DEFAULT_SPEC
-from mlops.storage import protocol_of
+from mlops.core.settings import DEFAULT_SPEC
+from mlops.data.storage import protocol_of
 from tasks.watch import announce, data_event, look, remember
 
 _engine.install()  # a flow run ends when its work does (see flows/_engine.py)

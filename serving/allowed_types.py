@@ -2,17 +2,17 @@
 
 A skops file names every class, function and type it rebuilds (``module.Name``); a loader that
 trusts a name lets the file call it. This list is derived from what the project writes
-(``mlops.features.build_pipeline`` for every estimator in `ESTIMATORS` and every preprocessing
-option of the spec, plus the serving tests' toy pipeline) and
-``tests/mlops/test_allowed_types.py`` checks both directions: every name those pipelines hold is
-here, and every name here is held by one of them. Names are compared whole; a module prefix
+(``mlops.model.features.build_pipeline`` for every estimator in `ESTIMATORS` and every
+preprocessing option of the spec, plus the serving tests' toy pipeline) and
+``tests/mlops/model/test_allowed_types.py`` checks both directions: every name those pipelines
+hold is here, and every name here is held by one of them. Names are compared whole; a module prefix
 never admits anything.
 """
 
 from __future__ import annotations
 
 # The estimators a spec's `model.estimator` may name, by the module that defines them (the name
-# a skops file records). `mlops.features.build_pipeline` refuses any other.
+# a skops file records). `mlops.model.features.build_pipeline` refuses any other.
 ESTIMATORS = frozenset({
     "sklearn.ensemble._forest.RandomForestClassifier",
     "sklearn.ensemble._forest.RandomForestRegressor",
@@ -23,7 +23,7 @@ ESTIMATORS = frozenset({
     "sklearn.linear_model._ridge.Ridge",
 })
 
-# The pipeline around the estimator (mlops/features.py) and the casts it calls.
+# The pipeline around the estimator (mlops/model/features.py) and the casts it calls.
 PREPROCESSING = frozenset({
     "sklearn.pipeline.Pipeline",
     "sklearn.compose._column_transformer.ColumnTransformer",

@@ -3,7 +3,7 @@
 Data exported by different tools spells the same header differently ('Tenure Months',
 'TENURE_MONTHS', 'tenure-months'), so a column matches a wanted name when both have the same
 `normalize_name` key. The scoring core, training's data loading (``mlops.data``) and the
-drift check (``mlops.drift_data``) all match through `match_columns`; they differ only in what
+drift check (``mlops.drift.data``) all match through `match_columns`; they differ only in what
 happens when several columns share a key, which is the `strict` parameter:
 
 - tolerant (``strict=False``, scoring and drift): a column spelled exactly as wanted wins,

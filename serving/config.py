@@ -2,7 +2,7 @@
 
 The state folder is shared with the rest of the project, so ``MLOPS_STATE_DIR`` is accepted
 as well as ``MLOPS_ENDPOINT_STATE_DIR``. Keys come from ``MLOPS_ENDPOINT_KEY`` and
-``MLOPS_ENDPOINT_ADMIN_KEY`` (the names ``mlops.settings`` reads too) or are generated at
+``MLOPS_ENDPOINT_ADMIN_KEY`` (the names ``mlops.core.settings`` reads too) or are generated at
 first start into the state folder.
 """
 
@@ -77,7 +77,7 @@ class EndpointConfig(BaseSettings):
     access_log: bool = Field(False, description="Log every request (slows the server down).")
     registry_url: str | None = Field(
         None, validation_alias=AliasChoices("MLOPS_ENDPOINT_REGISTRY_URL", "MLOPS_REGISTRY_URL"),
-        description="The project's local registry (as mlops.settings reads it); a model root.",
+        description="The project's local registry (as mlops.core.settings reads it); a model root.",
     )
     fast_path: bool = Field(
         True,

@@ -2,8 +2,8 @@
 
 This is the one place that knows about storage credentials. It lives in `serving` because the
 scoring server loads bundles from the registry and writes inference data, and may not import
-`mlops`; `mlops.storage` builds on it. Light imports only: adlfs is imported by `open_fs` when a
-URL needs it, never at import time.
+`mlops`; `mlops.data.storage` builds on it. Light imports only: adlfs is imported by `open_fs`
+when a URL needs it, never at import time.
 """
 
 from __future__ import annotations

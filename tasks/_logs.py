@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import re
 
-from mlops.errors import MlopsError
+from mlops.core.errors import MlopsError
 
 RUN_LOGGERS = ("prefect.task_runs", "prefect.flow_runs")
 _LOGGED = "_mlops_logged"  # set on an exception once a record has shown its message

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from mlops.errors import MlopsError
-from mlops.frames import frame_path
-from mlops.lineage import run_key
-from mlops.settings import get_settings
+from mlops.core.errors import MlopsError
+from mlops.core.lineage import run_key
+from mlops.core.settings import get_settings
+from mlops.data.frames import frame_path
 from tasks import _logs
 
 # Every flow runs tasks from here: our errors are shown once, without a traceback (_logs.py).

@@ -15,12 +15,11 @@ from prefect.input import RunInput
 from prefect.runtime import flow_run
 from prefect.states import Running
 
-from mlops.backends import endpoint_for
-from mlops.errors import MlopsError
-from mlops.settings import get_settings
-from mlops.spec import PipelineSpec
-from tasks.deploy import DeployPlan
-from tasks.evaluation import Evaluation
+from mlops.core.errors import MlopsError
+from mlops.core.settings import get_settings
+from mlops.core.spec import PipelineSpec
+from mlops.endpoint.backend import endpoint_for
+from mlops.model.results import DeployPlan, Evaluation
 
 
 class Approval(RunInput):

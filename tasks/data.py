@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from prefect import get_run_logger, task
 
-from mlops.data import load_table
-from mlops.frames import FrameRef, release_memory, save_table
-from mlops.lineage import DataRef
-from mlops.spec import PipelineSpec, load_spec
-from mlops.storage import fingerprint, list_data_files
+from mlops.core.lineage import DataRef
+from mlops.core.spec import PipelineSpec, load_spec
+from mlops.data.frames import FrameRef, release_memory, save_table
+from mlops.data.loading import load_table
+from mlops.data.storage import fingerprint, list_data_files
 from tasks._options import IO_TASK, output_path, stage_cache
 
 
@@ -62,7 +62,9 @@ def load_data(data: DataRef, spec: PipelineSpec) -> FrameRef:
 @task(**stage_cache("validate"))
 def validate_data(raw: FrameRef, data: DataRef, spec: PipelineSpec) -> FrameRef:
     """Check the spec's rules on every row, a batch at a time; one error lists every failure."""
-    from mlops.validation import validate_checkpoint  # noqa: PLC0415 - pandera; a cached run never needs it
+    from mlops.data.validation import (  # noqa: PLC0415 - pandera; a cached run never needs it
+        validate_checkpoint,
+    )
 
     path = output_path("validate", {"data": data, "spec": spec}, "clean")
     clean = validate_checkpoint(raw, spec, path)

@@ -8,31 +8,21 @@ On any failure traffic goes back to where it was and `champion` stays.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 from prefect import get_run_logger, task
 
-from mlops.backends import endpoint_for, registry_for
-from mlops.errors import DeploymentError, MlopsError
-from mlops.frames import load_frame
-from mlops.payloads import frame_to_request
-from mlops.registry import ModelVersion
-from mlops.settings import get_settings
-from mlops.spec import PipelineSpec
+from mlops.core.errors import DeploymentError, MlopsError
+from mlops.core.settings import get_settings
+from mlops.core.spec import PipelineSpec
+from mlops.data.frames import load_frame
+from mlops.endpoint.backend import endpoint_for
+from mlops.endpoint.payloads import frame_to_request
+from mlops.model.results import DeployPlan, Split, TrainedModel
+from mlops.registry.backend import registry_for
+from mlops.registry.protocol import ModelVersion
 from tasks._options import IO_TASK
-from tasks.features import Split
-from tasks.training import TrainedModel
 
 SLOTS = ("blue", "green")
-
-
-@dataclass(frozen=True)
-class DeployPlan:
-    target: str
-    previous_traffic: dict[str, int]
-    model_name: str
-    version: int
 
 
 def _live(traffic: dict[str, int]) -> str | None:

@@ -19,10 +19,11 @@ from prefect.artifacts import (
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
-from mlops.backends import registry_for
-from mlops.bundle import write_file
-from mlops.drift import DriftResult, compute_drift, drift_columns
-from mlops.drift_data import (
+from mlops.core.settings import get_settings
+from mlops.core.spec import PipelineSpec, load_spec
+from mlops.data.storage import path_to_url, url_to_fs
+from mlops.drift.compute import DriftResult, compute_drift, drift_columns
+from mlops.drift.data import (
     CurrentData,
     endpoint_log_url,
     read_current,
@@ -30,18 +31,11 @@ from mlops.drift_data import (
     read_reference,
     require_columns,
 )
-from mlops.drift_report import REPORT_FILE, RESULT_FILE, ReportSample, evidently_report, result_json
-from mlops.settings import get_settings
-from mlops.spec import PipelineSpec, load_spec
-from mlops.storage import path_to_url, url_to_fs
+from mlops.drift.report import REPORT_FILE, RESULT_FILE, ReportSample, evidently_report, result_json
+from mlops.model.bundle import write_file
+from mlops.model.results import Champion
+from mlops.registry.backend import registry_for
 from tasks._options import IO_TASK
-
-
-@dataclass(frozen=True)
-class Champion:
-    model_name: str
-    version: int
-    url: str
 
 
 @dataclass(frozen=True)

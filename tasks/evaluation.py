@@ -4,7 +4,6 @@ holdout and on the champion's trusted holdout (docs/promotion-gate.md)."""
 from __future__ import annotations
 
 import base64
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -12,30 +11,17 @@ import pyarrow as pa
 from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-from mlops.backends import registry_for
-from mlops.decision import BootstrapResult, Decision, TrustedScores
-from mlops.errors import LabelDriftError, ModelQualityError
-from mlops.frames import FrameRef, load_frame
-from mlops.lineage import DataRef, code_version
-from mlops.settings import get_settings
-from mlops.spec import PipelineSpec
-from tasks.features import Split
-from tasks.training import TrainedModel
+from mlops.core.errors import LabelDriftError, ModelQualityError
+from mlops.core.lineage import DataRef, code_version
+from mlops.core.settings import get_settings
+from mlops.core.spec import PipelineSpec
+from mlops.data.frames import FrameRef, load_frame
+from mlops.evaluation.decision import BootstrapResult, Decision
+from mlops.model.results import Evaluation, Split, TrainedModel
+from mlops.registry.backend import registry_for
 
 if TYPE_CHECKING:
-    from mlops.drift import ColumnDrift
-
-
-@dataclass(frozen=True)
-class Evaluation:
-    decision: Decision
-    candidate_metrics: dict[str, float]
-    champion_version: int | None
-    champion_metrics: dict[str, float] | None
-    bootstrap: BootstrapResult | None
-    plot_path: str | None
-    markdown: str
-    trusted: TrustedScores | None = None
+    from mlops.drift.compute import ColumnDrift
 
 
 def _same_as_champion(spec: PipelineSpec, data: DataRef) -> Evaluation | None:
@@ -73,7 +59,9 @@ def _champion(spec: PipelineSpec) -> tuple[int, Any, Any] | None:
 
 
 def _score_champion(spec: PipelineSpec, version: int, model: Any, holdout: Any) -> Any:
-    from mlops.evaluation import score_model  # noqa: PLC0415 - scikit-learn; a cached run never needs it
+    from mlops.evaluation.scoring import (  # noqa: PLC0415 - scikit-learn; a cached run never needs it
+        score_model,
+    )
 
     try:
         return score_model(model, holdout, spec)
@@ -85,7 +73,7 @@ def _score_champion(spec: PipelineSpec, version: int, model: Any, holdout: Any) 
 
 
 def _bootstrap(spec: PipelineSpec, candidate: Any, champion: Any) -> BootstrapResult:
-    from mlops.evaluation import paired_bootstrap  # noqa: PLC0415 - scikit-learn
+    from mlops.evaluation.bootstrap import paired_bootstrap  # noqa: PLC0415 - scikit-learn
 
     b = spec.evaluation.bootstrap
     return paired_bootstrap(
@@ -111,11 +99,10 @@ def evaluate_vs_champion(
         logger.info("Nothing to evaluate: %s", unchanged.decision.reasons[0])
         publish_evaluation(unchanged, spec)
         return unchanged
-    from mlops.evaluation import (  # noqa: PLC0415 - scikit-learn; a cached run never needs it
+    from mlops.evaluation.gate import decide, decision_markdown  # noqa: PLC0415 - scikit-learn
+    from mlops.evaluation.plots import plot_comparison  # noqa: PLC0415 - scikit-learn
+    from mlops.evaluation.scoring import (  # noqa: PLC0415 - scikit-learn; a cached run never needs it
         compute_metrics,
-        decide,
-        decision_markdown,
-        plot_comparison,
         score_model,
         score_trusted,
     )
@@ -167,8 +154,11 @@ def check_label_drift(
     if registry.get(spec.model_name, version).manifest.get("data_fingerprint") == data.fingerprint:
         logger.info("Label drift not checked: champion v%s was trained on this data", version)
         return None
-    from mlops.drift_data import read_reference  # noqa: PLC0415 - Arrow readers
-    from mlops.label_drift import describe, label_drift  # noqa: PLC0415 - Evidently, ~4 s
+    from mlops.drift.data import read_reference  # noqa: PLC0415 - Arrow readers
+    from mlops.evaluation.label_drift import (  # noqa: PLC0415 - Evidently, ~4 s
+        describe,
+        label_drift,
+    )
 
     reference = read_reference(registry.bundle_url(spec.model_name, version), [spec.target])
     if spec.target not in reference.column_names:

@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 from prefect import get_run_logger, task
 
-from mlops.frames import FrameRef, frame_columns, load_frame, release_memory, take_rows
-from mlops.lineage import DataRef
-from mlops.spec import PipelineSpec
+from mlops.core.lineage import DataRef
+from mlops.core.spec import PipelineSpec
+from mlops.data.frames import FrameRef, frame_columns, load_frame, release_memory, take_rows
+from mlops.model.results import Split
 from tasks._options import output_path, stage_cache
-
-
-class Split(NamedTuple):
-    train: FrameRef
-    test: FrameRef
 
 
 @task(**stage_cache("features"))
@@ -24,7 +18,10 @@ def build_features(clean: FrameRef, data: DataRef, spec: PipelineSpec) -> Split:
     The preprocessing itself (impute, scale, encode) is fitted inside the model pipeline in
     `train_model`, on the training rows only, so serving cannot disagree with training.
     """
-    from mlops.features import split_columns, split_positions  # noqa: PLC0415 - scikit-learn; a cached run never needs it
+    from mlops.model.features import (  # noqa: PLC0415 - scikit-learn; a cached run never needs it
+        split_columns,
+        split_positions,
+    )
 
     # Only the columns that decide the split are loaded; Arrow gathers the rows of each part.
     keys = [c for c in split_columns(spec) if c in frame_columns(clean)]

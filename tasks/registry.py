@@ -5,17 +5,15 @@ from __future__ import annotations
 from prefect import get_run_logger, task
 from prefect.runtime import flow_run
 
-from mlops.backends import registry_for
-from mlops.bundle import dump_model, feature_dtypes
-from mlops.frames import sample_frame
-from mlops.lineage import DataRef, code_version, git_commit
-from mlops.registry import ModelVersion
-from mlops.settings import get_settings
-from mlops.spec import PipelineSpec
+from mlops.core.lineage import DataRef, code_version, git_commit
+from mlops.core.settings import get_settings
+from mlops.core.spec import PipelineSpec
+from mlops.data.frames import sample_frame
+from mlops.model.bundle import dump_model, feature_dtypes
+from mlops.model.results import Evaluation, Split, TrainedModel
+from mlops.registry.backend import registry_for
+from mlops.registry.protocol import ModelVersion
 from tasks._options import IO_TASK
-from tasks.evaluation import Evaluation
-from tasks.features import Split
-from tasks.training import TrainedModel
 
 
 def _lineage(

@@ -26,8 +26,8 @@ from prefect.deployments import run_deployment
 from prefect.exceptions import ObjectNotFound
 from prefect.runtime import flow_run
 
-from mlops.errors import DeploymentError, SpecError
-from mlops.spec import PipelineSpec, load_spec
+from mlops.core.errors import DeploymentError, SpecError
+from mlops.core.spec import PipelineSpec, load_spec
 from tasks._options import IO_TASK
 
 # Cancelling runs are left out: they are on their way to Cancelled and will not train.

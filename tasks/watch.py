@@ -9,9 +9,9 @@ from prefect import get_run_logger, task
 from prefect.client.orchestration import get_client
 from prefect.events import Event
 
-from mlops.settings import get_settings
-from mlops.storage import FileInfo, protocol_of
-from mlops.watch import Scan, Watermark, scan, watermark_url
+from mlops.core.settings import get_settings
+from mlops.data.storage import FileInfo, protocol_of
+from mlops.data.watch import Scan, Watermark, scan, watermark_url
 from tasks._options import IO_TASK
 
 EVENT_NAME = "mlops.data.arrived"

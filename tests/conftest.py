@@ -72,13 +72,13 @@ def corrupt_labels(frame: Any, target: str, how: str, seed: int = 0) -> Any:
 @pytest.fixture(scope="session")
 def churn_yaml() -> Any:
     """configs/churn.yaml as shipped: the sample-data generator must match it exactly."""
-    from mlops.spec import load_spec
+    from mlops.core.spec import load_spec
 
     return load_spec(ROOT / "configs" / "churn.yaml")
 
 
 @pytest.fixture(scope="session")
 def diabetes_yaml() -> Any:
-    from mlops.spec import load_spec
+    from mlops.core.spec import load_spec
 
     return load_spec(ROOT / "configs" / "diabetes.yaml")

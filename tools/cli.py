@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from flows import _prefect_env
-from mlops.settings import get_settings
+from mlops.core.settings import get_settings
 from tools.options import add_options, call_with
 
 # `--spec` is how people (and the Makefile) name the spec; `--spec-path` matches the flow.

@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from fsspec import AbstractFileSystem
 
-from mlops.storage import path_to_url, url_to_fs
+from mlops.data.storage import path_to_url, url_to_fs
 
 logger = logging.getLogger(__name__)
 

@@ -6,12 +6,13 @@ from __future__ import annotations
 import json
 import sys
 
-from mlops.backends import endpoint_for, registry_for
-from mlops.data import conform_columns, read_table
-from mlops.payloads import frame_to_request
-from mlops.settings import DEFAULT_SPEC, get_settings
-from mlops.spec import load_spec
-from mlops.storage import list_data_files
+from mlops.core.settings import DEFAULT_SPEC, get_settings
+from mlops.core.spec import load_spec
+from mlops.data.loading import conform_columns, read_table
+from mlops.data.storage import list_data_files
+from mlops.endpoint.backend import endpoint_for
+from mlops.endpoint.payloads import frame_to_request
+from mlops.registry.backend import registry_for
 
 
 def predict(spec_path: str = DEFAULT_SPEC, rows: int = 3) -> None:

@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from mlops.settings import DEFAULT_SPEC, Settings
+from mlops.core.settings import DEFAULT_SPEC, Settings
 from serving.config import state_fingerprint
 
 logger = logging.getLogger(__name__)

@@ -2,7 +2,7 @@
 
 The training flow's train step, run remotely: it reads the spec (JSON) and the training rows
 (the Arrow checkpoint the features stage wrote), fits the same scikit-learn pipeline
-``mlops.features.fit_pipeline`` fits locally, and writes to the job's output folder:
+``mlops.model.features.fit_pipeline`` fits locally, and writes to the job's output folder:
 
 - ``model.skops``: the fitted pipeline (skops; types outside the allow-list are refused);
 - ``training.json``: the model file's sha256, feature names and dtypes (the read-back probes the
@@ -31,10 +31,10 @@ def train(spec_path: Path, train_path: Path, out_dir: Path) -> dict:
     import sklearn  # noqa: PLC0415
 
     from mlops.azureml.shipping import TRAINED_INFO_FILE, TRAINED_MODEL_FILE  # noqa: PLC0415
-    from mlops.bundle import dump_model, feature_dtypes  # noqa: PLC0415 - code folder on path
-    from mlops.features import fit_pipeline  # noqa: PLC0415
-    from mlops.frames import FrameRef, load_frame  # noqa: PLC0415
-    from mlops.spec import PipelineSpec  # noqa: PLC0415
+    from mlops.core.spec import PipelineSpec  # noqa: PLC0415
+    from mlops.data.frames import FrameRef, load_frame  # noqa: PLC0415
+    from mlops.model.bundle import dump_model, feature_dtypes  # noqa: PLC0415 - code folder on path
+    from mlops.model.features import fit_pipeline  # noqa: PLC0415
     from serving.bundle import sha256_bytes  # noqa: PLC0415
 
     spec = PipelineSpec.model_validate_json(spec_path.read_text())

@@ -23,8 +23,8 @@ from azure.core.exceptions import (
 from marshmallow.exceptions import ValidationError as SchemaError
 
 from mlops.azureml.entities import AZUREML_REF, environment_entity
-from mlops.errors import MlopsError, RegistryError
-from mlops.spec import AzureMLSpec
+from mlops.core.errors import MlopsError, RegistryError
+from mlops.core.spec.targets import AzureMLSpec
 
 logger = logging.getLogger(__name__)
 

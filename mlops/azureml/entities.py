@@ -30,8 +30,9 @@ from azure.ai.ml.entities import (
 )
 
 from mlops.azureml.shipping import DEPLOYMENT_YML, ENDPOINT_YML, ENVIRONMENT_YML, SCORE_PY
-from mlops.errors import SpecError
-from mlops.spec import AzureMLSpec, EndpointSpec, PipelineSpec
+from mlops.core.errors import SpecError
+from mlops.core.spec import PipelineSpec
+from mlops.core.spec.targets import AzureMLSpec, EndpointSpec
 
 AZUREML_REF = "azureml:"
 CHAMPION_TAG = "champion"

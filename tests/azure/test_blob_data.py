@@ -1,6 +1,6 @@
 """Data on Blob Storage (Azurite): listing, etag fingerprints, Parquet and CSV partitions.
 
-The same functions the training flow and the data watcher use (`mlops.storage`, `mlops.data`),
+The same functions the training flow and the data watcher use (`mlops.data.storage`, `mlops.data`),
 on `abfs://` and `az://` URLs, with credentials only from AZURE_STORAGE_CONNECTION_STRING.
 """
 
@@ -11,10 +11,10 @@ import io
 import pandas as pd
 import pytest
 
-from mlops.data import conform_columns, read_table
-from mlops.errors import DataLoadError
-from mlops.spec import load_spec
-from mlops.storage import fingerprint, list_data_files, url_to_fs
+from mlops.core.errors import DataLoadError
+from mlops.core.spec import load_spec
+from mlops.data.loading import conform_columns, read_table
+from mlops.data.storage import fingerprint, list_data_files, url_to_fs
 from tests.azure.azurite import ACCOUNT_KEY
 from tests.azure.conftest import container_name
 from tests.conftest import ROOT

@@ -12,8 +12,8 @@ import threading
 import pytest
 from prefect import flow
 
-import mlops.data
-from mlops.errors import MlopsError
+import mlops.data.loading
+from mlops.core.errors import MlopsError
 from tasks.data import load_data, locate_data, read_spec
 from tests.conftest import write_spec
 from tests.tasks._stages import task_run
@@ -40,8 +40,8 @@ class Outage:
         self.failures: list[BaseException] = []
         self.failed = threading.Event()
         self.restarted = threading.Event()
-        self._real = mlops.data._read_parquet
-        monkeypatch.setattr(mlops.data, "_read_parquet", self.read)
+        self._real = mlops.data.loading._read_parquet
+        monkeypatch.setattr(mlops.data.loading, "_read_parquet", self.read)
         self._restarter = threading.Thread(target=self._restart, daemon=True)
 
     def read(self, f):

@@ -13,8 +13,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlops.data import read_table
-from mlops.storage import list_data_files
+from mlops.data.loading import read_table
+from mlops.data.storage import list_data_files
 from serving.collect import InferenceCollector, Record
 from tests.azure.conftest import container_name
 from tests.conftest import ROOT

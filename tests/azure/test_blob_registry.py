@@ -17,10 +17,10 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-import mlops.registry
-from mlops.bundle import dump_model, feature_dtypes
-from mlops.errors import RegistryError
-from mlops.registry import CLAIM_FILE, LocalRegistry
+import mlops.registry.local
+from mlops.core.errors import RegistryError
+from mlops.model.bundle import dump_model, feature_dtypes
+from mlops.registry.local import CLAIM_FILE, LocalRegistry
 from serving.bundle import MANIFEST_FILE, MODEL_FILE, REFERENCE_FILE, load_bundle
 from tests.azure.conftest import container_name
 
@@ -126,16 +126,16 @@ def test_a_writer_that_crashes_mid_bundle_leaves_no_visible_version(
 ):
     registry = LocalRegistry(f"abfs://{container}/registry")
     _register(registry, fitted)
-    real = mlops.registry.write_bundle
+    real = mlops.registry.local.write_bundle
 
     def crash_after_the_model(fs, root, model_bytes, manifest, reference, holdout=None):
         fs.pipe_file(f"{root}/{MODEL_FILE}", model_bytes)
         raise ConnectionError("writer died before the manifest")
 
-    monkeypatch.setattr(mlops.registry, "write_bundle", crash_after_the_model)
+    monkeypatch.setattr(mlops.registry.local, "write_bundle", crash_after_the_model)
     with pytest.raises(ConnectionError):
         _register(registry, fitted)
-    monkeypatch.setattr(mlops.registry, "write_bundle", real)
+    monkeypatch.setattr(mlops.registry.local, "write_bundle", real)
 
     left = blobs.names("registry/m/2/")
     assert left == [f"registry/m/2/{CLAIM_FILE}", f"registry/m/2/{MODEL_FILE}"]

@@ -18,13 +18,13 @@ from prefect import get_client
 from prefect.settings import get_current_settings
 
 from flows.training import training
-from mlops.data import read_table
-from mlops.endpoint import LocalEndpointClient
-from mlops.errors import DataLoadError
-from mlops.payloads import frame_to_request
-from mlops.registry import LocalRegistry
-from mlops.settings import Settings
-from mlops.storage import list_data_files, url_to_fs
+from mlops.core.errors import DataLoadError
+from mlops.core.settings import Settings
+from mlops.data.loading import read_table
+from mlops.data.storage import list_data_files, url_to_fs
+from mlops.endpoint.local import LocalEndpointClient
+from mlops.endpoint.payloads import frame_to_request
+from mlops.registry.local import LocalRegistry
 from tests.azure.azurite import ACCOUNT_KEY
 from tests.azure.conftest import AZURE_ENV, new_container
 from tests.conftest import free_port, write_spec

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mlops.watch import Watermark, scan, watermark_url
+from mlops.data.watch import Watermark, scan, watermark_url
 from tasks.watch import data_event
 
 pytestmark = [pytest.mark.azurite, pytest.mark.service]

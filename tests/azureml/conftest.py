@@ -11,7 +11,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from mlops.spec import PipelineSpec, load_spec
+from mlops.core.spec import PipelineSpec, load_spec
 from tests.azureml.fake_mlclient import RG, SUB, WS, FakeMLClient
 from tests.conftest import ROOT
 
@@ -37,13 +37,13 @@ def fake(tmp_path: Path) -> FakeMLClient:
 @pytest.fixture
 def use_fake(fake: FakeMLClient, monkeypatch: pytest.MonkeyPatch) -> FakeMLClient:
     """The backends built by `registry_for`/`endpoint_for`/training get the stand-in client."""
-    import mlops.azureml.endpoint
-    import mlops.azureml.registry
-    import mlops.azureml.training
+    import mlops.endpoint.azureml
+    import mlops.registry.azureml
+    import mlops.training.azureml
 
-    for module in (mlops.azureml.endpoint, mlops.azureml.registry, mlops.azureml.training):
+    for module in (mlops.endpoint.azureml, mlops.registry.azureml, mlops.training.azureml):
         monkeypatch.setattr(module, "workspace_client", lambda target: fake)
-    monkeypatch.setattr(mlops.azureml.registry, "registry_client", lambda name: fake)
+    monkeypatch.setattr(mlops.registry.azureml, "registry_client", lambda name: fake)
     return fake
 
 
@@ -66,7 +66,7 @@ class Toy:
 
 @pytest.fixture(scope="session")
 def toy() -> Toy:
-    from mlops.bundle import dump_model, feature_dtypes
+    from mlops.model.bundle import dump_model, feature_dtypes
     from tests.serving._models import FEATURES, toy_frame, toy_pipeline
 
     frame = toy_frame(200)

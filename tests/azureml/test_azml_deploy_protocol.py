@@ -16,11 +16,12 @@ import pytest
 from prefect.settings import PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW, temporary_settings
 from threadpoolctl import threadpool_limits
 
-from mlops.backends import endpoint_for, registry_for
-from mlops.errors import DeploymentError, EndpointError
-from mlops.payloads import frame_to_request
-from mlops.settings import get_settings
-from mlops.spec import load_spec
+from mlops.core.errors import DeploymentError, EndpointError
+from mlops.core.settings import get_settings
+from mlops.core.spec import load_spec
+from mlops.endpoint.backend import endpoint_for
+from mlops.endpoint.payloads import frame_to_request
+from mlops.registry.backend import registry_for
 from tasks.deploy import deploy_model, promote, smoke_test
 from tasks.registry import register_model
 from tests.azureml.conftest import AZURE
@@ -99,7 +100,7 @@ def _champion(spec) -> int | None:
 
 def _served_version(stages, spec) -> str:
     rows = stages.split.test
-    from mlops.frames import load_frame
+    from mlops.data.frames import load_frame
 
     features = load_frame(rows, [c.name for c in spec.feature_columns]).head(3)
     return endpoint_for(spec, get_settings()).score(frame_to_request(features))["model_version"]

@@ -8,10 +8,10 @@ from types import SimpleNamespace
 
 import pytest
 
-from mlops.azureml.endpoint import AzureMLEndpointClient
-from mlops.azureml.registry import AzureMLRegistry
-from mlops.errors import DeploymentError, EndpointError
-from mlops.payloads import frame_to_request
+from mlops.core.errors import DeploymentError, EndpointError
+from mlops.endpoint.azureml import AzureMLEndpointClient
+from mlops.endpoint.payloads import frame_to_request
+from mlops.registry.azureml import AzureMLRegistry
 from tests.azureml.conftest import azure_spec
 from tests.azureml.fake_mlclient import http_error
 from tests.serving._models import FEATURES

@@ -40,8 +40,8 @@ from mlops.azureml.shipping import (
     stage_scoring_code,
     stage_training_code,
 )
-from mlops.bundle import build_manifest, write_bundle
-from mlops.errors import DeploymentError, SpecError
+from mlops.core.errors import DeploymentError, SpecError
+from mlops.model.bundle import build_manifest, write_bundle
 from tests.azureml.conftest import azure_spec
 from tests.conftest import ROOT
 
@@ -132,7 +132,7 @@ def test_staged_code_folders_hold_what_the_scripts_import(tmp_path):
     assert sorted(p.name for p in scoring.iterdir()) == ["score.py", "serving"]
     training = stage_training_code(tmp_path / "train")
     assert sorted(p.name for p in training.iterdir()) == ["mlops", "serving", "train.py"]
-    assert (training / "mlops" / "features.py").exists()
+    assert (training / "mlops" / "model" / "features.py").exists()
     assert not list(tmp_path.rglob("__pycache__"))
 
 

@@ -11,12 +11,12 @@ from tests.conftest import ROOT
 PROBE = """
 import json, sys
 import flows.training, tasks.data, tasks.deploy, tasks.evaluation, tasks.registry
-import tasks.training, mlops.backends, tools.predict, mlops.azureml, mlops.azureml.shipping
+import tasks.training, mlops.registry.backend, tools.predict, mlops.azureml, mlops.azureml.shipping
 import serving.server
 before = sorted(m for m in sys.modules if m.startswith("azure.ai.ml"))
-from mlops.backends import registry_for
-from mlops.settings import Settings
-from mlops.spec import load_spec
+from mlops.registry.backend import registry_for
+from mlops.core.settings import Settings
+from mlops.core.spec import load_spec
 spec = load_spec("configs/churn.yaml", {
     "registry.backend": "azureml", "endpoint.backend": "azureml",
     "azureml": {"subscription_id": "s", "resource_group": "r", "workspace": "w"}})

@@ -9,8 +9,8 @@ import shutil
 import numpy as np
 import pytest
 
-from mlops.azureml.registry import AzureMLRegistry
-from mlops.errors import RegistryError
+from mlops.core.errors import RegistryError
+from mlops.registry.azureml import AzureMLRegistry
 from serving.bundle import MANIFEST_FILE, MODEL_FILE
 from tests.azureml.fake_mlclient import http_error
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from mlops.errors import SpecError
-from mlops.spec import load_spec
+from mlops.core.errors import SpecError
+from mlops.core.spec import load_spec
 from tests.azureml.conftest import AZURE, CHURN_YAML, azure_spec
 
 

@@ -14,12 +14,12 @@ import numpy as np
 import pytest
 from azure.ai.ml import command
 
-from mlops.azureml.training import read_trained_model, run_training_job, wait_for_job
-from mlops.errors import TrainingError
-from mlops.features import fit_pipeline, split_frame
-from mlops.frames import save_frame
-from mlops.spec import PipelineSpec
-from mlops.validation import validate_frame
+from mlops.core.errors import TrainingError
+from mlops.core.spec import PipelineSpec
+from mlops.data.frames import save_frame
+from mlops.data.validation import validate_frame
+from mlops.model.features import fit_pipeline, split_frame
+from mlops.training.azureml import read_trained_model, run_training_job, wait_for_job
 from tests.azureml.conftest import azure_spec
 from tests.azureml.fake_mlclient import FakeMLClient
 from tests.conftest import ROOT
@@ -93,7 +93,7 @@ def _queued_job(fake: FakeMLClient, tmp_path: Path) -> str:
 def test_waiting_logs_each_status_and_cancels_an_overdue_job(fake, tmp_path, caplog):
     name = _queued_job(fake, tmp_path)
     fake.jobs.statuses = ["Queued", "Queued", "Running", "Completed"]
-    with caplog.at_level(logging.INFO, logger="mlops.azureml.training"):
+    with caplog.at_level(logging.INFO, logger="mlops.training.azureml"):
         assert str(wait_for_job(fake, name, timeout_s=60, poll_s=0).status.value) == "Completed"
     assert [r.getMessage() for r in caplog.records] == [
         f"Training job {name}: {s}" for s in ("Queued", "Running", "Completed")]
@@ -149,7 +149,7 @@ def test_the_train_task_hands_the_fit_to_the_cluster(shipped_python, use_fake, s
                                                      prefect_server, tmp_path):
     from prefect.settings import PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW, temporary_settings
 
-    from tasks.features import Split
+    from mlops.model.results import Split
     from tasks.training import train_model
     from tests.tasks._stages import fresh_ref
 

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from mlops.settings import Settings
+from mlops.core.settings import Settings
 from tests.conftest import free_port
 from tools.datasets import write_churn
 from tools.stack import down, endpoint_up

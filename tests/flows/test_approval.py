@@ -12,8 +12,8 @@ from prefect import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
 
 from flows.training import training
-from mlops.endpoint import LocalEndpointClient
-from mlops.registry import LocalRegistry
+from mlops.endpoint.local import LocalEndpointClient
+from mlops.registry.local import LocalRegistry
 from tests.conftest import write_spec
 
 pytestmark = [pytest.mark.slow, pytest.mark.service, pytest.mark.usefixtures("prefect_server")]

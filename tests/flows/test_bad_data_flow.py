@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 
 from flows.training import training
-from mlops.endpoint import LocalEndpointClient
-from mlops.errors import MlopsError
-from mlops.registry import LocalRegistry
-from mlops.settings import Settings
+from mlops.core.errors import MlopsError
+from mlops.core.settings import Settings
+from mlops.endpoint.local import LocalEndpointClient
+from mlops.registry.local import LocalRegistry
 from tests.conftest import write_spec
 from tests.tasks.test_bad_data import CORPUS, DROP_TARGET, Fails, _no_target, write
 from tools.datasets import make_churn

@@ -24,13 +24,13 @@ from prefect.states import Cancelled
 
 from flows.drift_check import drift_check
 from flows.training import training
-from mlops.bundle import dump_model, feature_dtypes
-from mlops.endpoint import LocalEndpointClient
-from mlops.errors import DataValidationError
-from mlops.payloads import frame_to_request
-from mlops.registry import LocalRegistry
-from mlops.settings import Settings
-from mlops.spec import load_spec
+from mlops.core.errors import DataValidationError
+from mlops.core.settings import Settings
+from mlops.core.spec import load_spec
+from mlops.endpoint.local import LocalEndpointClient
+from mlops.endpoint.payloads import frame_to_request
+from mlops.model.bundle import dump_model, feature_dtypes
+from mlops.registry.local import LocalRegistry
 from tests.conftest import ROOT, write_spec
 from tools.datasets import make_churn
 
@@ -62,7 +62,7 @@ def _spec(tmp_path: Path, name: str, **drift) -> str:
 def _champion(state: Settings, name: str, rows: int = 3000) -> int:
     """Register a champion with a reference sample, as the training flow's register stage does
     (the drift check reads only the alias and the sample; the model is the spec's, kept small)."""
-    from mlops.features import build_pipeline
+    from mlops.model.features import build_pipeline
 
     reference = make_churn(rows, seed=41)
     features = [c for c in reference.columns if c not in ("customer_id", "signup_date",

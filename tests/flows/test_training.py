@@ -15,15 +15,15 @@ from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 from prefect.client.schemas.sorting import TaskRunSort
 
 from flows.training import training
-from mlops.endpoint import LocalEndpointClient
-from mlops.errors import (
+from mlops.core.errors import (
     DataValidationError,
     DeploymentError,
     LabelDriftError,
     ModelQualityError,
 )
-from mlops.payloads import frame_to_request
-from mlops.registry import LocalRegistry
+from mlops.endpoint.local import LocalEndpointClient
+from mlops.endpoint.payloads import frame_to_request
+from mlops.registry.local import LocalRegistry
 from tests.conftest import corrupt_labels, write_spec
 from tools.datasets import make_churn
 

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mlops.spec import PipelineSpec, load_spec
+from mlops.core.spec import PipelineSpec, load_spec
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 

@@ -1,4 +1,4 @@
-"""A tiny classifier bundle for the serving tests (independent of mlops.features)."""
+"""A tiny classifier bundle for the serving tests (independent of mlops.model.features)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,9 @@ from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder
 
-from mlops.bundle import dump_model, feature_dtypes
-from mlops.registry import LocalRegistry, ModelVersion
+from mlops.model.bundle import dump_model, feature_dtypes
+from mlops.registry.local import LocalRegistry
+from mlops.registry.protocol import ModelVersion
 
 MODEL = "toy"
 # Names with capitals and spaces exercise matching that ignores case and separators.

@@ -11,8 +11,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from mlops.endpoint import LocalEndpointClient
-from mlops.registry import ModelVersion
+from mlops.endpoint.local import LocalEndpointClient
+from mlops.registry.protocol import ModelVersion
 from serving.bundle import Bundle, load_bundle
 from tests.conftest import free_port
 from tests.serving._models import register_toy, toy_frame

@@ -21,7 +21,7 @@ import orjson
 import pytest
 
 from mlops.azureml.shipping import stage_scoring_code
-from mlops.payloads import frame_to_request
+from mlops.endpoint.payloads import frame_to_request
 from tests.conftest import ROOT, free_port
 from tests.serving._models import FEATURES
 from tests.serving.conftest import AUTH_HEADER, stop

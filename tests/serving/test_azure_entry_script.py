@@ -10,7 +10,7 @@ import sys
 import orjson
 import pytest
 
-from mlops.payloads import frame_to_request
+from mlops.endpoint.payloads import frame_to_request
 from tests.conftest import ROOT
 from tests.serving._models import FEATURES
 

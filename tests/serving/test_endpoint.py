@@ -11,9 +11,9 @@ import orjson
 import pandas as pd
 import pytest
 
-from mlops.endpoint import LocalEndpointClient
-from mlops.errors import EndpointError
-from mlops.payloads import frame_to_request
+from mlops.core.errors import EndpointError
+from mlops.endpoint.local import LocalEndpointClient
+from mlops.endpoint.payloads import frame_to_request
 from serving.config import state_fingerprint
 from tests.serving._models import FEATURES
 from tests.serving.conftest import ADMIN_KEY, SCORING_KEY

@@ -26,8 +26,8 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, PolynomialFeatures, StandardScaler
 from threadpoolctl import threadpool_limits
 
-from mlops.features import build_pipeline
-from mlops.spec import PipelineSpec
+from mlops.core.spec import PipelineSpec
+from mlops.model.features import build_pipeline
 from serving import fastpath
 from serving.bundle import Bundle, Feature
 from serving.errors import ScoringInputError

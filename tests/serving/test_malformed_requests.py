@@ -17,7 +17,7 @@ import httpx
 import orjson
 import pytest
 
-from mlops.endpoint import LocalEndpointClient
+from mlops.endpoint.local import LocalEndpointClient
 from tests.conftest import free_port
 from tests.serving.conftest import (
     ADMIN_KEY,

@@ -8,10 +8,10 @@ import time
 
 import pytest
 
-from mlops.endpoint import LocalEndpointClient
-from mlops.errors import EndpointError
-from mlops.payloads import frame_to_request
-from mlops.settings import Settings
+from mlops.core.errors import EndpointError
+from mlops.core.settings import Settings
+from mlops.endpoint.local import LocalEndpointClient
+from mlops.endpoint.payloads import frame_to_request
 from tests.conftest import free_port
 from tests.serving._models import FEATURES
 from tests.serving.conftest import roots_env, stop

@@ -7,7 +7,7 @@ import orjson
 import pandas as pd
 import pytest
 
-from mlops.payloads import frame_to_request
+from mlops.endpoint.payloads import frame_to_request
 from serving.bundle import Bundle, Feature
 from serving.coercion import coercer_for
 from serving.columns import normalize_name

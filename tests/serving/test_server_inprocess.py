@@ -232,7 +232,7 @@ async def _ask(app: ScoringApp, method: str, path: str, key: bytes, body: Any = 
 ])
 def test_the_fast_path_setting_decides_how_deployments_score(tmp_path, toys, monkeypatch,
                                                              setting, scoring):
-    from mlops.payloads import frame_to_request
+    from mlops.endpoint.payloads import frame_to_request
     from tests.serving._models import FEATURES
 
     if setting is None:

@@ -10,7 +10,7 @@ import httpx
 import orjson
 import pytest
 
-from mlops.payloads import frame_to_request
+from mlops.endpoint.payloads import frame_to_request
 from tests.serving._models import FEATURES
 from tests.serving.conftest import SCORING_KEY
 

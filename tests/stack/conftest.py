@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from mlops.settings import Settings
+from mlops.core.settings import Settings
 from tests.conftest import free_port, write_spec
 from tools.datasets import write_churn
 from tools.stack import down, up

@@ -13,8 +13,8 @@ from prefect import get_client
 from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName
 from prefect.deployments import run_deployment
 
-from mlops.endpoint import LocalEndpointClient
-from mlops.payloads import frame_to_request
+from mlops.endpoint.local import LocalEndpointClient
+from mlops.endpoint.payloads import frame_to_request
 from tests.stack.conftest import Stack
 from tools.datasets import make_churn
 from tools.stack import stack_api

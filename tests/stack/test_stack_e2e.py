@@ -24,8 +24,8 @@ from prefect.client.schemas.filters import (
 )
 from prefect.deployments import run_deployment
 
-from mlops.endpoint import LocalEndpointClient
-from mlops.registry import LocalRegistry
+from mlops.endpoint.local import LocalEndpointClient
+from mlops.registry.local import LocalRegistry
 from tasks.watch import EVENT_NAME
 from tests.conftest import write_spec
 from tests.stack.conftest import STRONG, Stack

@@ -12,15 +12,16 @@ from prefect.client.schemas.objects import TaskRun
 from prefect.exceptions import ObjectNotFound
 from prefect.states import State
 
-from mlops.frames import FrameRef
-from mlops.lineage import DataRef
-from mlops.registry import ModelVersion
-from mlops.spec import PipelineSpec
+from mlops.core.lineage import DataRef
+from mlops.core.spec import PipelineSpec
+from mlops.data.frames import FrameRef
+from mlops.model.results import Evaluation, Split, TrainedModel
+from mlops.registry.protocol import ModelVersion
 from tasks.data import load_data, locate_data, read_spec, validate_data
-from tasks.evaluation import Evaluation, evaluate_vs_champion
-from tasks.features import Split, build_features
+from tasks.evaluation import evaluate_vs_champion
+from tasks.features import build_features
 from tasks.registry import register_model
-from tasks.training import TrainedModel, train_model
+from tasks.training import train_model
 from tests.conftest import ROOT, write_spec  # noqa: F401 - re-exported for the task tests
 
 CHURN_YAML = str(ROOT / "configs" / "churn.yaml")

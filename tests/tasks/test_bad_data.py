@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlops.errors import DataLoadError, DataValidationError, MlopsError
+from mlops.core.errors import DataLoadError, DataValidationError, MlopsError
 from tasks._options import retry_transient
 from tasks.data import load_data, locate_data, read_spec
 from tests.tasks._stages import STAGE_NAMES, Stages, run_stages, task_run, write_spec

@@ -20,9 +20,9 @@ import pytest
 from prefect import flow
 
 import tasks.data
-from mlops.errors import DataLoadError, DataValidationError, MlopsError, SpecError
-from mlops.frames import load_frame, save_frame
-from mlops.spec import load_spec
+from mlops.core.errors import DataLoadError, DataValidationError, MlopsError, SpecError
+from mlops.core.spec import load_spec
+from mlops.data.frames import load_frame, save_frame
 from tasks._options import IO_RETRY_DELAYS, retry_transient
 from tasks.data import load_data, locate_data, read_spec, validate_data
 from tests.tasks._stages import (

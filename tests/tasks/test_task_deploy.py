@@ -14,16 +14,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mlops.endpoint import LocalEndpointClient, _read_keys
-from mlops.errors import DeploymentError
-from mlops.frames import load_frame, save_frame
-from mlops.registry import LocalRegistry, ModelVersion
-from mlops.settings import Settings
-from tasks.deploy import DeployPlan, _same_predictions, deploy_model, promote, smoke_test
+from mlops.core.errors import DeploymentError
+from mlops.core.settings import Settings
+from mlops.data.frames import load_frame, save_frame
+from mlops.endpoint.local import LocalEndpointClient, _read_keys
+from mlops.model.results import DeployPlan, Split, TrainedModel
+from mlops.registry.local import LocalRegistry
+from mlops.registry.protocol import ModelVersion
+from tasks.deploy import _same_predictions, deploy_model, promote, smoke_test
 from tasks.evaluation import evaluate_vs_champion
-from tasks.features import Split
 from tasks.registry import register_model
-from tasks.training import TrainedModel, train_model
+from tasks.training import train_model
 from tests.conftest import corrupt_labels, free_port
 from tests.tasks._stages import Stages, fresh_ref
 from tools.stack import down, endpoint_up

@@ -12,15 +12,15 @@ from pathlib import Path
 import pytest
 from prefect import get_client
 
-from mlops.bundle import HOLDOUT_FILE
-from mlops.errors import LabelDriftError, ModelQualityError
-from mlops.frames import FrameRef, load_frame, save_frame
-from mlops.registry import LocalRegistry
-from mlops.spec import PipelineSpec, load_spec
-from tasks.evaluation import Evaluation, check_label_drift, evaluate_vs_champion
-from tasks.features import Split
+from mlops.core.errors import LabelDriftError, ModelQualityError
+from mlops.core.spec import PipelineSpec, load_spec
+from mlops.data.frames import FrameRef, load_frame, save_frame
+from mlops.model.bundle import HOLDOUT_FILE
+from mlops.model.results import Evaluation, Split, TrainedModel
+from mlops.registry.local import LocalRegistry
+from tasks.evaluation import check_label_drift, evaluate_vs_champion
 from tasks.registry import register_model
-from tasks.training import TrainedModel, train_model
+from tasks.training import train_model
 from tests.conftest import corrupt_labels
 from tests.tasks._stages import CHURN_YAML, Stages, fresh_ref
 

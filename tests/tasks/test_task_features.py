@@ -6,11 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from mlops.errors import DataValidationError
-from mlops.frames import load_frame, save_frame
-from mlops.spec import load_spec
+from mlops.core.errors import DataValidationError
+from mlops.core.spec import load_spec
+from mlops.data.frames import load_frame, save_frame
+from mlops.model.results import Split
 from tasks._options import run_stage
-from tasks.features import Split, build_features
+from tasks.features import build_features
 from tests.tasks._stages import CHURN_YAML, fresh_ref
 
 pytestmark = [pytest.mark.service, pytest.mark.usefixtures("prefect_server")]

@@ -11,12 +11,12 @@ import pytest
 import sklearn
 from prefect import flow
 
-from mlops.bundle import HOLDOUT_FILE
-from mlops.errors import RegistryError
-from mlops.frames import load_frame
-from mlops.lineage import code_version
-from mlops.registry import LocalRegistry
-from mlops.spec import load_spec
+from mlops.core.errors import RegistryError
+from mlops.core.lineage import code_version
+from mlops.core.spec import load_spec
+from mlops.data.frames import load_frame
+from mlops.model.bundle import HOLDOUT_FILE
+from mlops.registry.local import LocalRegistry
 from serving.bundle import MODEL_FILE, REFERENCE_FILE
 from tasks._options import IO_RETRY_DELAYS, retry_transient
 from tasks.evaluation import evaluate_vs_champion

@@ -13,10 +13,11 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.metrics import roc_auc_score
 from sklearn.pipeline import Pipeline
 
-from mlops.errors import MlopsError, SpecError, TrainingError
-from mlops.frames import load_frame
-from mlops.spec import load_spec
-from tasks.training import TrainedModel, train_model
+from mlops.core.errors import MlopsError, SpecError, TrainingError
+from mlops.core.spec import load_spec
+from mlops.data.frames import load_frame
+from mlops.model.results import TrainedModel
+from tasks.training import train_model
 from tests.tasks._stages import (
     CHURN_YAML,
     ROOT,

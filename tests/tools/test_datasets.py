@@ -11,10 +11,10 @@ import pytest
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.metrics import roc_auc_score
 
-from mlops.data import conform_columns, read_table
-from mlops.spec import PipelineSpec
-from mlops.storage import list_data_files
-from mlops.validation import validate_frame
+from mlops.core.spec import PipelineSpec
+from mlops.data.loading import conform_columns, read_table
+from mlops.data.storage import list_data_files
+from mlops.data.validation import validate_frame
 from tools.datasets import main, make_churn, write_churn, write_diabetes
 
 

@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from mlops.settings import Settings
+from mlops.core.settings import Settings
 from tests.conftest import free_port
 from tools.stack import endpoint_up, start_endpoint
 

@@ -1,0 +1,19 @@
+"""What the tasks need of an endpoint (DESIGN.md, Endpoint); `local` and `azureml` implement it."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+
+class EndpointClient(Protocol):
+    """Named deployments, a traffic table and scoring (DESIGN.md, Endpoint)."""
+
+    def state(self) -> dict[str, Any]: ...
+
+    def put_deployment(self, name: str, model_url: str) -> dict[str, Any]: ...
+
+    def delete_deployment(self, name: str) -> dict[str, Any]: ...
+
+    def set_traffic(self, traffic: dict[str, int]) -> dict[str, int]: ...
+
+    def score(self, payload: Any, deployment: str | None = None) -> dict[str, Any]: ...
