@@ -94,9 +94,13 @@ class Scorer:
             compiled = fastpath.compile_pipeline(bundle.model, self.features, self._dtypes)
             self._probe(compiled)
         except fastpath.Unsupported as exc:
+            # the message, not the exception: a handler that keeps records (a test's log
+            # capture, a buffering handler) would keep its traceback, and through it this
+            # scorer and its model, alive after the deployment is replaced
             self.plain_reason = str(exc)
             logger.info("%s version %s scores through the plain pipeline: %s",
-                        bundle.manifest.get("model_name"), bundle.manifest.get("version"), exc)
+                        bundle.manifest.get("model_name"), bundle.manifest.get("version"),
+                        self.plain_reason)
             return None
         self.plain_reason = None
         return compiled

@@ -183,7 +183,7 @@ def test_small_and_large_requests_join_into_one_file_with_training_dtypes(tmp_pa
     assert written["prediction"].tolist() == [r % 2 for c in sent for r in range(len(c["i"]))]
 
 
-def test_a_replaced_model_is_freed_despite_the_frozen_heap(tmp_path, toys):
+def _replaced_scorer_is_freed(tmp_path: Path, toys: Any) -> bool:
     import gc
     import weakref
 
@@ -202,9 +202,29 @@ def test_a_replaced_model_is_freed_despite_the_frozen_heap(tmp_path, toys):
         return gone
 
     try:
-        assert asyncio.run(replace())() is None  # ...and unfrozen and collected once replaced
+        return asyncio.run(replace())() is None  # ...and unfrozen and collected once replaced
     finally:
         gc.unfreeze()
+
+
+def test_a_replaced_model_is_freed_despite_the_frozen_heap(tmp_path, toys):
+    assert _replaced_scorer_is_freed(tmp_path, toys)
+
+
+def test_a_replaced_model_is_freed_when_its_fast_path_was_declined(
+    tmp_path, toys, monkeypatch, caplog
+):
+    """The log line saying why a model scores through the plain pipeline must not keep the
+    model alive: captured records (here pytest's) live on after the deployment is replaced."""
+    from serving import fastpath
+
+    def declined(*args: Any, **kwargs: Any) -> None:
+        raise fastpath.Unsupported("declined for this test")
+
+    monkeypatch.setattr(fastpath, "compile_pipeline", declined)
+    caplog.set_level(logging.INFO, logger="serving.scoring")
+    assert _replaced_scorer_is_freed(tmp_path, toys)
+    assert "declined for this test" in caplog.text
 
 
 async def _ask(app: ScoringApp, method: str, path: str, key: bytes, body: Any = None) -> Any:
