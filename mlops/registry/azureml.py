@@ -42,7 +42,7 @@ from mlops.core.errors import RegistryError
 from mlops.core.settings import Settings
 from mlops.core.spec import PipelineSpec
 from mlops.model.bundle import HOLDOUT_FILE, build_manifest, read_holdout, write_bundle
-from mlops.registry.protocol import ModelVersion
+from mlops.registry.protocol import ModelVersion, NewVersion, RegistryWriter
 from serving.bundle import MANIFEST_FILE, Bundle, BundleLoadError, load_bundle
 
 logger = logging.getLogger(__name__)
@@ -59,7 +59,7 @@ def _taken(exc: Exception) -> bool:
     return isinstance(exc, HttpResponseError) and exc.status_code == 409
 
 
-class AzureMLRegistry:
+class AzureMLRegistry(RegistryWriter):
     """Model versions in an Azure ML workspace, or in an Azure ML registry when one is named.
 
     Args:
@@ -188,19 +188,16 @@ class AzureMLRegistry:
 
     # -- writing ---------------------------------------------------------------------------
 
-    def _create(self, name: str, version: int, model_bytes: bytes, features: list[dict[str, str]],
-                lineage: dict[str, Any], reference: pd.DataFrame,
-                holdout: pd.DataFrame | None) -> dict[str, Any] | None:
+    def _create(self, name: str, version: int, new: NewVersion) -> dict[str, Any] | None:
         """Upload the bundle as `version`; None if that version was taken meanwhile."""
         manifest = build_manifest(
-            model_name=name, version=version, model_bytes=model_bytes,
-            features=features, lineage=lineage,
+            model_name=name, version=version, model_bytes=new.model_bytes,
+            features=new.features, lineage=new.lineage,
         )
         with tempfile.TemporaryDirectory(prefix="mlops-register-") as staging:
             folder = Path(staging) / BUNDLE_FOLDER
-            write_bundle(
-                fsspec.filesystem("file"), str(folder), model_bytes, manifest, reference, holdout
-            )
+            write_bundle(fsspec.filesystem("file"), str(folder), new.model_bytes, manifest,
+                         new.reference, new.holdout)
             entity = model_entity(name, version, folder, manifest)
             with azure_errors(RegistryError, f"registering model '{name}' version {version}"):
                 try:
@@ -211,26 +208,15 @@ class AzureMLRegistry:
                     raise
         return manifest
 
-    def register(
-        self,
-        name: str,
-        *,
-        model_bytes: bytes,
-        features: list[dict[str, str]],
-        lineage: dict[str, Any],
-        reference: pd.DataFrame,
-        holdout: pd.DataFrame | None = None,
-    ) -> ModelVersion:
+    def _register(self, name: str, new: NewVersion) -> ModelVersion:
         """Upload a new version and return it; Azure ML makes it visible only when complete.
 
-        The bundle folder carries `holdout` (the version's trusted holdout) like the rest.
+        The bundle folder carries `new.holdout` (the version's trusted holdout) like the rest.
         """
         for _ in range(self.max_attempts):
             numbers = [int(a.version) for a in self._assets(name) if str(a.version).isdigit()]
             version = max(numbers, default=0) + 1
-            manifest = self._create(
-                name, version, model_bytes, features, lineage, reference, holdout
-            )
+            manifest = self._create(name, version, new)
             if manifest is not None:
                 logger.info("Registered %s version %s in %s", name, version, self.url)
                 return ModelVersion(

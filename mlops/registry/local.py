@@ -21,7 +21,7 @@ import pandas as pd
 
 from mlops.core.errors import RegistryError
 from mlops.model.bundle import HOLDOUT_FILE, build_manifest, read_holdout, write_bundle, write_file
-from mlops.registry.protocol import ModelVersion
+from mlops.registry.protocol import ModelVersion, NewVersion, RegistryWriter
 from serving.bundle import MANIFEST_FILE, Bundle, BundleLoadError, load_bundle
 from serving.storage import open_fs
 from serving.storage import storage_options as options_from_env
@@ -33,7 +33,7 @@ ALIASES_FILE = "aliases.json"
 CLAIM_FILE = ".claim"
 
 
-class LocalRegistry:
+class LocalRegistry(RegistryWriter):
     """A registry on a local folder or an fsspec URL (a blob container for a small team)."""
 
     def __init__(self, url: str, storage_options: dict[str, Any] | None = None) -> None:
@@ -112,28 +112,19 @@ class LocalRegistry:
             return version
         raise RegistryError(f"could not claim a version for '{name}' in {self.url}")
 
-    def register(
-        self,
-        name: str,
-        *,
-        model_bytes: bytes,
-        features: list[dict[str, str]],
-        lineage: dict[str, Any],
-        reference: pd.DataFrame,
-        holdout: pd.DataFrame | None = None,
-    ) -> ModelVersion:
+    def _register(self, name: str, new: NewVersion) -> ModelVersion:
         """Write a new version and return it; nothing is visible until it is complete.
 
-        `holdout` is the version's trusted holdout (the rows it was judged on), kept so that
+        `new.holdout` is the version's trusted holdout (the rows it was judged on), kept so that
         later candidates are judged on it too.
         """
         version = self._claim(name)
         manifest = build_manifest(
-            model_name=name, version=version, model_bytes=model_bytes,
-            features=features, lineage=lineage,
+            model_name=name, version=version, model_bytes=new.model_bytes,
+            features=new.features, lineage=new.lineage,
         )
         folder = f"{self._model_dir(name)}/{version}"
-        write_bundle(self.fs, folder, model_bytes, manifest, reference, holdout)
+        write_bundle(self.fs, folder, new.model_bytes, manifest, new.reference, new.holdout)
         logger.info("Registered %s version %s at %s", name, version, self.url)
         return ModelVersion(name, version, self._version_url(name, version), manifest)
 

@@ -19,6 +19,32 @@ class ModelVersion:
     manifest: dict[str, Any]
 
 
+@dataclass(frozen=True)
+class NewVersion:
+    """What a registry writes for a new version: the model file, its features and lineage, the
+    reference sample for drift checks and the trusted holdout it was judged on."""
+
+    model_bytes: bytes
+    features: list[dict[str, str]]
+    lineage: dict[str, Any]
+    reference: pd.DataFrame
+    holdout: pd.DataFrame | None = None
+
+
+class RegistryWriter:
+    """`register` with the protocol's signature, once; a backend implements `_register`."""
+
+    def register(
+        self, name: str, *, model_bytes: bytes, features: list[dict[str, str]],
+        lineage: dict[str, Any], reference: pd.DataFrame, holdout: pd.DataFrame | None = None,
+    ) -> ModelVersion:
+        """Write a new version of `name` and return it; it is visible only once complete."""
+        return self._register(name, NewVersion(model_bytes, features, lineage, reference, holdout))
+
+    def _register(self, name: str, new: NewVersion) -> ModelVersion:
+        raise NotImplementedError
+
+
 class Registry(Protocol):
     """Numbered, immutable model versions and the `champion` alias (DESIGN.md, Registry)."""
 
