@@ -12,7 +12,7 @@ from typing import Any
 from prefect import flow, get_run_logger
 from prefect.states import Completed, State
 
-from flows import _engine, _exit
+from flows import _runtime
 from mlops.core.settings import DEFAULT_SPEC
 from mlops.core.spec import PipelineSpec
 from mlops.drift.compute import DriftResult
@@ -28,8 +28,7 @@ from tasks.drift import (
 )
 from tasks.retraining import find_active_training, flow_name_of, start_training
 
-_engine.install()  # a flow run ends when its work does (see flows/_engine.py)
-_exit.install()  # and its process exits without a last collection of the heap (flows/_exit.py)
+_runtime.install()  # heartbeat join and exit collection (see flows/_runtime.py)
 
 
 @flow(name="drift-check", log_prints=False)

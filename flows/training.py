@@ -11,7 +11,7 @@ from pathlib import Path
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 
-from flows import _engine, _exit
+from flows import _runtime
 from mlops.core.settings import DEFAULT_SPEC, get_settings
 from mlops.core.spec import PipelineSpec
 from tasks._options import run_stage
@@ -24,8 +24,7 @@ from tasks.features import build_features
 from tasks.registry import register_model
 from tasks.training import train_model
 
-_engine.install()  # a flow run ends when its work does (see flows/_engine.py)
-_exit.install()  # and its process exits without a last collection of the heap (flows/_exit.py)
+_runtime.install()  # heartbeat join and exit collection (see flows/_runtime.py)
 
 
 @flow(name="training", log_prints=False)

@@ -11,13 +11,12 @@ from pathlib import Path
 
 from prefect import flow, get_run_logger
 
-from flows import _engine, _exit
+from flows import _runtime
 from mlops.core.settings import DEFAULT_SPEC
 from mlops.data.storage import protocol_of
 from tasks.watch import announce, data_event, look, remember
 
-_engine.install()  # a flow run ends when its work does (see flows/_engine.py)
-_exit.install()  # and its process exits without a last collection of the heap (flows/_exit.py)
+_runtime.install()  # heartbeat join and exit collection (see flows/_runtime.py)
 
 
 @flow(name="watch-data", log_prints=False)
