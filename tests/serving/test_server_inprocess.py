@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import gc
 import logging
+import subprocess
+import sys
+import weakref
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -14,10 +18,13 @@ import orjson
 import pandas as pd
 import pytest
 
+from serving.bundle import load_bundle
 from serving.collect import LIST_ROWS, InferenceCollector, Record
 from serving.config import EndpointConfig
+from serving.scoring import Scorer
 from serving.server import RequestIds, ScoringApp
 from serving.state import READY, Deployment, DeploymentRecord
+from tests.conftest import ROOT
 
 
 class _Broken:
@@ -183,28 +190,43 @@ def test_small_and_large_requests_join_into_one_file_with_training_dtypes(tmp_pa
     assert written["prediction"].tolist() == [r % 2 for c in sent for r in range(len(c["i"]))]
 
 
+_FREED_SCRIPT = """
+import asyncio, gc, sys, weakref
+from pathlib import Path
+from serving.model_roots import parse_root
+from serving.state import Endpoint
+
+state, v1, v2 = sys.argv[1:4]
+
+async def replace():
+    endpoint = Endpoint(Path(state), model_roots=[parse_root(Path(v1).parent)])
+    await endpoint.put("blue", v1)
+    first = endpoint.deployments["blue"].scorer
+    first.cycle = first  # freed only by the cyclic collector, not by reference counts
+    gone = weakref.ref(first)
+    del first
+    assert gc.get_freeze_count() > 0, "the loaded model was not frozen"
+    await endpoint.put("blue", v2)
+    return gone
+
+alive = asyncio.run(replace())()
+if alive is not None:
+    print("alive, held by:", [type(r).__name__ for r in gc.get_referrers(alive)])
+    sys.exit(1)
+print("freed")
+"""
+
+
 def _replaced_scorer_is_freed(tmp_path: Path, toys: Any) -> bool:
-    import gc
-    import weakref
-
-    from serving.model_roots import parse_root
-    from serving.state import Endpoint
-
-    async def replace() -> weakref.ref:
-        endpoint = Endpoint(tmp_path, model_roots=[parse_root(Path(toys.v1.url).parent)])
-        await endpoint.put("blue", toys.v1.url)
-        first = endpoint.deployments["blue"].scorer
-        first.cycle = first  # freed only by the cyclic collector, not by reference counts
-        gone = weakref.ref(first)
-        del first
-        assert gc.get_freeze_count() > 0  # the loaded model was frozen...
-        await endpoint.put("blue", toys.v2.url)
-        return gone
-
-    try:
-        return asyncio.run(replace())() is None  # ...and unfrozen and collected once replaced
-    finally:
-        gc.unfreeze()
+    """Load a model, replace it, and say whether the first one was freed even though each load
+    freezes the heap: in a fresh interpreter, as the endpoint runs, so that objects other tests
+    left in this process (loggers, handlers, frozen generations) cannot hold it."""
+    result = subprocess.run(
+        [sys.executable, "-c", _FREED_SCRIPT, str(tmp_path), toys.v1.url, toys.v2.url],
+        capture_output=True, text=True, timeout=120, cwd=ROOT,
+    )
+    assert result.returncode in (0, 1), result.stderr[-2000:]
+    return result.stdout.strip().endswith("freed")
 
 
 def test_a_replaced_model_is_freed_despite_the_frozen_heap(tmp_path, toys):
@@ -223,8 +245,12 @@ def test_a_replaced_model_is_freed_when_its_fast_path_was_declined(
 
     monkeypatch.setattr(fastpath, "compile_pipeline", declined)
     caplog.set_level(logging.INFO, logger="serving.scoring")
-    assert _replaced_scorer_is_freed(tmp_path, toys)
+    scorer = Scorer(load_bundle(toys.v1.url))
     assert "declined for this test" in caplog.text
+    gone = weakref.ref(scorer)
+    del scorer
+    gc.collect()
+    assert gone() is None  # the captured record does not hold it
 
 
 async def _ask(app: ScoringApp, method: str, path: str, key: bytes, body: Any = None) -> Any:
