@@ -23,6 +23,7 @@ average at the start of every run is written with the figures.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import secrets
@@ -97,6 +98,8 @@ def main() -> None:
     # The endpoint and every contender share these keys through the environment.
     os.environ.setdefault("MLOPS_ENDPOINT_KEY", secrets.token_urlsafe(24))
     os.environ.setdefault("MLOPS_ENDPOINT_ADMIN_KEY", secrets.token_urlsafe(24))
+    # every run keeps its registry under its own state folder; the one endpoint serves them all
+    os.environ["MLOPS_ENDPOINT_MODEL_ROOTS"] = json.dumps([str((WORK / "state").resolve())])
     endpoint = Settings(state_dir=WORK / "state" / "endpoint",
                         endpoint_url=f"http://127.0.0.1:{_free_port()}")
     endpoint_up(endpoint)
