@@ -9,10 +9,6 @@ from mlops.core.errors import MlopsError
 from mlops.core.lineage import run_key
 from mlops.core.settings import get_settings
 from mlops.data.frames import frame_path
-from tasks import _logs
-
-# Every flow runs tasks from here: our errors are shown once, without a traceback (_logs.py).
-_logs.install()
 
 IO_RETRY_DELAYS = [2, 5, 15]
 
