@@ -59,7 +59,7 @@ _MAGIC = ((b"\x1f\x8b", "gzip"), (b"BZh", "bz2"), (b"PK\x03\x04", "zip"),
           (b"\xfd7zXZ\x00", "xz"), (b"\x28\xb5\x2f\xfd", "zstd"))
 
 
-def _compression(head: bytes) -> str | None:
+def compression_of(head: bytes) -> str | None:
     return next((name for magic, name in _MAGIC if head.startswith(magic)), None)
 
 
@@ -70,7 +70,7 @@ def _read_csv(f: FileInfo, sep: str = ",", header: bool = False) -> pd.DataFrame
     compression = None
     try:
         with fs.open(path, "rb") as handle:
-            compression = _compression(handle.read(6))
+            compression = compression_of(handle.read(6))
             handle.seek(0)
             return pd.read_csv(handle, sep=sep, compression=compression, **options)
     except pd.errors.EmptyDataError as exc:

@@ -15,6 +15,7 @@ from typing import Any, Literal
 from pydantic import Field, ValidationError, model_validator
 
 from mlops.core.errors import SpecError
+from mlops.core.spec.batch import BatchSpec
 from mlops.core.spec.columns import (
     ColumnSpec,
     DataSpec,
@@ -56,6 +57,7 @@ class PipelineSpec(_Strict):
     training: TrainingSpec = Field(default_factory=TrainingSpec)
     azureml: AzureMLSpec | None = Field(None, description="Workspace of the 'azureml' backends.")
     drift: DriftSpec = Field(default_factory=DriftSpec)
+    batch: BatchSpec = Field(default_factory=BatchSpec)
 
     @model_validator(mode="after")
     def _azure_targets(self) -> PipelineSpec:
@@ -111,6 +113,9 @@ class PipelineSpec(_Strict):
         unknown = sorted({n for n in named if normalize_name(n) not in features})
         if unknown:
             raise ValueError(f"drift settings name columns that are not features: {unknown}")
+        outside = [c for c in self.batch.passthrough if normalize_name(c) not in keys]
+        if outside:
+            raise ValueError(f"batch.passthrough names columns the spec does not: {outside}")
         return self
 
     @property
@@ -132,10 +137,11 @@ class PipelineSpec(_Strict):
     def spec_hash(self) -> str:
         """Digest of everything that changes the model (not where it is trained, registered or
         served: the Azure ML environment pins the same libraries as the local one; nor how its
-        drift is judged)."""
+        drift is judged or how it scores in batch)."""
         payload = self.model_dump(
             mode="json",
-            exclude={"registry", "endpoint", "training", "azureml", "description", "drift"},
+            exclude={"registry", "endpoint", "training", "azureml", "description", "drift",
+                     "batch"},
         )
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 

@@ -1,0 +1,126 @@
+"""Score one partition end to end: skip it if finished, else read, score, write, publish.
+
+`score_partition` is a plain function of picklable values (a `Partition`, an `OutputPlan`), so
+a thread, a process or a Dask worker can run it. Each process loads the model once
+(`scorer_for`) and keeps it for the partitions that follow.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+
+import pyarrow as pa
+
+from mlops.batch.partitions import ModelRef, OutputPlan, Partition
+from mlops.batch.reading import open_batches
+from mlops.batch.scorer import BatchScorer, ScoredBatch
+from mlops.batch.writing import PartitionWriter, finished
+from mlops.core.errors import BundleError
+from mlops.data.storage import storage_options
+from serving.bundle import load_bundle
+from serving.scoring import Scorer
+
+logger = logging.getLogger(__name__)
+
+MODEL_NAME, MODEL_VERSION, SCORED_AT = "model_name", "model_version", "scored_at"
+_scorers: dict[tuple[str, str, bool, bool], BatchScorer] = {}
+_lock = threading.Lock()
+
+
+@dataclass(frozen=True)
+class PartitionResult:
+    """What became of one partition (small: it travels back from workers)."""
+
+    input_url: str
+    output_name: str
+    rows: int
+    failed_rows: int
+    skipped: bool
+    seconds: float
+
+
+def scorer_for(model: ModelRef, probabilities: bool, fast: bool) -> BatchScorer:
+    """The process's scorer for `model`, loaded (with every check of `load_bundle`) once.
+
+    Raises:
+        BundleError: the bundle at the URL is not the version the run resolved (its digest
+            differs); BundleLoadError as `load_bundle`.
+    """
+    key = (model.url, model.sha256, probabilities, fast)
+    with _lock:
+        if key not in _scorers:
+            bundle = load_bundle(model.url, storage_options(model.url))
+            if bundle.manifest["model_sha256"] != model.sha256:
+                raise BundleError(
+                    f"bundle {model.url} holds model sha256 "
+                    f"{bundle.manifest['model_sha256'][:12]}..., the run resolved "
+                    f"{model.sha256[:12]}... for {model.name} v{model.version}")
+            _scorers.clear()  # one model per process at a time
+            _scorers[key] = BatchScorer(Scorer(bundle, fast=fast), probabilities)
+        return _scorers[key]
+
+
+def copied_columns(plan: OutputPlan) -> list[str]:
+    """The input columns every output row carries: the ids, then the passthrough columns."""
+    return list(dict.fromkeys([*plan.ids, *plan.passthrough]))
+
+
+def _output(batch: pa.RecordBatch, found: dict[str, str], copied: list[str],
+            scored: ScoredBatch, model: ModelRef) -> pa.RecordBatch:
+    n = batch.num_rows
+    now = pa.scalar(datetime.now(UTC), pa.timestamp("us", tz="UTC"))
+    arrays = [batch.column(found[name]) for name in copied] + scored.arrays + [
+        pa.repeat(model.name, n), pa.repeat(model.version, n), pa.repeat(now, n)]
+    names = [*copied, *scored.names, MODEL_NAME, MODEL_VERSION, SCORED_AT]
+    return pa.RecordBatch.from_arrays(arrays, names=names)
+
+
+def _empty_schema(copied: list[str], scorer: BatchScorer) -> pa.Schema:
+    fields = [pa.field(name, pa.string()) for name in copied]
+    fields += [pa.field(scorer.output_names[0], scorer.prediction_type)]
+    fields += [pa.field(name, pa.float64()) for name in scorer.probability_names]
+    fields += [pa.field(scorer.output_names[-1], pa.string()), pa.field(MODEL_NAME, pa.string()),
+               pa.field(MODEL_VERSION, pa.string()),
+               pa.field(SCORED_AT, pa.timestamp("us", tz="UTC"))]
+    return pa.schema(fields)
+
+
+def score_partition(partition: Partition, plan: OutputPlan) -> PartitionResult:
+    """Score one input file into its output file, unless a finished one holds its key.
+
+    Raises:
+        DataLoadError: the file cannot be read or lacks a needed column (named, with the
+            file); nothing is published for it.
+        BundleError, BundleLoadError: see `scorer_for`.
+    """
+    started = time.perf_counter()
+    info = partition.input
+    key = partition.key(plan)
+    done = finished(plan.output_url, partition.output_name, key)
+    if done is not None:
+        logger.info("%s: finished by an earlier run (%d rows), skipped", info.url, done["rows"])
+        return PartitionResult(info.url, partition.output_name, done["rows"],
+                               done["failed_rows"], True, time.perf_counter() - started)
+    scorer = scorer_for(plan.model, plan.probabilities, plan.fast)
+    copied = copied_columns(plan)
+    wanted = [*scorer.scorer.features, *copied]
+    rows = failed = 0
+    with open_batches(info, wanted, plan.rows_per_batch, plan.fmt, plan.separator) as (
+            found, batches), PartitionWriter(plan.output_url, partition.output_name, key) as out:
+        for batch in batches:
+            if batch.num_rows == 0:
+                continue
+            scored = scorer.score(batch)
+            out.write(_output(batch, found, copied, scored, plan.model))
+            rows, failed = rows + batch.num_rows, failed + scored.failed
+        seconds = time.perf_counter() - started
+        out.commit({"input": asdict(info), "model": asdict(plan.model), "rows": rows,
+                    "failed_rows": failed, "seconds": round(seconds, 3)},
+                   _empty_schema(copied, scorer))
+    logger.info("%s: %d rows scored (%d could not be) in %.1f s, %.0f rows/s", info.url, rows,
+                failed, seconds, rows / seconds if seconds else 0.0)
+    return PartitionResult(info.url, partition.output_name, rows, failed, False, seconds)
