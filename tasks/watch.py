@@ -15,6 +15,9 @@ from mlops.data.watch import Scan, Watermark, scan, watermark_url
 from tasks._options import IO_TASK
 
 EVENT_NAME = "mlops.data.arrived"
+# What the watched files are for -> the event announcing them: training data starts the
+# training-on-new-data deployment, files in a scoring inbox start batch-scoring-on-new-data.
+EVENT_NAMES = {"training": EVENT_NAME, "scoring": "mlops.scoring-data.arrived"}
 
 
 def file_url(info: FileInfo) -> str:
@@ -22,11 +25,13 @@ def file_url(info: FileInfo) -> str:
     return f"file://{info.url}" if protocol_of(info.url) == "file" else info.url
 
 
-def data_event(info: FileInfo, change: str, location: str, spec_path: str) -> Event:
-    """One new or changed file as a Prefect event; the resource id is the file's URL."""
+def data_event(info: FileInfo, change: str, location: str, spec_path: str,
+               purpose: str = "training") -> Event:
+    """One new or changed file as a Prefect event; the resource id is the file's URL and the
+    event's name says what the file is for (`EVENT_NAMES`)."""
     url = file_url(info)
     return Event(
-        event=EVENT_NAME,
+        event=EVENT_NAMES[purpose],
         resource={
             "prefect.resource.id": url,
             "prefect.resource.name": posixpath.basename(info.url),

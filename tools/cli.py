@@ -1,9 +1,10 @@
 """The ``mlops`` command: one entry point for people, over the flows and the local tools.
 
-``mlops train``, ``mlops drift`` and ``mlops watch`` run a flow once in this process; their
-options come from the flow's own signature and docstring (`tools.options`), so a flow parameter
-is written once. The stack and predict commands get theirs the same way from their functions;
-``mlops data`` hands its arguments to the sample-data generator's own parser.
+``mlops train``, ``mlops drift``, ``mlops score-batch`` and ``mlops watch`` run a flow once
+in this process; their options come from the flow's own signature and docstring
+(`tools.options`), so a flow parameter is written once. The stack and predict commands get
+theirs the same way from their functions; ``mlops data`` hands its arguments to the
+sample-data generator's own parser.
 
 A command's module is imported only when that command runs, after Prefect's settings are in
 the environment (`flows._prefect_env.apply`): Prefect reads them when it is imported. Adding a
@@ -41,6 +42,8 @@ class Command:
 COMMANDS: dict[str, Command] = {
     "train": Command("run the training flow once", "flows.training:training"),
     "drift": Command("run the drift check once", "flows.drift_check:drift_check"),
+    "score-batch": Command("score a dataset with the champion (or a named version) once",
+                           "flows.batch_scoring:batch_scoring"),
     "watch": Command("look at a data location once, announce new files",
                      "flows.watch_data:watch_data"),
     "predict": Command("score a few rows of the spec's data on the endpoint",

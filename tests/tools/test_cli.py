@@ -20,7 +20,8 @@ from tools.options import add_options, call_with, parameter_docs
 
 ROOT = Path(__file__).resolve().parents[2]
 FLOW_COMMANDS = {"train": "flows.training:training", "drift": "flows.drift_check:drift_check",
-                 "watch": "flows.watch_data:watch_data"}
+                 "watch": "flows.watch_data:watch_data",
+                 "score-batch": "flows.batch_scoring:batch_scoring"}
 
 
 def _help(command: str, capsys: pytest.CaptureFixture[str]) -> str:
@@ -127,7 +128,10 @@ def test_every_flow_parameter_is_an_option_with_its_default(command, capsys):
             assert f"{option}, --no-{option[2:]}" in text
         else:
             assert option in text
-        assert f"(default: {parameter.default})" in text
+        if parameter.default is inspect.Parameter.empty:  # required: no brackets in the usage
+            assert f" {option} " in text.split(" options:")[0] and f"[{option} " not in text
+        else:
+            assert f"(default: {parameter.default})" in text
 
 
 def test_a_new_flow_parameter_is_an_option_without_editing_the_cli(monkeypatch, capsys):
