@@ -107,7 +107,7 @@ def score_partition(partition: Partition, plan: OutputPlan) -> PartitionResult:
                                done["failed_rows"], True, time.perf_counter() - started)
     scorer = scorer_for(plan.model, plan.probabilities, plan.fast)
     copied = copied_columns(plan)
-    wanted = [*scorer.scorer.features, *copied]
+    wanted = list(dict.fromkeys([*scorer.scorer.features, *copied]))
     rows = failed = 0
     with open_batches(info, wanted, plan.rows_per_batch, plan.fmt, plan.separator) as (
             found, batches), PartitionWriter(plan.output_url, partition.output_name, key) as out:

@@ -15,6 +15,8 @@ from mlops.registry.local import LocalRegistry
 from tests.conftest import write_spec
 from tools.datasets import make_churn
 
+ROOT = Path(__file__).resolve().parents[3]
+
 
 @dataclass(frozen=True)
 class Champion:
@@ -26,6 +28,7 @@ class Champion:
 
 def make_champion(folder: Path, rows: int = 1500) -> Champion:
     """Fit the churn spec's pipeline (few trees) and register it as the champion."""
+    folder.mkdir(parents=True, exist_ok=True)
     registry = str(folder / "registry")
     spec_path = write_spec(folder, "churn", {
         "registry.url": registry, "model.params": {"max_iter": 20, "random_state": 0},
