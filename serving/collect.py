@@ -200,25 +200,16 @@ def _schema(columns: dict[str, Any]) -> pa.Schema:
     return schema
 
 
-class InferenceCollector:
-    """A bounded queue of scored requests and the thread that writes them out."""
+class QueuedCollector:
+    """A bounded queue of scored requests and the thread that hands them, in batches of one
+    date and model version (`batch_table`), to `_write`; subclasses say where they go."""
 
     def __init__(
-        self,
-        url: str,
-        endpoint_name: str,
-        *,
-        flush_rows: int = 5000,
-        flush_s: float = 5.0,
-        max_rows: int = 200_000,
-        storage_options: dict[str, Any] | None = None,
+        self, *, flush_rows: int = 5000, flush_s: float = 5.0, max_rows: int = 200_000
     ) -> None:
-        self.url = url.rstrip("/")
-        self.endpoint_name = endpoint_name
         self.flush_rows = flush_rows
         self.flush_s = flush_s
         self.max_rows = max_rows
-        self._storage_options = storage_options
         self._queue: deque[Queued] = deque()
         self._queued_rows = 0
         self._lock = threading.Lock()
@@ -231,7 +222,7 @@ class InferenceCollector:
         self._dropped_logged = 0
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="inference-collector", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=type(self).__name__, daemon=True)
         self._thread.start()
 
     def add(self, record: Record) -> None:
@@ -306,6 +297,28 @@ class InferenceCollector:
                 self.dropped_rows - self._dropped_logged, self.dropped_rows,
             )
             self._dropped_logged = self.dropped_rows
+
+    def _write(self, day: str, table: pa.Table) -> None:
+        raise NotImplementedError
+
+
+class InferenceCollector(QueuedCollector):
+    """Batches as Parquet files under ``<url>/<endpoint>/date=YYYY-MM-DD/``."""
+
+    def __init__(
+        self,
+        url: str,
+        endpoint_name: str,
+        *,
+        flush_rows: int = 5000,
+        flush_s: float = 5.0,
+        max_rows: int = 200_000,
+        storage_options: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(flush_rows=flush_rows, flush_s=flush_s, max_rows=max_rows)
+        self.url = url.rstrip("/")
+        self.endpoint_name = endpoint_name
+        self._storage_options = storage_options
 
     def _write(self, day: str, table: pa.Table) -> None:
         fs, root = open_fs(self.url, self._storage_options)

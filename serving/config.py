@@ -74,6 +74,11 @@ class EndpointConfig(BaseSettings):
     collect_queue_rows: int = Field(
         200_000, ge=1, description="Most rows held in memory; the oldest are dropped beyond it."
     )
+    azureml_collect: bool = Field(
+        False,
+        description="Entry script on Azure ML: send each request's inputs and outputs to Azure "
+        "ML's data collector (needs azureml-ai-monitoring; deployment.yml turns it on).",
+    )
     access_log: bool = Field(False, description="Log every request (slows the server down).")
     registry_url: str | None = Field(
         None, validation_alias=AliasChoices("MLOPS_ENDPOINT_REGISTRY_URL", "MLOPS_REGISTRY_URL"),

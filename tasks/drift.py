@@ -22,6 +22,7 @@ from prefect.runtime import flow_run
 from mlops.core.settings import get_settings
 from mlops.core.spec import PipelineSpec, load_spec
 from mlops.data.storage import path_to_url, url_to_fs
+from mlops.drift.collected import read_collected_window
 from mlops.drift.compute import DriftResult, compute_drift, drift_columns
 from mlops.drift.data import (
     CurrentData,
@@ -75,17 +76,26 @@ def load_reference(champion: Champion, spec: PipelineSpec) -> pa.Table:
 
 @task(**IO_TASK, cache_policy=NO_CACHE)
 def load_current(spec: PipelineSpec, data_url: str | None, window_hours: int | None) -> CurrentData:
-    """Every row at `data_url`, or what the endpoint scored for this model in the last hours."""
+    """Every row at `data_url`, or what the endpoint scored for this model in the last hours
+    (on Azure ML, what its data collector wrote)."""
     if data_url:
         current = read_current(data_url, _names(spec))
     else:
         end = datetime.now(UTC)
         start = end - timedelta(hours=window_hours or spec.drift.window_hours)
-        current = read_inference_window(
-            endpoint_log_url(), spec.model_name, _names(spec), start, end
-        )
+        current = _scored_window(spec, start, end)
     get_run_logger().info("Current: %s, %d rows", current.source, current.rows)
     return current
+
+
+def _scored_window(spec: PipelineSpec, start: datetime, end: datetime) -> CurrentData:
+    """What the spec's endpoint scored since `start`: the local endpoint's inference log, or
+    what Azure ML's data collector wrote for a managed endpoint."""
+    if spec.endpoint.backend == "azureml":
+        from mlops.drift.azureml import collected_inputs_url  # noqa: PLC0415 - azure.ai.ml
+
+        return read_collected_window(collected_inputs_url(spec), _names(spec), start, end)
+    return read_inference_window(endpoint_log_url(), spec.model_name, _names(spec), start, end)
 
 
 @task(cache_policy=NO_CACHE)

@@ -44,6 +44,7 @@ TAG_KEYS = (
     "flow_run_id", "previous_champion", "sklearn_version",
 )
 TRAIN_OUTPUT = "model"
+WORKER_COUNT = "WORKER_COUNT"  # the inference server's worker processes (environment variable)
 TRAIN_COMMAND = (
     "python train.py --spec ${{inputs.spec}} --train ${{inputs.train}} "
     "--out ${{outputs." + TRAIN_OUTPUT + "}}"
@@ -119,9 +120,39 @@ def deployment_entity(
         overrides.append({"instance_count": endpoint.instance_count})
     if tags:
         overrides.append({"tags": tags})
+    overrides += _request_overrides(endpoint)
     deployment = load_online_deployment(DEPLOYMENT_YML, params_override=overrides)
     deployment._validate()  # the SDK's own name and scale-settings checks
+    _check_request_settings(deployment)
     return deployment
+
+
+def _request_overrides(endpoint: EndpointSpec) -> list[dict[str, Any]]:
+    """The spec's request settings and worker count, where it gives them."""
+    overrides: list[dict[str, Any]] = []
+    if endpoint.worker_count:
+        overrides.append({f"environment_variables.{WORKER_COUNT}": str(endpoint.worker_count)})
+    for field in ("max_concurrent_requests_per_instance", "request_timeout_ms"):
+        if getattr(endpoint, field):
+            overrides.append({f"request_settings.{field}": getattr(endpoint, field)})
+    return overrides
+
+
+def _check_request_settings(deployment: ManagedOnlineDeployment) -> None:
+    """Fewer concurrent requests than workers would leave workers idle behind Azure's 429s.
+
+    Raises:
+        SpecError: naming both values and the spec fields that set them.
+    """
+    workers = int((deployment.environment_variables or {}).get(WORKER_COUNT, 1))
+    settings = deployment.request_settings
+    admitted = settings.max_concurrent_requests_per_instance if settings else None
+    if admitted is not None and admitted < workers:
+        raise SpecError(
+            f"endpoint.max_concurrent_requests_per_instance {admitted} is below "
+            f"endpoint.worker_count {workers}: {workers - admitted} worker(s) would never get a "
+            "request; admit at least one request per worker (docs/azure.md)"
+        )
 
 
 def training_job(

@@ -45,7 +45,7 @@ def _matches(available: list[str], names: list[str]) -> dict[str, str]:
     return {column: name for name, column in match_columns(available, names).found.items()}
 
 
-def _project(table: pa.Table, names: list[str]) -> pa.Table:
+def project_columns(table: pa.Table, names: list[str]) -> pa.Table:
     """The spec columns `table` has, renamed to the spec's names; dictionaries decoded."""
     found = _matches(table.column_names, names)
     table = table.select(list(found)).rename_columns(list(found.values()))
@@ -85,12 +85,12 @@ def _read_parquet(url: str, names: list[str], context: tuple[str, ...] = ()) -> 
 def _read_file(info: FileInfo, names: list[str], fmt: str) -> pa.Table:
     fmt = format_of(info.url) if fmt == "auto" else fmt
     if fmt == "parquet":
-        return _project(_read_parquet(info.url, names), names)
+        return project_columns(_read_parquet(info.url, names), names)
     frame = read_table([info], "csv")
-    return _project(pa.Table.from_pandas(frame, preserve_index=False), names)
+    return project_columns(pa.Table.from_pandas(frame, preserve_index=False), names)
 
 
-def _concat(tables: list[pa.Table], where: str) -> pa.Table:
+def concat_tables(tables: list[pa.Table], where: str) -> pa.Table:
     try:
         return pa.concat_tables(tables, promote_options="permissive")
     except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
@@ -99,13 +99,14 @@ def _concat(tables: list[pa.Table], where: str) -> pa.Table:
 
 def read_reference(version_url: str, names: list[str]) -> pa.Table:
     """The reference sample stored in a registered bundle, with the columns it has of `names`."""
-    return _project(_read_parquet(f"{version_url.rstrip('/')}/{REFERENCE_FILE}", names), names)
+    url = f"{version_url.rstrip('/')}/{REFERENCE_FILE}"
+    return project_columns(_read_parquet(url, names), names)
 
 
 def read_current(url: str, names: list[str], fmt: str = "auto") -> CurrentData:
     """Every row at a data URL (a file, a folder of partitions or a glob)."""
     files = list_data_files(url, fmt)
-    table = _concat([_read_file(f, names, fmt) for f in files], url)
+    table = concat_tables([_read_file(f, names, fmt) for f in files], url)
     logger.info("current data %s: %d rows from %d file(s)", url, table.num_rows, len(files))
     return CurrentData(table, f"data at {url}", len(files))
 
@@ -160,9 +161,9 @@ def read_inference_window(
             continue  # an empty partition: nothing was scored that day
         for info in found:
             raw = _read_parquet(info.url, names, context=(MODEL_NAME, SCORED_AT))
-            tables.append(_project(_window_rows(raw, model_name, start), names))
+            tables.append(project_columns(_window_rows(raw, model_name, start), names))
         files += len(found)
-    table = _concat(tables, root_url) if tables else pa.table({})
+    table = concat_tables(tables, root_url) if tables else pa.table({})
     source = (
         f"inference log {root_url} ({model_name}, {start:%Y-%m-%d %H:%M} to "
         f"{end:%Y-%m-%d %H:%M} UTC)"

@@ -38,6 +38,21 @@ class EndpointSpec(_Strict):
     deploy_timeout_minutes: int = Field(
         90, ge=1, description="Backend 'azureml': longest wait for a deployment to provision."
     )
+    worker_count: int | None = Field(
+        None, ge=1, le=64,
+        description="Backend 'azureml': inference server processes per instance (WORKER_COUNT), "
+        "one per vCPU; default: deployment.yml (sized in docs/azure.md).",
+    )
+    max_concurrent_requests_per_instance: int | None = Field(
+        None, ge=1, le=1000,
+        description="Backend 'azureml': requests an instance takes at once before Azure answers "
+        "429; at least worker_count; default: deployment.yml.",
+    )
+    request_timeout_ms: int | None = Field(
+        None, ge=1000, le=180_000,
+        description="Backend 'azureml': longest a request may take, queueing included; "
+        "default: deployment.yml.",
+    )
 
 
 class TrainingSpec(_Strict):
