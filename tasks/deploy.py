@@ -14,7 +14,7 @@ from prefect import get_run_logger, task
 from mlops.core.errors import DeploymentError, MlopsError
 from mlops.core.settings import get_settings
 from mlops.core.spec import PipelineSpec
-from mlops.data.frames import load_frame
+from mlops.data.frames import head_frame
 from mlops.endpoint.backend import endpoint_for
 from mlops.endpoint.payloads import frame_to_request
 from mlops.model.results import DeployPlan, Split, TrainedModel
@@ -60,7 +60,7 @@ def _same_predictions(served: list, offline: np.ndarray) -> bool:
 def smoke_test(plan: DeployPlan, trained: TrainedModel, split: Split, spec: PipelineSpec) -> None:
     """Call the new deployment directly: it must answer the offline predictions exactly."""
     names = [c.name for c in spec.feature_columns]
-    features = load_frame(split.test, names).head(spec.endpoint.smoke_rows)
+    features = head_frame(split.test, spec.endpoint.smoke_rows, names)
     offline = np.asarray(trained.pipeline.predict(features))
     client = endpoint_for(spec, get_settings())
     try:

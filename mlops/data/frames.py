@@ -90,6 +90,12 @@ def sample_frame(ref: FrameRef, n: int, seed: int,
     return table.to_pandas(self_destruct=True, split_blocks=True)
 
 
+def head_frame(ref: FrameRef, n: int, columns: list[str] | None = None) -> pd.DataFrame:
+    """The checkpoint's first `n` rows, `load_frame(ref, columns).head(n)` without converting
+    the rest of the table."""
+    return _mapped(ref, columns).slice(0, n).to_pandas(split_blocks=True)
+
+
 def frame_columns(ref: FrameRef) -> list[str]:
     """The checkpoint's column names, read from its schema alone."""
     with pa.memory_map(ref.path) as source:

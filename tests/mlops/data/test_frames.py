@@ -13,6 +13,7 @@ from mlops.data.frames import (
     FrameRef,
     FrameWriter,
     frame_columns,
+    head_frame,
     iter_frames,
     load_frame,
     release_memory,
@@ -119,6 +120,13 @@ def test_sample_frame_is_what_pandas_sample_gives(tmp_path, n):
     got = sample_frame(ref, n, 11, ["m", "s", "n"])
     pd.testing.assert_frame_equal(got, expected)
     assert got.dtypes.to_dict() == whole.dtypes.to_dict()
+
+
+@pytest.mark.parametrize("n", [0, 1, 7, 300, 500])
+def test_head_frame_is_what_pandas_head_gives(tmp_path, n):
+    ref = save_frame(_frame(300), tmp_path / "a.arrow")
+    whole = load_frame(ref, ["m", "s", "n"])
+    pd.testing.assert_frame_equal(head_frame(ref, n, ["m", "s", "n"]), whole.head(n))
 
 
 def test_sample_frame_keeps_dtypes_when_the_sample_has_no_nulls(tmp_path):
