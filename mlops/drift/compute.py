@@ -16,12 +16,14 @@ of 1M x 1M rows, and Evidently's preset computes every column three times):
 
 Every other method (small references, per-column overrides) runs Evidently's own stattest.
 ``tests/mlops/drift/test_drift.py`` checks both kernels against Evidently's functions. Evidently is
-imported inside the functions that need it (about 4 s).
+imported only when a column needs one of its stattests (about 4 s): judging columns by the two
+kernels alone, as the label-drift gate does on a training run, never imports it.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
@@ -238,8 +240,28 @@ def default_method(kind: Kind, reference_rows: int, distinct: int) -> str:
     return "jensenshannon"
 
 
+@dataclass(frozen=True)
+class Kernel:
+    """A default method computed by this module's kernels: what a verdict needs of Evidently's
+    StatTest, so that judging with it imports no Evidently."""
+
+    name: str
+    display_name: str
+    default_threshold: float
+
+
+# Evidently 0.7's names, labels and default thresholds for the two methods computed here;
+# tests/mlops/drift/test_drift.py compares them with Evidently's StatTests.
+KERNELS: dict[tuple[Kind, str], Kernel] = {
+    ("num", "wasserstein"): Kernel("wasserstein", "Wasserstein distance (normed)", 0.1),
+    ("cat", "jensenshannon"): Kernel("jensenshannon", "Jensen-Shannon distance", 0.1),
+}
+_EVIDENTLY = threading.Lock()  # the columns' threads import it once, one at a time
+
+
 def _stattests() -> dict[str, StatTest]:
-    from evidently.legacy.calculations import stattests  # noqa: PLC0415 - ~4 s import
+    with _EVIDENTLY:
+        from evidently.legacy.calculations import stattests  # noqa: PLC0415 - ~4 s import
 
     return {
         t.name: t for t in (
@@ -249,9 +271,14 @@ def _stattests() -> dict[str, StatTest]:
     }
 
 
-def _resolve(column: _Column, spec: PipelineSpec) -> StatTest | str:
-    """The column's StatTest (the spec's override, else Evidently's default choice), or why
+def _resolve(column: _Column, spec: PipelineSpec) -> StatTest | Kernel | str:
+    """The column's method (the spec's override, else Evidently's default choice), or why
     the override cannot be used."""
+    name = _override(spec.drift.methods, column.spec.name)
+    if name is None:
+        method = default_method(column.spec.kind, column.ref_rows, column.distinct(FEW_VALUES))
+        return KERNELS.get((column.spec.kind, method)) or _stattests()[method]
+    _stattests()
     from evidently.legacy.calculations.stattests.registry import (  # noqa: PLC0415
         StatTestInvalidFeatureTypeError,
         StatTestNotFoundError,
@@ -259,18 +286,13 @@ def _resolve(column: _Column, spec: PipelineSpec) -> StatTest | str:
     )
     from evidently.legacy.core import ColumnType  # noqa: PLC0415
 
-    name = _override(spec.drift.methods, column.spec.name)
-    if name is None:
-        return _stattests()[
-            default_method(column.spec.kind, column.ref_rows, column.distinct(FEW_VALUES))
-        ]
     try:
         return get_registered_stattest(name, ColumnType(column.spec.kind))
     except (StatTestNotFoundError, StatTestInvalidFeatureTypeError) as exc:
         return f"drift.methods.{column.spec.name}: {exc}"
 
 
-def _judge(column: _Column, test: StatTest, threshold: float | None) -> ColumnDrift:
+def _judge(column: _Column, test: StatTest | Kernel, threshold: float | None) -> ColumnDrift:
     limit = test.default_threshold if threshold is None else threshold
     kind = column.spec.kind
     if test.name == "wasserstein" and kind == "num":
@@ -337,7 +359,6 @@ def compute_drift(
             "cannot judge drift, columns missing: "
             + "; ".join(f"{label} data lacks {names}" for label, names in missing.items() if names)
         )
-    _stattests()  # import Evidently once, before the worker threads need it
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         outcomes = list(pool.map(lambda c: _one(c, reference, current, spec), columns))
     verdicts = [o for o in outcomes if isinstance(o, ColumnDrift)]

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from mlops.core.errors import DataValidationError, SpecError
-from mlops.drift.compute import compute_drift, default_method, drift_columns
+from mlops.drift.compute import KERNELS, compute_drift, default_method, drift_columns
 from mlops.drift.report import evidently_report
 from mlops.drift.scores import jensenshannon_counts, wasserstein_normed
 from tests.mlops._frames import churn_spec, diabetes_spec
@@ -61,6 +61,17 @@ def test_jensenshannon_equals_evidentlys_with_new_and_missing_levels():
     ours = jensenshannon_counts(ref.value_counts().to_dict(), cur.value_counts().to_dict())
     theirs = _evidently("jensenshannon", ref, cur, "cat")
     assert ours == pytest.approx(theirs.drift_score, rel=1e-12)
+
+
+@pytest.mark.parametrize(("kind", "name"), list(KERNELS))
+def test_the_kernels_carry_evidentlys_name_label_and_threshold(kind, name):
+    from evidently.legacy.calculations.stattests.registry import get_registered_stattest
+    from evidently.legacy.core import ColumnType
+
+    theirs = get_registered_stattest(name, ColumnType(kind))
+    ours = KERNELS[(kind, name)]
+    assert (ours.name, ours.display_name, ours.default_threshold) == (
+        theirs.name, theirs.display_name, theirs.default_threshold)
 
 
 @pytest.mark.parametrize("rows", [300, 1000, 1001, 5000])

@@ -83,3 +83,29 @@ def test_a_target_without_values_is_reported():
     with pytest.raises(DataValidationError, match="'churned' has no values in the current"):
         judge_column(target_column(churn_spec()), _target([0, 1, 1]),
                      pa.table({"churned": pa.array([None, None], type=pa.int64())}), churn_spec())
+
+
+_NO_EVIDENTLY = """
+import sys
+import pyarrow as pa
+from mlops.evaluation.label_drift import label_drift
+from tests.mlops._frames import churn_spec
+from tools.datasets import make_churn
+reference = pa.table({"churned": make_churn(3000, seed=21)["churned"].to_numpy()})
+current = pa.table({"churned": 1 - make_churn(2000, seed=22)["churned"].to_numpy()})
+verdict = label_drift(reference, current, churn_spec())
+print(verdict.method, verdict.drifted, any(m.startswith("evidently") for m in sys.modules))
+"""
+
+
+def test_judging_a_large_reference_imports_no_evidently():
+    """The training flow's label-drift gate on a 5,000-row reference pays no Evidently import
+    (about 4 s): its default method is computed here."""
+    import subprocess  # noqa: PLC0415
+    import sys  # noqa: PLC0415
+
+    from tests.conftest import ROOT  # noqa: PLC0415
+
+    done = subprocess.run([sys.executable, "-c", _NO_EVIDENTLY], capture_output=True, text=True,
+                          cwd=ROOT, timeout=120, check=True)
+    assert done.stdout.split() == ["jensenshannon", "True", "False"]
