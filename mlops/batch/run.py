@@ -8,6 +8,8 @@ a thread, a process or a Dask worker can run it. Each process loads the model on
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import threading
 import time
 from dataclasses import asdict, dataclass
@@ -41,6 +43,11 @@ class PartitionResult:
     failed_rows: int
     skipped: bool
     seconds: float
+    worker: str = ""  # host:pid of the process that scored (or skipped) it
+
+
+def this_worker() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 def scorer_for(model: ModelRef, probabilities: bool, fast: bool) -> BatchScorer:
@@ -104,7 +111,8 @@ def score_partition(partition: Partition, plan: OutputPlan) -> PartitionResult:
     if done is not None:
         logger.info("%s: finished by an earlier run (%d rows), skipped", info.url, done["rows"])
         return PartitionResult(info.url, partition.output_name, done["rows"],
-                               done["failed_rows"], True, time.perf_counter() - started)
+                               done["failed_rows"], True, time.perf_counter() - started,
+                               this_worker())
     scorer = scorer_for(plan.model, plan.probabilities, plan.fast)
     copied = copied_columns(plan)
     wanted = list(dict.fromkeys([*scorer.scorer.features, *copied]))
@@ -123,4 +131,5 @@ def score_partition(partition: Partition, plan: OutputPlan) -> PartitionResult:
                    _empty_schema(copied, scorer))
     logger.info("%s: %d rows scored (%d could not be) in %.1f s, %.0f rows/s", info.url, rows,
                 failed, seconds, rows / seconds if seconds else 0.0)
-    return PartitionResult(info.url, partition.output_name, rows, failed, False, seconds)
+    return PartitionResult(info.url, partition.output_name, rows, failed, False, seconds,
+                           this_worker())
