@@ -1,9 +1,10 @@
 """Batch scoring: the champion (or a named version) scores every row of a dataset.
 
-input URL -> partitions (one mapped task each) -> the endpoint's scoring core -> Parquet
-partitions and a manifest at the output URL. Finished partitions are skipped, so a re-run or a
-resumed run writes nothing twice; a partition that cannot be read is listed as missing and the
-run ends Failed after the others are done. Run it once with ``mlops score-batch``.
+input URL -> partitions (one mapped task each, on threads or a Dask cluster) -> the endpoint's
+scoring core -> Parquet partitions and a manifest at the output URL. Finished partitions are
+skipped, so a re-run or a resumed run writes nothing twice; a partition that cannot be read is
+listed as missing and the run ends Failed after the others are done. Run it once with
+``mlops score-batch``.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from prefect.futures import as_completed
 from prefect.states import Failed, State
 
 from flows import _runtime
+from flows._task_runners import RunnerKind, task_runner_for
+from mlops.batch.partitions import OutputPlan, Partition
 from mlops.batch.run import PartitionResult
 from mlops.core.settings import DEFAULT_SPEC
 from tasks.batch import (
@@ -32,26 +35,11 @@ from tasks.batch import (
 _runtime.install()  # heartbeat join and exit collection (see flows/_runtime.py)
 
 
-@flow(name="batch-scoring", log_prints=False)
-def batch_scoring(
-    input_url: str,
-    output_url: str,
-    spec_path: str = DEFAULT_SPEC,
-    version: int | None = None,
-) -> dict[str, Any] | State:
-    """Score every row at `input_url` and write the scores to `output_url`.
-
-    Args:
-        input_url: The data to score: a file, a folder of Parquet or CSV partitions, a glob,
-            or abfs://container/path. The target column is not needed.
-        output_url: The folder that receives one Parquet file per input file and
-            _manifest.json.
-        spec_path: The model's pipeline spec (YAML); its `batch` section says what is copied.
-        version: Score with this registered version instead of the champion.
-    """
-    spec = read_batch_spec(spec_path)
-    plan = output_plan(spec, resolve_model(spec, version), output_url)
-    partitions = list_partitions(input_url, spec)
+@flow(name="batch-scoring-partitions", log_prints=False)
+def score_partitions(partitions: list[Partition], plan: OutputPlan) -> tuple[
+        dict[str, PartitionResult], dict[str, str], Progress]:
+    """Score each partition as a mapped task on this flow's task runner (set by the caller);
+    returns the results and the failures by input URL, and the progress."""
     progress = Progress(len(partitions))
     futures = score_partition.map(partitions, unmapped(plan))
     by_run = {f.task_run_id: p for f, p in zip(futures, partitions, strict=True)}
@@ -65,6 +53,39 @@ def batch_scoring(
         else:
             failures[url] = failure_message(outcome)
         progress.add(results.get(url))
+    return results, failures, progress
+
+
+@flow(name="batch-scoring", log_prints=False)
+def batch_scoring(
+    input_url: str,
+    output_url: str,
+    spec_path: str = DEFAULT_SPEC,
+    version: int | None = None,
+    task_runner: RunnerKind = "local",
+    dask_address: str | None = None,
+    dask_workers: int = 2,
+) -> dict[str, Any] | State:
+    """Score every row at `input_url` and write the scores to `output_url`.
+
+    Args:
+        input_url: The data to score: a file, a folder of Parquet or CSV partitions, a glob,
+            or abfs://container/path. The target column is not needed.
+        output_url: The folder that receives one Parquet file per input file and
+            _manifest.json.
+        spec_path: The model's pipeline spec (YAML); its `batch` section says what is copied.
+        version: Score with this registered version instead of the champion.
+        task_runner: Where partitions are scored: local (threads in this process) or dask.
+        dask_address: With dask, the scheduler to use (tcp://host:8786); without it, a
+            temporary local cluster of `dask_workers` processes.
+        dask_workers: Worker processes of the temporary local Dask cluster.
+    """
+    runner = task_runner_for(task_runner, dask_address, dask_workers)
+    spec = read_batch_spec(spec_path)
+    plan = output_plan(spec, resolve_model(spec, version), output_url)
+    partitions = list_partitions(input_url, spec)
+    results, failures, progress = score_partitions.with_options(task_runner=runner)(
+        partitions, plan)
     manifest = write_batch_manifest(input_url, plan, partitions, results, failures)
     summary = publish_summary(plan, manifest, progress, failures)
     get_run_logger().info("%s", summary)

@@ -35,7 +35,7 @@ def build_manifest(input_url: str, plan: OutputPlan, partitions: list[Partition]
             missing.append({**entry, "error": failures.get(p.input.url, "not attempted")})
         else:
             done.append({**entry, "rows": result.rows, "failed_rows": result.failed_rows,
-                         "skipped": result.skipped})
+                         "skipped": result.skipped, "worker": result.worker})
     return {
         "format_version": FORMAT_VERSION,
         "written_at": datetime.now(UTC).isoformat(),

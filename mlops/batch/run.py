@@ -8,8 +8,11 @@ a thread, a process or a Dask worker can run it. Each process loads the model on
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 
@@ -20,7 +23,7 @@ from mlops.batch.reading import open_batches
 from mlops.batch.scorer import BatchScorer, ScoredBatch
 from mlops.batch.writing import PartitionWriter, finished
 from mlops.core.errors import BundleError
-from mlops.data.storage import storage_options
+from mlops.data.storage import FileInfo, storage_options
 from serving.bundle import load_bundle
 from serving.scoring import Scorer
 
@@ -41,6 +44,11 @@ class PartitionResult:
     failed_rows: int
     skipped: bool
     seconds: float
+    worker: str = ""  # host:pid of the process that scored (or skipped) it
+
+
+def this_worker() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 def scorer_for(model: ModelRef, probabilities: bool, fast: bool) -> BatchScorer:
@@ -89,6 +97,23 @@ def _empty_schema(copied: list[str], scorer: BatchScorer) -> pa.Schema:
     return pa.schema(fields)
 
 
+def scored_batches(info: FileInfo, plan: OutputPlan, scorer: BatchScorer) -> Iterator[
+        tuple[pa.RecordBatch, int]]:
+    """The output batches of one input file, in order, each with its count of rows not scored.
+
+    Raises:
+        DataLoadError: as `open_batches`.
+    """
+    copied = copied_columns(plan)
+    wanted = list(dict.fromkeys([*scorer.scorer.features, *copied]))
+    with open_batches(info, wanted, plan.rows_per_batch, plan.fmt, plan.separator) as (
+            found, batches):
+        for batch in batches:
+            if batch.num_rows:
+                scored = scorer.score(batch)
+                yield _output(batch, found, copied, scored, plan.model), scored.failed
+
+
 def score_partition(partition: Partition, plan: OutputPlan) -> PartitionResult:
     """Score one input file into its output file, unless a finished one holds its key.
 
@@ -104,23 +129,19 @@ def score_partition(partition: Partition, plan: OutputPlan) -> PartitionResult:
     if done is not None:
         logger.info("%s: finished by an earlier run (%d rows), skipped", info.url, done["rows"])
         return PartitionResult(info.url, partition.output_name, done["rows"],
-                               done["failed_rows"], True, time.perf_counter() - started)
+                               done["failed_rows"], True, time.perf_counter() - started,
+                               this_worker())
     scorer = scorer_for(plan.model, plan.probabilities, plan.fast)
-    copied = copied_columns(plan)
-    wanted = list(dict.fromkeys([*scorer.scorer.features, *copied]))
     rows = failed = 0
-    with open_batches(info, wanted, plan.rows_per_batch, plan.fmt, plan.separator) as (
-            found, batches), PartitionWriter(plan.output_url, partition.output_name, key) as out:
-        for batch in batches:
-            if batch.num_rows == 0:
-                continue
-            scored = scorer.score(batch)
-            out.write(_output(batch, found, copied, scored, plan.model))
-            rows, failed = rows + batch.num_rows, failed + scored.failed
+    with PartitionWriter(plan.output_url, partition.output_name, key) as out:
+        for batch, bad in scored_batches(info, plan, scorer):
+            out.write(batch)
+            rows, failed = rows + batch.num_rows, failed + bad
         seconds = time.perf_counter() - started
         out.commit({"input": asdict(info), "model": asdict(plan.model), "rows": rows,
                     "failed_rows": failed, "seconds": round(seconds, 3)},
-                   _empty_schema(copied, scorer))
+                   _empty_schema(copied_columns(plan), scorer))
     logger.info("%s: %d rows scored (%d could not be) in %.1f s, %.0f rows/s", info.url, rows,
                 failed, seconds, rows / seconds if seconds else 0.0)
-    return PartitionResult(info.url, partition.output_name, rows, failed, False, seconds)
+    return PartitionResult(info.url, partition.output_name, rows, failed, False, seconds,
+                           this_worker())

@@ -1,11 +1,15 @@
 """Write a partition's output so that a reader sees all of it or none of it.
 
-Each output file is written under the output folder's ``_tmp/`` (a name every reader of the
-folder skips, see `mlops.data.storage.is_hidden_or_temp`) and moved to its final name once
-complete: a rename on a local disk, a server-side copy on Blob Storage, both of which show the
-whole file at once. The file carries its partition's key in its Parquet metadata, and a summary
-(input, model, row counts) written last: `finished` reads only the file's footer to tell a
-finished, still good output from one to redo.
+On a local disk each output file is written under the output folder's ``_tmp/`` (a name every
+reader of the folder skips, see `mlops.data.storage.is_hidden_or_temp`) and renamed to its final
+name once complete. On Blob Storage the file is written under its final name at once: a block
+blob is made of staged blocks that become visible only when the block list is committed, which
+happens once, when the file closes after its footer is written; a failed write is abandoned
+before that commit, so nothing (not even an empty blob) appears, and an earlier version of the
+file stays readable until the new one replaces it whole. A rename would be a server-side copy
+of the whole file there (asynchronous for large blobs) and a delete. The file carries its
+partition's key in its Parquet metadata, and a summary (input, model, row counts) written last:
+`finished` reads only the file's footer to tell a finished, still good output from one to redo.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+from fsspec.implementations.local import LocalFileSystem
 
 from mlops.data.storage import url_to_fs
 
@@ -47,24 +52,27 @@ def finished(output_url: str, name: str, key: str) -> dict[str, Any] | None:
 
 
 class PartitionWriter:
-    """One output file, written batch by batch under a temporary name; `commit` publishes it.
+    """One output file, written batch by batch; `commit` publishes it (see the module docstring).
 
     Leaving the `with` block without `commit` (an error, an interruption) removes the
-    temporary file; a process killed outright leaves it in ``_tmp/``, where the next writer of
-    the same partition removes it.
+    temporary file, or abandons the blob's upload; a process killed outright leaves a file in
+    ``_tmp/``, where the next writer of the same partition removes it (on Blob Storage, staged
+    blocks nobody committed, which the service discards).
     """
 
     def __init__(self, output_url: str, name: str, key: str) -> None:
         self.fs, self.path, temp_prefix = _paths(output_url, name)
         self.key = key
-        self.temp = f"{temp_prefix}.{uuid.uuid4().hex}.tmp"
+        self.local = isinstance(self.fs, LocalFileSystem)
+        self.temp = f"{temp_prefix}.{uuid.uuid4().hex}.tmp" if self.local else self.path
         self._handle: Any = None
         self._writer: pq.ParquetWriter | None = None
         self.schema: pa.Schema | None = None
         self.committed = False
-        for stale in self.fs.glob(f"{temp_prefix}.*.tmp"):
-            logger.info("Removing %s, left by an interrupted run", stale)
-            self.fs.rm(stale)
+        if self.local:
+            for stale in self.fs.glob(f"{temp_prefix}.*.tmp"):
+                logger.info("Removing %s, left by an interrupted run", stale)
+                self.fs.rm(stale)
 
     def __enter__(self) -> PartitionWriter:
         self.fs.makedirs(self.temp.rsplit("/", 1)[0], exist_ok=True)
@@ -81,14 +89,15 @@ class PartitionWriter:
         self._writer.write_batch(batch)
 
     def commit(self, summary: dict[str, Any], empty_schema: pa.Schema) -> None:
-        """Close the file with `summary` in its metadata and move it to its final name."""
+        """Close the file with `summary` in its metadata and publish it under its name."""
         if self._writer is None:  # no rows: still a file, so the partition counts as done
             self.schema = empty_schema.with_metadata({KEY: self.key.encode()})
             self._writer = pq.ParquetWriter(self._handle, self.schema)
         self._writer.add_key_value_metadata({SUMMARY: json.dumps(summary).encode()})
         self._writer.close()
-        self._handle.close()
-        self.fs.mv(self.temp, self.path)
+        self._handle.close()  # on Blob Storage: the one commit of the block list
+        if self.local:
+            self.fs.mv(self.temp, self.path)
         self.committed = True
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
@@ -96,7 +105,12 @@ class PartitionWriter:
         if self.committed:
             return
         if self._writer is not None:
-            self._writer.close()
+            self._writer.close()  # rows so far and a footer, without the summary
+        if not self.local:
+            # Closing would commit the staged blocks as a file. fsspec's buffered files skip
+            # the final upload once marked closed (also when collected).
+            self._handle.closed = True
+            return
         self._handle.close()
         if self.fs.exists(self.temp):
             self.fs.rm(self.temp)

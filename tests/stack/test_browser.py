@@ -1,11 +1,11 @@
 """The Prefect UI in a real browser: what a person sees and does on the local stack.
 
 Headless Chromium (Debian's, installed by `make browser`) driven by selenium through
-/usr/bin/chromedriver opens the UI of the `local_stack` server: the four deployments with their
-schedules, the nightly's next run at 02:00 in its time zone, then training-manual's custom run
-form. It fills the run name, spec_path and reason, submits, and watches the run page until the
-run is Completed. The Prefect API then confirms that this very run (name, parameters,
-deployment) exists and completed, so the UI really started it.
+/usr/bin/chromedriver opens the UI of the `local_stack` server: the training and batch-scoring
+deployments with their schedules, the nightly's next run at 02:00 in its time zone, then
+training-manual's custom run form. It fills the run name, spec_path and reason, submits, and
+watches the run page until the run is Completed. The Prefect API then confirms that this very
+run (name, parameters, deployment) exists and completed, so the UI really started it.
 
 Screenshots go to test-artifacts/browser/ (gitignored), kept whatever the outcome; the last
 page seen is saved as last-page.png and last-page.html.
@@ -176,16 +176,20 @@ def _type(control: WebElement, text: str) -> None:
 
 def _see_deployments(driver: WebDriver, ui_url: str) -> None:
     driver.get(f"{ui_url}/deployments")
-    _wait(driver, "the deployment list with all four deployments", lambda d: all(
-        _visible(d, f"//a[normalize-space()={_literal(name)}]")
-        for name in ("training-nightly", "training-manual", "training-on-new-data",
-                     "watch-data")
-    ))
-    _wait(driver, "the nightly's and the watcher's schedules in the deployment list", lambda d: (
+    _wait(driver, "the deployment list with the training and batch-scoring deployments",
+          lambda d: all(
+              _visible(d, f"//a[normalize-space()={_literal(name)}]")
+              for name in ("training-nightly", "training-manual", "training-on-new-data",
+                           "watch-data", "batch-scoring-nightly", "batch-scoring-on-new-data",
+                           "watch-scoring-inbox")
+          ))
+    _wait(driver, "the nightlies' and the watchers' schedules in the deployment list", lambda d: (
         "At 02:00 AM every day" in _deployment_row(d, "training-nightly")
+        and "At 04:00 AM every day" in _deployment_row(d, "batch-scoring-nightly")
         and "Every minute" in _deployment_row(d, "watch-data")
+        and "Every minute" in _deployment_row(d, "watch-scoring-inbox")
     ))
-    for unscheduled in ("training-manual", "training-on-new-data"):
+    for unscheduled in ("training-manual", "training-on-new-data", "batch-scoring-on-new-data"):
         row = _deployment_row(driver, unscheduled)
         assert "every" not in row.lower(), f"{unscheduled} shows a schedule: {row!r}"
     _shot(driver, "01-deployments")

@@ -1,0 +1,46 @@
+"""The task runner a batch run maps its partitions on: threads here, or a Dask cluster.
+
+`local` is Prefect's thread pool in the flow's process. `dask` is prefect-dask's
+`DaskTaskRunner`: on the scheduler at `dask_address` when one is given (a cluster that outlives
+the run, with its own dashboard), else on a temporary `distributed.LocalCluster` of
+`dask_workers` processes with one thread each, started for the run and closed after it. One
+thread per process because a partition's predict already uses a core; processes, not threads,
+because the scoring core holds the GIL between its numpy calls. prefect-dask (and dask) are
+imported only when `dask` is chosen.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
+
+from mlops.core.errors import SpecError
+
+RunnerKind = Literal["local", "dask"]
+
+
+def task_runner_for(kind: RunnerKind, dask_address: str | None = None,
+                    dask_workers: int = 2) -> TaskRunner:
+    """The runner for `kind`.
+
+    Raises:
+        SpecError: an unknown kind, a Dask address with the local runner, or fewer than one
+            worker.
+    """
+    if kind not in ("local", "dask"):
+        raise SpecError(f"task_runner '{kind}' is unknown; use local or dask")
+    if kind == "local":
+        if dask_address:
+            raise SpecError(f"dask_address {dask_address} needs task_runner dask, not local")
+        return ThreadPoolTaskRunner()
+    from prefect_dask import DaskTaskRunner  # noqa: PLC0415 - dask only when chosen
+
+    if dask_address:
+        return DaskTaskRunner(address=dask_address)
+    if dask_workers < 1:
+        raise SpecError(f"dask_workers is {dask_workers}; a cluster needs at least 1 worker")
+    return DaskTaskRunner(cluster_kwargs={
+        "n_workers": dask_workers, "threads_per_worker": 1, "processes": True,
+        "dashboard_address": None,
+    })

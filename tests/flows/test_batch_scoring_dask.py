@@ -1,0 +1,71 @@
+"""The batch-scoring flow on a Dask LocalCluster of processes equals the local runner's run."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from flows._task_runners import task_runner_for
+from mlops.batch.manifest import read_manifest
+from mlops.core.errors import SpecError
+from tests.mlops.batch._batch import ROOT, make_champion, write_partitions
+
+
+def _scores(folder) -> pd.DataFrame:
+    table = pq.read_table(folder).to_pandas().drop(columns="scored_at")
+    return table.sort_values("customer_id", ignore_index=True)
+
+
+def _pids(output) -> set[str]:
+    return {p["worker"].rsplit(":", 1)[1] for p in read_manifest(str(output))["partitions"]}
+
+
+@pytest.mark.service
+@pytest.mark.usefixtures("prefect_server")
+def test_dask_processes_write_what_the_local_runner_writes(tmp_path):
+    from flows.batch_scoring import batch_scoring  # noqa: PLC0415 - Prefect after the harness
+
+    champion = make_champion(tmp_path / "model")
+    folder = tmp_path / "in"
+    frame = write_partitions(folder, parts=4, rows=1200)
+    local = batch_scoring(str(folder), str(tmp_path / "local"), champion.spec_path)
+    dask = batch_scoring(str(folder), str(tmp_path / "dask"), champion.spec_path,
+                         task_runner="dask", dask_workers=2)
+    assert local["rows"] == dask["rows"] == len(frame) and dask["partitions"] == 4
+    left, right = _scores(tmp_path / "local"), _scores(tmp_path / "dask")
+    assert left["customer_id"].is_unique and len(left) == len(frame)
+    pd.testing.assert_frame_equal(left, right)
+    assert _pids(tmp_path / "local") == {str(os.getpid())}
+    workers = _pids(tmp_path / "dask")
+    assert len(workers) == 2 and str(os.getpid()) not in workers  # two other processes
+
+
+@pytest.mark.parametrize(("kind", "address", "workers", "problem"), [
+    ("spark", None, 2, "task_runner 'spark' is unknown"),
+    ("local", "tcp://10.0.0.1:8786", 2, "needs task_runner dask"),
+    ("dask", None, 0, "dask_workers is 0"),
+])
+def test_a_bad_runner_choice_is_named(kind, address, workers, problem):
+    with pytest.raises(SpecError, match=problem):
+        task_runner_for(kind, address, workers)
+
+
+def test_dask_runner_settings():
+    cluster = task_runner_for("dask", dask_workers=3)
+    assert cluster.cluster_kwargs == {"n_workers": 3, "threads_per_worker": 1, "processes": True,
+                                      "dashboard_address": None}
+    assert task_runner_for("dask", "tcp://10.0.0.1:8786").address == "tcp://10.0.0.1:8786"
+    assert type(task_runner_for("local")).__name__ == "ThreadPoolTaskRunner"
+
+
+def test_the_flow_imports_without_dask():
+    code = ("import sys, flows.batch_scoring; "
+            "print(sorted(m for m in ('dask', 'distributed', 'prefect_dask') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                         timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT)}, check=True)
+    assert out.stdout.strip() == "[]"
