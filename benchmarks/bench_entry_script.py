@@ -33,8 +33,10 @@ from pathlib import Path
 from benchmarks._measure import machine, stamp
 from benchmarks.bench_serving import (
     AZMLINFSRV,
+    CONCURRENCY,
     MODELS,
     ROOT,
+    ROW_COUNTS,
     SINGLE_THREAD,
     Figures,
     Server,
@@ -44,8 +46,8 @@ from benchmarks.bench_serving import (
     _wait_http,
     bench_frame,
     measure,
-    median_figures,
     register_bench_model,
+    round_robin,
 )
 from benchmarks.bench_serving import WORK as SERVING_WORK
 from mlops.azureml.shipping import stage_scoring_code
@@ -56,7 +58,6 @@ WORK = ROOT / "benchmarks" / ".work" / "entry_script"
 RESULTS = ROOT / "benchmarks" / "results" / "entry_script.md"
 SAMPLE_SCRIPT = ROOT / "benchmarks" / "azml_blog_score.py"
 OURS, SAMPLE = "ours: deployments/azureml/score.py", "sample: benchmarks/azml_blog_score.py"
-ROW_COUNTS, CONCURRENCY = (1, 100), (1, 8)
 TARGETS = {1: 5.0, 100: 3.0}  # ours / sample, requests per second, by rows per request
 Key = tuple[str, int, int]  # (script, rows per request, concurrency)
 
@@ -99,19 +100,7 @@ def compare(model_dir: str, bodies: dict[int, Path], duration: float,
             OURS: stack.enter_context(ours(model_dir)),
             SAMPLE: stack.enter_context(entry_script_server(SAMPLE_SCRIPT, model_dir)),
         }
-        results: dict[Key, Figures] = {}
-        for rows in ROW_COUNTS:
-            for conc in CONCURRENCY:
-                runs: dict[str, list[Figures]] = {name: [] for name in servers}
-                for round_no in range(rounds):
-                    for name, server in servers.items():
-                        runs[name].append(measure(server.port, bodies[rows], server.headers,
-                                                  conc, duration, round_no == 0))
-                for name in servers:
-                    results[(name, rows, conc)] = median_figures(runs[name])
-                    logger.info("%s, %s rows, c=%s: %s", name, rows, conc,
-                                results[(name, rows, conc)])
-    return results
+        return round_robin(servers, bodies, duration, rounds)
 
 
 def _table(results: dict[Key, Figures]) -> list[str]:

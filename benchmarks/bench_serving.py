@@ -336,19 +336,27 @@ def run_all(bundle_url: str, bodies: dict[int, Path], duration: float,
     """
     with ExitStack() as stack:
         servers = {name: stack.enter_context(start(bundle_url)) for name, start in TARGETS.items()}
-        results: dict[Key, Figures] = {}
-        for rows in ROW_COUNTS:
-            for conc in CONCURRENCY:
-                runs: dict[str, list[Figures]] = {name: [] for name in servers}
-                for round_no in range(rounds):
-                    for name, server in servers.items():
-                        runs[name].append(measure(server.port, bodies[rows], server.headers,
-                                                  conc, duration, round_no == 0))
-                for name in servers:
-                    results[(name, rows, conc)] = median_figures(runs[name])
-                    logger.info("%s, %s rows, c=%s: %s", name, rows, conc,
-                                results[(name, rows, conc)])
+        results = round_robin(servers, bodies, duration, rounds)
     return results, [server.note for server in servers.values() if server.note]
+
+
+def round_robin(servers: dict[str, Server], bodies: dict[int, Path], duration: float,
+                rounds: int) -> dict[Key, Figures]:
+    """Every cell (rows, concurrency) measured on each server in turn, `rounds` times; the
+    median of each figure per server and cell."""
+    results: dict[Key, Figures] = {}
+    for rows in ROW_COUNTS:
+        for conc in CONCURRENCY:
+            runs: dict[str, list[Figures]] = {name: [] for name in servers}
+            for round_no in range(rounds):
+                for name, server in servers.items():
+                    runs[name].append(measure(server.port, bodies[rows], server.headers,
+                                              conc, duration, round_no == 0))
+            for name in servers:
+                results[(name, rows, conc)] = median_figures(runs[name])
+                logger.info("%s, %s rows, c=%s: %s", name, rows, conc,
+                            results[(name, rows, conc)])
+    return results
 
 
 # --- report ----------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ import pyarrow as pa
 
 from mlops.core.errors import DataLoadError
 from mlops.data.storage import url_to_fs
-from mlops.drift.data import CurrentData, concat_tables, project_columns
+from mlops.drift.data import CurrentData, project_columns, window_data
 
 logger = logging.getLogger(__name__)
 
@@ -89,10 +89,5 @@ def read_collected_window(
                 files += 1
                 if rows:
                     tables.append(project_columns(pa.Table.from_pylist(rows), names))
-    table = concat_tables(tables, root_url) if tables else pa.table({})
-    source = (
-        f"Azure ML data collector {root_url} ({INPUTS}, {start:%Y-%m-%d %H:%M} to "
-        f"{end:%Y-%m-%d %H:%M} UTC)"
-    )
-    logger.info("%s: %d rows from %d file(s)", source, table.num_rows, files)
-    return CurrentData(table, source, files)
+    return window_data(tables, root_url, f"Azure ML data collector {root_url} ({INPUTS}",
+                       (start, end), files)

@@ -163,11 +163,16 @@ def read_inference_window(
             raw = _read_parquet(info.url, names, context=(MODEL_NAME, SCORED_AT))
             tables.append(project_columns(_window_rows(raw, model_name, start), names))
         files += len(found)
+    return window_data(tables, root_url, f"inference log {root_url} ({model_name}",
+                       (start, end), files)
+
+
+def window_data(tables: list[pa.Table], root_url: str, what: str,
+                window: tuple[datetime, datetime], files: int) -> CurrentData:
+    """The rows found in a time window, one table, named by where and when they come from."""
     table = concat_tables(tables, root_url) if tables else pa.table({})
-    source = (
-        f"inference log {root_url} ({model_name}, {start:%Y-%m-%d %H:%M} to "
-        f"{end:%Y-%m-%d %H:%M} UTC)"
-    )
+    start, end = window
+    source = f"{what}, {start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC)"
     logger.info("%s: %d rows from %d file(s)", source, table.num_rows, files)
     return CurrentData(table, source, files)
 
