@@ -116,3 +116,8 @@ clean: down
 .PHONY: bench-drift
 bench-drift: setup
 	$(BIN)/python -m benchmarks.bench_drift
+
+## bench-batch: the batch-scoring flow (one process, two Dask workers) against a plain pandas script
+.PHONY: bench-batch
+bench-batch: setup
+	$(BIN)/python -m benchmarks.bench_batch

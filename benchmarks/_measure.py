@@ -26,20 +26,74 @@ def report(**figures: Any) -> None:
 
 
 def run_measured(args: list[str], env: dict[str, str] | None = None,
-                 log: Path | None = None) -> dict[str, Any]:
-    """Run `python -m ...args` and return wall seconds plus what the process reported."""
+                 log: Path | None = None, tree: bool = False) -> dict[str, Any]:
+    """Run `python -m ...args` and return wall seconds plus what the process reported.
+
+    The process reports its own peak (`report`), which leaves out processes it starts (Dask
+    workers, say). With `tree`, a thread here also samples the resident memory of the process
+    and all its descendants, summed, every `TREE_INTERVAL_S`, and the result carries the highest
+    sum as ``tree_peak_rss_bytes`` (at least the process's own peak). A sample can miss a
+    spike shorter than the interval; pages two processes share are counted in each.
+    """
     started = time.perf_counter()
-    proc = subprocess.run(
+    proc = subprocess.Popen(
         [sys.executable, "-m", *args], env={**os.environ, **(env or {})},
-        capture_output=True, text=True, check=False,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
+    sampler = _TreeSampler(proc.pid) if tree else None
+    stdout, stderr = proc.communicate()
     wall = time.perf_counter() - started
+    if sampler:
+        sampler.stop()
     if log:
-        log.write_text(proc.stdout + proc.stderr)
+        log.write_text(stdout + stderr)
     if proc.returncode != 0:
-        raise RuntimeError(f"{args} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
-    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith(RESULT_PREFIX)]
-    return {"wall_s": wall, **json.loads(lines[-1][len(RESULT_PREFIX):])}
+        raise RuntimeError(f"{args} failed ({proc.returncode}):\n{stderr[-3000:]}")
+    lines = [ln for ln in stdout.splitlines() if ln.startswith(RESULT_PREFIX)]
+    result = {"wall_s": wall, **json.loads(lines[-1][len(RESULT_PREFIX):])}
+    if sampler:
+        result["tree_peak_rss_bytes"] = max(sampler.peak, result["peak_rss_bytes"])
+    return result
+
+
+TREE_INTERVAL_S = 0.05
+
+
+class _TreeSampler:
+    """The highest summed RSS of a process and its descendants, sampled on a thread."""
+
+    def __init__(self, pid: int) -> None:
+        import threading
+
+        import psutil  # a dependency of dask's distributed; only benchmarks sample trees
+
+        self._root = psutil.Process(pid)
+        self._errors = (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess)
+        self.peak = 0
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _sample(self) -> None:
+        total = 0
+        try:
+            family = [self._root, *self._root.children(recursive=True)]
+        except self._errors:
+            return  # the process has ended
+        for member in family:
+            try:
+                total += member.memory_info().rss
+            except self._errors:
+                continue  # ended between the listing and the reading
+        self.peak = max(self.peak, total)
+
+    def _run(self) -> None:
+        while not self._done.wait(TREE_INTERVAL_S):
+            self._sample()
+
+    def stop(self) -> None:
+        self._done.set()
+        self._thread.join()
 
 
 def machine() -> str:

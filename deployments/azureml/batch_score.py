@@ -5,8 +5,9 @@ list of input file paths (``mini_batch_size`` of them). Each file is scored as a
 scores a partition (`mlops.batch.driver`, over `mlops.batch.run`): row batches, the endpoint's
 scoring core, the same output columns, rows that cannot be scored kept with a reason. ``run``
 returns the rows as one DataFrame; the deployment's ``append_row`` action writes them to the
-job's output file. The code folder holds this script, ``score.py`` (where the bundle is found),
-``mlops/`` and ``serving/`` (`mlops.batch.azureml.stage_batch_code`).
+job's output file. The code folder holds this script beside ``mlops/`` and ``serving/``
+(`mlops.batch.azureml.stage_batch_code`); the mounted bundle is found as the online entry script
+finds it (`serving.entry.find_bundle`).
 """
 
 from __future__ import annotations
@@ -22,11 +23,10 @@ _scorer: Any = None
 def init() -> None:
     """Load the mounted bundle once per process (digest and type allow-list are checked)."""
     global _scorer
+    # Azure ML imports this script by file path; its packages are beside it.
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from score import _put_code_root_on_path, find_bundle  # noqa: PLC0415 - beside this file
-
-    _put_code_root_on_path()
     from mlops.batch.driver import file_scorer  # noqa: PLC0415 - importable once the path is set
+    from serving.entry import find_bundle  # noqa: PLC0415
 
     _scorer = file_scorer(str(find_bundle(os.environ["AZUREML_MODEL_DIR"])))
 

@@ -25,7 +25,6 @@ from typing import Any
 
 logger = logging.getLogger(__name__)
 
-MANIFEST = "manifest.json"
 # The collected rows' deployment column; Azure ML's own path already names the deployment.
 DEPLOYMENT = "azureml"
 
@@ -50,24 +49,6 @@ def _put_code_root_on_path() -> None:
             return
 
 
-def find_bundle(model_dir: str | Path) -> Path:
-    """The bundle folder inside ``AZUREML_MODEL_DIR`` (itself, or its one child with a manifest).
-
-    Raises:
-        FileNotFoundError: no manifest, or more than one bundle, under `model_dir`.
-    """
-    root = Path(model_dir)
-    if (root / MANIFEST).exists():
-        return root
-    found = sorted(p.parent for p in root.glob(f"*/{MANIFEST}"))
-    if len(found) != 1:
-        raise FileNotFoundError(
-            f"expected one model bundle ({MANIFEST}) in {root} or its subfolders, "
-            f"found {len(found)}"
-        )
-    return found[0]
-
-
 def init() -> None:
     """Load the bundle once per worker (digest and type allow-list are checked)."""
     global _scorer, _parse_json, _serving_error, _collector, _record
@@ -76,6 +57,7 @@ def init() -> None:
     from serving.bundle import load_bundle  # noqa: PLC0415
     from serving.collect import Record  # noqa: PLC0415
     from serving.config import EndpointConfig  # noqa: PLC0415
+    from serving.entry import find_bundle  # noqa: PLC0415
     from serving.errors import ServingError  # noqa: PLC0415
     from serving.request_shapes import parse_json  # noqa: PLC0415
     from serving.scoring import Scorer  # noqa: PLC0415

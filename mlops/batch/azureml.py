@@ -21,7 +21,7 @@ from azure.ai.ml.entities import (
     ResourceConfiguration,
 )
 
-from mlops.azureml.shipping import DEPLOY_DIR, PROJECT_ROOT, SCORE_PY
+from mlops.azureml.shipping import DEPLOY_DIR, PROJECT_ROOT
 from mlops.batch.driver import PLAN_VARIABLE, plan_settings
 from mlops.batch.partitions import OutputPlan
 from mlops.core.errors import SpecError
@@ -75,11 +75,9 @@ def batch_deployment_entity(
 
 
 def stage_batch_code(dest: Path) -> Path:
-    """Write the batch deployment's code folder: the driver, ``score.py``, ``mlops/``,
-    ``serving/``."""
+    """Write the batch deployment's code folder: the driver, ``mlops/``, ``serving/``."""
     dest.mkdir(parents=True, exist_ok=False)
-    for script in (BATCH_SCORE_PY, SCORE_PY):
-        shutil.copy2(script, dest / script.name)
+    shutil.copy2(BATCH_SCORE_PY, dest / BATCH_SCORE_PY.name)
     for package in ("mlops", "serving"):
         shutil.copytree(PROJECT_ROOT / package, dest / package,
                         ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))

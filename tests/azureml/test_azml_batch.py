@@ -81,8 +81,7 @@ def test_batch_deployment_carries_the_spec_and_passes_the_sdks_checks(champion, 
 
 def test_the_staged_code_folder_holds_the_driver_and_the_scoring_core(tmp_path):
     code = stage_batch_code(tmp_path / "code")
-    assert sorted(p.name for p in code.iterdir()) == ["batch_score.py", "mlops", "score.py",
-                                                      "serving"]
+    assert sorted(p.name for p in code.iterdir()) == ["batch_score.py", "mlops", "serving"]
     assert (code / "mlops" / "batch" / "driver.py").exists()
 
 
@@ -117,14 +116,12 @@ def test_the_driver_scores_files_as_the_local_batch_run(champion, tmp_path, monk
     monkeypatch.setenv("AZUREML_MODEL_DIR", str(model_dir))
     monkeypatch.setenv(PLAN_VARIABLE, plan_settings(plan))
     monkeypatch.setattr(sys, "path", list(sys.path))
-    monkeypatch.delitem(sys.modules, "score", raising=False)
     spec = importlib.util.spec_from_file_location("batch_score", code / "batch_score.py")
     driver = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(driver)
     driver.init()
     files = sorted(str(p) for p in folder.glob("*.parquet"))
     scored = pd.concat([driver.run(files[:2]), driver.run(files[2:])], ignore_index=True)
-    sys.modules.pop("score", None)
     assert len(scored) == 4500 and scored["error"].isna().all()
     assert set(scored["model_version"]) == {champion.model.version}
     pd.testing.assert_frame_equal(

@@ -1,0 +1,213 @@
+"""Batch-scoring benchmark: the flow against a plain pandas script, and its memory at scale.
+
+One command: ``python -m benchmarks.bench_batch`` (``make bench-batch``). In one run, on one
+machine, it
+
+- trains a churn model on a sample and makes it the champion in the benchmark's own state
+  (``benchmarks/.work/batch/``), so nothing has to exist before;
+- scores generated churn data (Parquet, ``--rows-per-partition`` rows per file and at least
+  ``MIN_PARTITIONS`` files, so two workers both have work) at each ``--rows`` size with three
+  contenders: ``plain``, a script that reads each file whole with pandas, calls the
+  pipeline's ``predict_proba`` and writes ids, prediction and probabilities to Parquet; the
+  batch-scoring flow on its local task runner (one process); and the flow on a Dask
+  LocalCluster of two worker processes. Rounds are interleaved (``--repeat``); rows per second
+  come from each process's wall time (interpreter, imports, model load and, for Dask, the
+  cluster's start included), the ratios are medians of each round's ratio (targets: at least
+  1.0x plain on one process, 1.6x with two);
+- measures the peak resident memory of each contender's whole process tree (Dask's worker
+  processes included) at each ``--memory-sizes`` size (targets, for the flow on either runner:
+  the peaks at the sizes within 10% of each other, all below 1.5 GB),
+
+and writes the figures to ``benchmarks/results/batch.md``. Every run writes to a fresh output
+folder, removed after it: the flow would skip partitions a previous run finished.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import shutil
+import statistics
+from pathlib import Path
+
+from benchmarks._measure import machine, prefect_server, run_measured, stamp
+from tools.datasets import MAX_ROWS, write_churn
+
+logger = logging.getLogger("bench_batch")
+WORK = Path("benchmarks/.work/batch")
+RESULTS = Path("benchmarks/results/batch.md")
+MIN_PARTITIONS = 4
+ONE_PROCESS, TWO_PROCESSES = 1.0, 1.6  # rows/s targets, per row/s of the plain script
+SAME_PEAK = 0.10  # the flow's peaks at the memory sizes: at most this far apart
+PEAK_LIMIT = 1.5e9  # bytes
+CONTENDERS = {  # label -> batch_steps arguments
+    "plain": ["plain"],
+    "flow, local runner (1 process)": ["flow", "--runner", "local"],
+    "flow, Dask (2 worker processes)": ["flow", "--runner", "dask", "--workers", "2"],
+}
+PLAIN, LOCAL, DASK = CONTENDERS
+
+
+def _data(rows: int, per_partition: int) -> str:
+    """Generated churn rows in Parquet files of `per_partition` rows (at least
+    MIN_PARTITIONS files); above MAX_ROWS, in subfolders of MAX_ROWS rows with distinct seeds
+    (the flow and the plain script list folders recursively)."""
+    folder = WORK / "data" / f"churn-{rows}-{per_partition}"
+    if (folder / ".done").exists():
+        return str(folder)
+    shutil.rmtree(folder, ignore_errors=True)
+    chunks = [min(MAX_ROWS, rows - first) for first in range(0, rows, MAX_ROWS)]
+    for k, n in enumerate(chunks):
+        parts = max(MIN_PARTITIONS // len(chunks), -(-n // per_partition), 1)
+        logger.info("Generating %d rows in %d files", n, parts)
+        write_churn(str(folder / f"chunk-{k:02d}"), n_rows=n, partitions=min(parts, n),
+                    seed=1 + k)
+    (folder / ".done").touch()
+    return str(folder)
+
+
+def _env() -> dict[str, str]:
+    return {"MLOPS_STATE_DIR": str(WORK / "state"), "PREFECT_HOME": str(WORK / "state" / "prefect"),
+            "PREFECT_LOGGING_LEVEL": "WARNING"}
+
+
+def _step(args: list[str], label: str, tree: bool = False) -> dict:
+    load = os.getloadavg()[0]
+    logger.info("Running %s (load average %.2f)", label, load)
+    result = run_measured(["benchmarks.batch_steps", *args], env=_env(),
+                          log=WORK / "logs" / f"{label}.log", tree=tree)
+    logger.info("%s: %.1f s, peak %.0f MB", label, result["wall_s"],
+                result.get("tree_peak_rss_bytes", result["peak_rss_bytes"]) / 1e6)
+    return {**result, "load": load}
+
+
+def _score(name: str, data: str, label: str, tree: bool = False) -> dict:
+    out = WORK / "out" / label
+    shutil.rmtree(out, ignore_errors=True)
+    try:
+        result = _step([*CONTENDERS[name], "--data", data, "--out", str(out)], label, tree)
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+    return result
+
+
+def _gib(n: float) -> str:
+    return f"{n / 2**30:.2f} GiB" if n >= 2**30 else f"{n / 2**20:.0f} MiB"
+
+
+def _met(ok: bool) -> str:
+    return "met" if ok else "NOT met"
+
+
+def _throughput(rows: int, data: str, repeat: int) -> list[str]:
+    runs: dict[str, list[dict]] = {name: [] for name in CONTENDERS}
+    for i in range(1, repeat + 1):  # interleaved, so a busy spell hits every contender
+        for n, name in enumerate(CONTENDERS):
+            runs[name].append(_score(name, data, f"rows-{rows}-{n}-{i}"))
+    for name, results in runs.items():
+        if any(r["rows"] != rows for r in results):
+            raise RuntimeError(f"{name} scored {[r['rows'] for r in results]} rows, not {rows}")
+    targets = {LOCAL: ONE_PROCESS, DASK: TWO_PROCESSES}
+    lines = [
+        f"## Rows per second, {rows:,} rows ({repeat} round{'s' if repeat > 1 else ''})", "",
+        "| contender | wall time (median) | each round | rows/s (median) | rows/s after start "
+        "(median) | / plain (median of rounds) | target |", "|---|---|---|---|---|---|---|",
+    ]
+    ratios: dict[str, list[float]] = {}
+    for name, results in runs.items():
+        walls = [r["wall_s"] for r in results]
+        ratios[name] = [p["wall_s"] / r["wall_s"] for p, r in
+                        zip(runs[PLAIN], results, strict=True)]
+        ratio = statistics.median(ratios[name])
+        target = (f">= {targets[name]:.1f}x {_met(ratio >= targets[name])}"
+                  if name in targets else "")
+        lines.append(
+            f"| {name} | {statistics.median(walls):.1f} s | "
+            f"{' / '.join(f'{w:.1f}' for w in walls)} | {rows / statistics.median(walls):,.0f} | "
+            f"{rows / statistics.median(r['scoring_s'] for r in results):,.0f} | "
+            f"{ratio:.2f}x | {target} |")
+    loads = " / ".join(f"{r['load']:.1f}" for rnd in zip(*runs.values(), strict=True)
+                       for r in rnd)
+    return [*lines, "",
+            "Each round's ratio to plain: " + "; ".join(
+                f"{name} {', '.join(f'{x:.2f}' for x in ratios[name])}"
+                for name in (LOCAL, DASK)) + ".",
+            f"Load average (1 min) at the start of each run, in order: {loads}.", ""]
+
+
+def _memory(sizes: list[int], per_partition: int) -> list[str]:
+    peaks: dict[str, list[int]] = {name: [] for name in CONTENDERS}
+    for rows in sizes:
+        data = _data(rows, per_partition)
+        for n, name in enumerate(CONTENDERS):
+            result = _score(name, data, f"memory-{rows}-{n}", tree=True)
+            peaks[name].append(result["tree_peak_rss_bytes"])
+    lines = [
+        "## Peak memory of the process tree", "",
+        "| contender | " + " | ".join(f"{n:,} rows" for n in sizes)
+        + " | highest / lowest | target |", "|---|" + "---|" * (len(sizes) + 2),
+    ]
+    for name, values in peaks.items():
+        spread = max(values) / min(values)
+        target = "" if name == PLAIN else (
+            f"within {SAME_PEAK:.0%} {_met(spread <= 1 + SAME_PEAK)}, below "
+            f"{PEAK_LIMIT / 1e9:.1f} GB {_met(max(values) < PEAK_LIMIT)}")
+        lines.append(f"| {name} | " + " | ".join(_gib(v) for v in values)
+                     + f" | {spread:.2f} | {target} |")
+    return [*lines, "",
+            "The resident memory of the contender's process and all its descendants, summed "
+            "and sampled every 50 ms by the benchmark (at least the process's own peak as the "
+            "kernel counts it); for Dask, the flow's process (scheduler and nannies) and both "
+            "worker processes. Pages processes share count once per process. The plain script "
+            "reads a whole file at a time, so its peak follows the partition size.", ""]
+
+
+def _write(lines: list[str], args: argparse.Namespace, load: tuple[float, float],
+           model: dict) -> None:
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    header = [
+        "# Batch-scoring benchmark", "",
+        f"Measured {stamp()} on {machine()}. Load average (1 min) {load[0]:.2f} at the start, "
+        f"{load[1]:.2f} at the end: the machine is shared, so wall times move between runs.",
+        f"Command: `python -m benchmarks.bench_batch --rows {args.rows} --memory-sizes "
+        f"{args.memory_sizes} --repeat {args.repeat} --rows-per-partition "
+        f"{args.rows_per_partition}`. Spec: configs/churn.yaml; the model (version "
+        f"{model['version']}) is fitted on {args.train_rows:,} rows. Input: Parquet files of "
+        f"{args.rows_per_partition:,} rows (at least {MIN_PARTITIONS} files). "
+        f"OMP_NUM_THREADS: {os.environ.get('OMP_NUM_THREADS', 'unset')} (Dask's workers set "
+        "it to 1). Wall time includes process start and imports.", "",
+    ]
+    RESULTS.write_text("\n".join(header + lines))
+    logger.info("Wrote %s", RESULTS)
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", default="1000000,10000000", help="sizes timed, comma-separated")
+    parser.add_argument("--memory-sizes", default="10000000,50000000",
+                        help="sizes whose peak memory is measured, comma-separated")
+    parser.add_argument("--repeat", type=int, default=3, help="interleaved rounds per size")
+    parser.add_argument("--rows-per-partition", type=int, default=1_000_000)
+    parser.add_argument("--train-rows", type=int, default=100_000)
+    args = parser.parse_args()
+    shutil.rmtree(WORK / "state", ignore_errors=True)
+    (WORK / "logs").mkdir(parents=True, exist_ok=True)
+    load_start = os.getloadavg()[0]
+    server, api_url = prefect_server(WORK / "prefect-server-home", WORK / "prefect-server.log")
+    os.environ["PREFECT_API_URL"] = api_url
+    try:
+        model = _step(["model", "--rows", str(args.train_rows)], "model")
+        lines: list[str] = []
+        for rows in (int(n) for n in args.rows.split(",")):
+            lines += _throughput(rows, _data(rows, args.rows_per_partition), args.repeat)
+        lines += _memory([int(n) for n in args.memory_sizes.split(",")],
+                         args.rows_per_partition)
+    finally:
+        server.terminate()
+    _write(lines, args, (load_start, os.getloadavg()[0]), model)
+
+
+if __name__ == "__main__":
+    main()

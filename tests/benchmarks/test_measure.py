@@ -1,0 +1,32 @@
+"""benchmarks._measure: the peak memory of a process tree counts the children's memory."""
+
+from __future__ import annotations
+
+import os
+import textwrap
+
+from benchmarks._measure import run_measured
+from tests.conftest import ROOT
+
+CHILD_BYTES = 300 * 2**20
+
+
+def test_the_tree_peak_counts_a_child_process(tmp_path):
+    (tmp_path / "parent_of_a_big_child.py").write_text(textwrap.dedent(f"""
+        import subprocess, sys
+        from benchmarks._measure import report
+        hold = "x = bytearray({CHILD_BYTES}); x[::4096] = b'1' * len(x[::4096]); "
+        subprocess.run([sys.executable, "-c", hold + "import time; time.sleep(1)"], check=True)
+        report()
+    """))
+    path = os.pathsep.join([str(tmp_path), str(ROOT)])
+    result = run_measured(["parent_of_a_big_child"], env={"PYTHONPATH": path}, tree=True)
+    assert result["peak_rss_bytes"] < CHILD_BYTES  # the process's own peak misses the child
+    assert result["tree_peak_rss_bytes"] >= CHILD_BYTES  # the child's bytes, touched, and more
+
+
+def test_without_tree_only_the_process_reports(tmp_path):
+    (tmp_path / "small.py").write_text("from benchmarks._measure import report\nreport(n=1)\n")
+    path = os.pathsep.join([str(tmp_path), str(ROOT)])
+    result = run_measured(["small"], env={"PYTHONPATH": path})
+    assert result["n"] == 1 and "tree_peak_rss_bytes" not in result
