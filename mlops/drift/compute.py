@@ -23,10 +23,9 @@ kernels alone, as the label-drift gate does on a training run, never imports it.
 from __future__ import annotations
 
 import logging
-import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -35,22 +34,20 @@ import pyarrow.compute as pc
 
 from mlops.core.errors import DataValidationError, SpecError
 from mlops.core.spec import PipelineSpec
+from mlops.drift.methods import FEW_VALUES, KERNELS, Kind, default_method, stattests
 from mlops.drift.scores import jensenshannon_counts, wasserstein_normed
 from serving.columns import normalize_name
 
 if TYPE_CHECKING:
     from evidently.legacy.calculations.stattests.registry import StatTest
 
+    from mlops.drift.methods import Kernel
+
 logger = logging.getLogger(__name__)
 
-Kind = Literal["num", "cat"]  # Evidently's ColumnType values for numerical and categorical
 KIND_OF_DTYPE: dict[str, Kind] = {
     "int": "num", "float": "num", "category": "cat", "string": "cat", "bool": "cat",
 }
-# Evidently picks its small-sample tests at or below this many reference values.
-SMALL_REFERENCE = 1000
-# ...and treats a numeric column with at most this many distinct values as discrete.
-FEW_VALUES = 5
 # Columns judged at a time (threads).
 WORKERS = 2
 
@@ -223,62 +220,14 @@ def _prepare(column: DriftColumn, reference: pa.Table, current: pa.Table) -> _Co
 # -- methods ---------------------------------------------------------------------------------
 
 
-def default_method(kind: Kind, reference_rows: int, distinct: int) -> str:
-    """The stattest Evidently 0.7 picks when none is given (``_get_default_stattest``).
-
-    Args:
-        kind: 'num' or 'cat'.
-        reference_rows: Non-missing reference values.
-        distinct: Distinct values over reference and current together.
-    """
-    if reference_rows <= SMALL_REFERENCE:
-        if kind == "num" and distinct > FEW_VALUES:
-            return "ks"
-        return "chisquare" if distinct > 2 else "z"
-    if kind == "num" and distinct > FEW_VALUES:
-        return "wasserstein"
-    return "jensenshannon"
-
-
-@dataclass(frozen=True)
-class Kernel:
-    """A default method computed by this module's kernels: what a verdict needs of Evidently's
-    StatTest, so that judging with it imports no Evidently."""
-
-    name: str
-    display_name: str
-    default_threshold: float
-
-
-# Evidently 0.7's names, labels and default thresholds for the two methods computed here;
-# tests/mlops/drift/test_drift.py compares them with Evidently's StatTests.
-KERNELS: dict[tuple[Kind, str], Kernel] = {
-    ("num", "wasserstein"): Kernel("wasserstein", "Wasserstein distance (normed)", 0.1),
-    ("cat", "jensenshannon"): Kernel("jensenshannon", "Jensen-Shannon distance", 0.1),
-}
-_EVIDENTLY = threading.Lock()  # the columns' threads import it once, one at a time
-
-
-def _stattests() -> dict[str, StatTest]:
-    with _EVIDENTLY:
-        from evidently.legacy.calculations import stattests  # noqa: PLC0415 - ~4 s import
-
-    return {
-        t.name: t for t in (
-            stattests.ks_stat_test, stattests.chi_stat_test, stattests.z_stat_test,
-            stattests.wasserstein_stat_test, stattests.jensenshannon_stat_test,
-        )
-    }
-
-
 def _resolve(column: _Column, spec: PipelineSpec) -> StatTest | Kernel | str:
     """The column's method (the spec's override, else Evidently's default choice), or why
     the override cannot be used."""
     name = _override(spec.drift.methods, column.spec.name)
     if name is None:
         method = default_method(column.spec.kind, column.ref_rows, column.distinct(FEW_VALUES))
-        return KERNELS.get((column.spec.kind, method)) or _stattests()[method]
-    _stattests()
+        return KERNELS.get((column.spec.kind, method)) or stattests()[method]
+    stattests()
     from evidently.legacy.calculations.stattests.registry import (  # noqa: PLC0415
         StatTestInvalidFeatureTypeError,
         StatTestNotFoundError,

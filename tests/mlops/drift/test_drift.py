@@ -12,7 +12,8 @@ import pandas as pd
 import pytest
 
 from mlops.core.errors import DataValidationError, SpecError
-from mlops.drift.compute import KERNELS, compute_drift, default_method, drift_columns
+from mlops.drift.compute import compute_drift, drift_columns
+from mlops.drift.methods import KERNELS, default_method
 from mlops.drift.report import evidently_report
 from mlops.drift.scores import jensenshannon_counts, wasserstein_normed
 from tests.mlops._frames import churn_spec, diabetes_spec
