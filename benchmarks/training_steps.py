@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import argparse
 import logging
-import resource
 
-from benchmarks._measure import report
+from benchmarks._measure import own_peak_bytes, report
 
 
 def table_bytes(data_url: str) -> int:
@@ -91,7 +90,7 @@ def flow(data_url: str, stage_peaks: bool) -> tuple[dict, dict]:
 
     with StagePeaks() as peaks:
         result = training(spec_path="configs/churn.yaml", data_url=data_url)
-    peak = max(peaks.overall, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+    peak = max(peaks.overall, own_peak_bytes())
     return result, {"peak_rss_bytes": peak, "stage_peaks": peaks.peaks}
 
 

@@ -25,6 +25,17 @@ def test_the_tree_peak_counts_a_child_process(tmp_path):
     assert result["tree_peak_rss_bytes"] >= CHILD_BYTES  # the child's bytes, touched, and more
 
 
+def test_the_own_peak_is_not_the_parents(tmp_path):
+    """A small program started from a process holding more memory reports its own peak."""
+    hold = bytearray(CHILD_BYTES)
+    hold[::4096] = b"1" * len(hold[::4096])  # touched: resident in this (the parent) process
+    (tmp_path / "small.py").write_text("from benchmarks._measure import report\nreport()\n")
+    path = os.pathsep.join([str(tmp_path), str(ROOT)])
+    result = run_measured(["small"], env={"PYTHONPATH": path})
+    assert result["peak_rss_bytes"] < CHILD_BYTES
+    del hold
+
+
 def test_without_tree_only_the_process_reports(tmp_path):
     (tmp_path / "small.py").write_text("from benchmarks._measure import report\nreport(n=1)\n")
     path = os.pathsep.join([str(tmp_path), str(ROOT)])
