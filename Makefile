@@ -121,3 +121,8 @@ bench-drift: setup
 .PHONY: bench-batch
 bench-batch: setup
 	$(BIN)/python -m benchmarks.bench_batch
+
+## bench-entry-script: our Azure entry script against a sample-style one, both under azmlinfsrv
+.PHONY: bench-entry-script
+bench-entry-script: setup azmlinfsrv-env
+	$(BIN)/python -m benchmarks.bench_entry_script
