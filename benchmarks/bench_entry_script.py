@@ -25,7 +25,6 @@ import argparse
 import logging
 import os
 import shutil
-import subprocess
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -37,14 +36,11 @@ from benchmarks.bench_serving import (
     MODELS,
     ROOT,
     ROW_COUNTS,
-    SINGLE_THREAD,
     Figures,
     Server,
     _bodies,
-    _free_port,
-    _stop,
-    _wait_http,
     bench_frame,
+    entry_script_server,
     measure,
     register_bench_model,
     round_robin,
@@ -60,27 +56,6 @@ SAMPLE_SCRIPT = ROOT / "benchmarks" / "azml_blog_score.py"
 OURS, SAMPLE = "ours: deployments/azureml/score.py", "sample: benchmarks/azml_blog_score.py"
 TARGETS = {1: 5.0, 100: 3.0}  # ours / sample, requests per second, by rows per request
 Key = tuple[str, int, int]  # (script, rows per request, concurrency)
-
-
-@contextmanager
-def entry_script_server(script: Path, model_dir: str, workers: int = 1,
-                        app_root: Path = ROOT) -> Iterator[Server]:
-    """azmlinfsrv on a free port running `script` with `model_dir` as AZUREML_MODEL_DIR."""
-    port = _free_port()
-    log = WORK / f"{script.parent.name}-{script.stem}-{workers}.log"
-    env = {**os.environ, **SINGLE_THREAD, "AML_APP_ROOT": str(app_root)}
-    env.pop("PYTHONPATH", None)
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [str(AZMLINFSRV), "--entry_script", str(script), "--model_dir", model_dir,
-             "--port", str(port), "--worker_count", str(workers)],
-            stdout=out, stderr=subprocess.STDOUT, cwd=app_root, env=env,
-        )
-    try:
-        _wait_http(port, "/", proc, log)
-        yield Server(port, {})
-    finally:
-        _stop(proc)
 
 
 @contextmanager

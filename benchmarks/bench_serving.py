@@ -198,20 +198,31 @@ def local_endpoint(bundle_url: str) -> Iterator[Server]:
 
 
 @contextmanager
-def azmlinfsrv(bundle_url: str) -> Iterator[Server]:
+def entry_script_server(script: Path, model_dir: str, workers: int = 1,
+                        app_root: Path = ROOT) -> Iterator[Server]:
+    """azmlinfsrv on a free port running `script` with `model_dir` as AZUREML_MODEL_DIR."""
     port = _free_port()
-    log = WORK / "azmlinfsrv.log"
+    log = WORK / f"{script.parent.name}-{script.stem}-{workers}.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, **SINGLE_THREAD, "AML_APP_ROOT": str(app_root)}
+    env.pop("PYTHONPATH", None)
     with open(log, "wb") as out:
         proc = subprocess.Popen(
-            [str(AZMLINFSRV), "--entry_script", str(ROOT / "benchmarks" / "azml_blog_score.py"),
-             "--model_dir", bundle_url, "--port", str(port), "--worker_count", "1"],
-            stdout=out, stderr=subprocess.STDOUT, cwd=ROOT, env={**os.environ, **SINGLE_THREAD},
+            [str(AZMLINFSRV), "--entry_script", str(script), "--model_dir", model_dir,
+             "--port", str(port), "--worker_count", str(workers)],
+            stdout=out, stderr=subprocess.STDOUT, cwd=app_root, env=env,
         )
     try:
         _wait_http(port, "/", proc, log)
         yield Server(port, {})
     finally:
         _stop(proc)
+
+
+@contextmanager
+def azmlinfsrv(bundle_url: str) -> Iterator[Server]:
+    with entry_script_server(ROOT / "benchmarks" / "azml_blog_score.py", bundle_url) as server:
+        yield server
 
 
 @contextmanager
