@@ -66,12 +66,15 @@ def register_toy(registry_dir: Path, frame: pd.DataFrame, max_iter: int) -> Mode
     return register_pipeline(registry_dir, frame, toy_pipeline(frame, max_iter))
 
 
-def register_pipeline(registry_dir: Path, frame: pd.DataFrame, pipeline: Pipeline) -> ModelVersion:
-    """Register a fitted toy pipeline as the next version of the toy model."""
+def register_pipeline(
+    registry_dir: Path, frame: pd.DataFrame, pipeline: Pipeline, **lineage: object,
+) -> ModelVersion:
+    """Register a fitted toy pipeline as the next version of the toy model; `lineage` adds to
+    its manifest (``previous_champion=1``)."""
     return LocalRegistry(str(registry_dir)).register(
         MODEL,
         model_bytes=dump_model(pipeline),
         features=feature_dtypes(frame, FEATURES),
-        lineage={"target": "label", "task": "classification"},
+        lineage={"target": "label", "task": "classification", **lineage},
         reference=frame.head(50),
     )
