@@ -8,6 +8,8 @@ endpoint's own counters, read through the client's `metrics`.
 from __future__ import annotations
 
 import pytest
+from prefect import get_client
+from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 
 from mlops.core.errors import CanaryBreachError, DeploymentError
 from tasks.deploy import promote
@@ -28,6 +30,12 @@ def test_a_healthy_candidate_passes_its_held_steps(release):
     assert release.registry.alias("toy") == version.version
     assert set(statuses) == {200}
     assert release.client.metrics()["green"].requests >= GUARDS["min_requests"]
+    with get_client(sync_client=True) as client:  # the hold, as the Prefect UI shows it
+        (artifact,) = client.read_artifacts(artifact_filter=ArtifactFilter(
+            key=ArtifactFilterKey(any_=[f"release-toy-v{version.version}"])))
+    assert artifact.type == "progress" and artifact.data == 50.0
+    assert artifact.description.startswith("step 1/2 at 50%, 0 s of 2 s left: candidate: ")
+    assert artifact.description.endswith("(pass)")
 
 
 def test_errors_in_the_candidate_roll_back_at_once_and_keep_it(release):
