@@ -16,7 +16,7 @@ from mlops.core.settings import DEFAULT_SPEC, get_settings
 from mlops.core.spec import PipelineSpec
 from tasks._options import run_stage
 from tasks._slots import training_slot
-from tasks.approval import request_approval, withdraw_candidate
+from tasks.approval import record_verdict, request_approval, withdraw_candidate
 from tasks.data import load_data, locate_data, read_spec, validate_data
 from tasks.deploy import deploy_model, promote, smoke_test
 from tasks.evaluation import check_label_drift, evaluate_vs_champion
@@ -59,13 +59,14 @@ def training(
 
     with training_slot(spec.name):
         return _train_and_ship(
-            spec, run_dir, force, require_approval, approval_timeout_s, expect_label_shift
+            spec, run_dir, force, require_approval, approval_timeout_s, expect_label_shift,
+            reason,
         )
 
 
 def _train_and_ship(
     spec: PipelineSpec, run_dir: Path, force: bool, require_approval: bool,
-    approval_timeout_s: int, expect_label_shift: bool,
+    approval_timeout_s: int, expect_label_shift: bool, reason: str | None,
 ) -> dict:
     logger = get_run_logger()
     data = locate_data(spec)
@@ -87,8 +88,9 @@ def _train_and_ship(
     smoke_test(plan, trained, split, spec)
     if require_approval:
         verdict = request_approval(evaluation, plan, approval_timeout_s)
+        record_verdict(plan, spec, verdict, evaluation.champion_version)
         if not verdict.approved:
-            withdraw_candidate(plan, spec)
+            withdraw_candidate(plan, spec, verdict.reason, evaluation.champion_version)
             logger.warning(
                 "%s v%s not promoted: %s. Traffic and champion unchanged (champion: %s).",
                 version.name, version.version, verdict.reason,
@@ -96,5 +98,5 @@ def _train_and_ship(
             )
             return {"outcome": "rejected", "version": version.version, "reason": verdict.reason}
         logger.info("%s v%s %s", version.name, version.version, verdict.reason)
-    traffic = promote(plan, version, spec)
+    traffic = promote(plan, version, spec, reason)
     return {"outcome": "promoted", "version": version.version, "traffic": traffic}

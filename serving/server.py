@@ -6,6 +6,8 @@ Routes:
   a fingerprint of the state folder (``serving.config.state_fingerprint``), so that the local
   stack adopts only an endpoint of its own.
 - ``GET /ready``: 200 once every deployment with traffic has its model loaded, else 503.
+- ``GET /metrics``: per-deployment counters and latency histograms in the Prometheus text
+  format (``serving.metrics``); either key, as ``Authorization: Bearer <key>``.
 - ``POST /score``: ``Authorization: Bearer <scoring key>``; the header
   ``azureml-model-deployment: NAME`` picks a deployment whatever its traffic, otherwise the
   traffic table draws one. ``?return_probabilities=true`` (or the body flag) adds class
@@ -24,14 +26,12 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-import itertools
 import logging
 import os
-import re
-import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from time import perf_counter
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -40,7 +40,9 @@ import orjson
 from serving.collect import InferenceCollector, Record
 from serving.config import EndpointConfig, state_fingerprint
 from serving.errors import ServingError
+from serving.metrics import CONTENT_TYPE, Metrics
 from serving.model_roots import parse_root
+from serving.request_ids import RequestIds
 from serving.request_shapes import parse_json, raw_table, wants_probabilities
 from serving.state import Deployment, Endpoint, Keys, resolve_keys
 
@@ -52,7 +54,6 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 Reply = tuple[int, Any, list[tuple[bytes, bytes]]]
 
 _JSON = (b"content-type", b"application/json")
-_CLIENT_REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:\-]{1,128}$")
 _TRUE_QUERY = {"1", "true", "yes"}
 
 
@@ -66,29 +67,11 @@ class Request:
     request_id: str
 
 
-class RequestIds:
-    """Request ids: the client's ``x-request-id`` if it is a sane token, else our own.
-
-    Ours are a random prefix drawn once per process and a counter, 32 hex digits like a
-    UUID's: unique across restarts without reading the system's random source per request
-    (``uuid4`` costs 8-70 us on a busy machine, more than a one-row prediction's trees).
-    """
-
-    def __init__(self) -> None:
-        self._prefix = secrets.token_hex(8)
-        self._counter = itertools.count()
-
-    def __call__(self, headers: dict[bytes, bytes]) -> str:
-        given = headers.get(b"x-request-id", b"")
-        if _CLIENT_REQUEST_ID.match(given):
-            return given.decode()
-        return f"{self._prefix}{next(self._counter):016x}"
-
-
-def _check_key(request: Request, key: bytes, what: str) -> None:
+def _check_key(request: Request, key: bytes, what: str, also: bytes = b"") -> None:
+    """Refuse the request unless it carries `key` (or `also`, when given) as a bearer token."""
     value = request.headers.get(b"authorization", b"")
     token = value[7:].strip() if value[:7].lower() == b"bearer " else b""
-    if not hmac.compare_digest(token, key):
+    if not (hmac.compare_digest(token, key) or (also and hmac.compare_digest(token, also))):
         raise ServingError(401, f"missing or wrong key: this route needs the {what} key as "
                         "'Authorization: Bearer <key>'")
 
@@ -174,6 +157,7 @@ class ScoringApp:
             config.endpoint_dir, config.drain_timeout_s,
             [parse_root(root) for root in config.allowed_model_roots], config.fast_path,
         )
+        self.metrics = Metrics(config.name)
         self.collector: InferenceCollector | None = None
         self._keys: Keys | None = None
         self._scoring_key = b""
@@ -184,6 +168,7 @@ class ScoringApp:
         self._routes: dict[tuple[str, str], Callable[[Request], Awaitable[Reply]]] = {
             ("GET", "/health"): self.health,
             ("GET", "/ready"): self.ready,
+            ("GET", "/metrics"): self.metrics_text,
             ("POST", "/score"): self.score,
             ("GET", "/admin/state"): self.admin_state,
             ("PUT", "/admin/traffic"): self.admin_traffic,
@@ -256,16 +241,19 @@ class ScoringApp:
             self._request_id(headers),
         )
         status, body, extra = await self._answer(request)
+        head = extra if extra and extra[0][0] == b"content-type" else [_JSON, *extra]
         await send({
             "type": "http.response.start", "status": status,
-            "headers": [_JSON, (b"x-request-id", request.request_id.encode()), *extra],
+            "headers": [*head, (b"x-request-id", request.request_id.encode())],
         })
         await send({"type": "http.response.body", "body": body})
 
     async def _answer(self, request: Request) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
         try:
             status, content, extra = await self._route(request)
-            return status, orjson.dumps(content), extra
+            # a handler that encoded its own answer (scoring, metrics) returns bytes
+            body = content if isinstance(content, bytes) else orjson.dumps(content)
+            return status, body, extra
         except ServingError as exc:  # every refusal becomes its JSON error body here
             body = self._error_body(exc.status, exc.message, request)
             return exc.status, body, _error_headers(exc)
@@ -305,8 +293,13 @@ class ScoringApp:
             return 200, {"ready": True}, []
         return 503, {"ready": False, "waiting_for": waiting, "restoring": restoring}, []
 
+    async def metrics_text(self, request: Request) -> Reply:
+        _check_key(request, self._admin_key, "admin or scoring", also=self._scoring_key)
+        return 200, self.metrics.render(), [(b"content-type", CONTENT_TYPE)]
+
     async def score(self, request: Request) -> Reply:
         _check_key(request, self._scoring_key, "scoring")
+        started = perf_counter()
         payload = await _read_json(request, self.config)
         probabilities = wants_probabilities(
             payload, _wants_probabilities_in_query(request.query)
@@ -314,6 +307,24 @@ class ScoringApp:
         table = raw_table(payload)
         header = request.headers.get(b"azureml-model-deployment", b"").decode("latin-1")
         deployment = self.endpoint.pick(header.strip() or None)
+        # counted from here on: every answer of the deployment, an error in encoding included
+        status = 500
+        try:
+            encoded = orjson.dumps(await self._score_on(deployment, table, probabilities,
+                                                        request.request_id))
+            status = 200
+        except ServingError as exc:
+            status = exc.status
+            raise
+        finally:
+            self.metrics.of(deployment.name).observe(
+                status, perf_counter() - started, table.n_rows if status == 200 else 0
+            )
+        return 200, encoded, [(b"azureml-model-deployment", deployment.name.encode())]
+
+    async def _score_on(
+        self, deployment: Deployment, table: Any, probabilities: bool, request_id: str,
+    ) -> dict[str, Any]:
         deployment.inflight += 1
         try:
             scorer = deployment.scorer
@@ -324,12 +335,12 @@ class ScoringApp:
                 scored = scorer.score_table(table, probabilities)
         finally:
             deployment.inflight -= 1
-        self._collect(deployment, scored, request.request_id)
+        self._collect(deployment, scored, request_id)
         body = scored.body()
         body["model_name"] = deployment.record.model_name
         body["model_version"] = deployment.record.model_version
         body["deployment"] = deployment.name
-        return 200, body, [(b"azureml-model-deployment", deployment.name.encode())]
+        return body
 
     def _collect(self, deployment: Deployment, scored: Any, request_id: str) -> None:
         if self.collector is None:

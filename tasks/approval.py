@@ -20,6 +20,7 @@ from mlops.core.settings import get_settings
 from mlops.core.spec import PipelineSpec
 from mlops.endpoint.backend import endpoint_for
 from mlops.model.results import DeployPlan, Evaluation
+from tasks._release import record_release
 
 
 class Approval(RunInput):
@@ -102,8 +103,24 @@ def _resume_after_timeout() -> None:
 
 
 @task
-def withdraw_candidate(plan: DeployPlan, spec: PipelineSpec) -> None:
-    """Remove the unapproved candidate's deployment; it never carried traffic."""
+def record_verdict(
+    plan: DeployPlan, spec: PipelineSpec, verdict: Verdict, champion: int | None,
+) -> None:
+    """The reviewer's answer (or its absence) in the model's release history."""
+    record_release(
+        spec, "approval" if verdict.approved else "rejection", plan.version,
+        champion_before=champion, champion_after=champion,
+        traffic_before=plan.previous_traffic, traffic_after=plan.previous_traffic,
+        reason=verdict.reason,
+    )
+
+
+@task
+def withdraw_candidate(
+    plan: DeployPlan, spec: PipelineSpec, reason: str = "", champion: int | None = None,
+) -> None:
+    """Remove the unapproved candidate's deployment (it never carried traffic) and say so in
+    the release history."""
     client = endpoint_for(spec, get_settings())
     try:
         client.delete_deployment(plan.target)
@@ -113,4 +130,9 @@ def withdraw_candidate(plan: DeployPlan, spec: PipelineSpec) -> None:
     get_run_logger().info(
         "Removed %s v%s from '%s'; traffic unchanged: %s",
         plan.model_name, plan.version, plan.target, plan.previous_traffic or "none",
+    )
+    record_release(
+        spec, "withdrawal", plan.version, champion_before=champion, champion_after=champion,
+        traffic_before=plan.previous_traffic, traffic_after=plan.previous_traffic,
+        reason=reason, detail=f"deployment '{plan.target}' removed",
     )

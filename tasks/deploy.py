@@ -2,25 +2,31 @@
 
 1. the idle deployment gets the candidate at 0% traffic;
 2. the smoke test calls it directly and compares with the offline predictions;
-3. traffic moves to it, in the spec's steps; then `champion` moves to the new version.
+3. traffic moves to it, in the spec's steps, each held step watched (`mlops.release.canary`);
+   then `champion` moves to the new version.
 On any failure traffic goes back to where it was and `champion` stays.
 """
 
 from __future__ import annotations
 
+from typing import NoReturn
+
 import numpy as np
 from prefect import get_run_logger, task
 
-from mlops.core.errors import DeploymentError, MlopsError
+from mlops.core.errors import CanaryBreachError, DeploymentError, MlopsError
 from mlops.core.settings import get_settings
 from mlops.core.spec import PipelineSpec
 from mlops.data.frames import head_frame
 from mlops.endpoint.backend import endpoint_for
 from mlops.endpoint.payloads import frame_to_request
+from mlops.endpoint.protocol import EndpointClient
 from mlops.model.results import DeployPlan, Split, TrainedModel
 from mlops.registry.backend import registry_for
 from mlops.registry.protocol import ModelVersion
+from mlops.release.canary import CanaryWatch, as_steps
 from tasks._options import IO_TASK
+from tasks._release import HoldProgress, record_release
 
 SLOTS = ("blue", "green")
 
@@ -89,30 +95,73 @@ def _remove_candidate(client, plan: DeployPlan) -> None:
         get_run_logger().warning("Could not remove '%s' after failure: %s", plan.target, exc)
 
 
+def _step_table(target: str, live: str | None, share: int) -> dict[str, int]:
+    return {target: share, **({live: 100 - share} if live else {})}
+
+
 @task
-def promote(plan: DeployPlan, version: ModelVersion, spec: PipelineSpec) -> dict[str, int]:
-    """Move traffic in the spec's steps, then point `champion` at the new version."""
+def promote(
+    plan: DeployPlan, version: ModelVersion, spec: PipelineSpec, reason: str | None = None,
+) -> dict[str, int]:
+    """Move traffic in the spec's steps, holding and watching those with a hold, then point
+    `champion` at the new version.
+
+    Raises:
+        DeploymentError: a step broke the spec's guards (`CanaryBreachError` is its cause) or
+            the endpoint failed; traffic is back where it was, `champion` unchanged, and the
+            candidate kept at 0% or removed as ``endpoint.guards.on_rollback`` says.
+    """
     logger = get_run_logger()
     client = endpoint_for(spec, get_settings())
+    registry = registry_for(spec, get_settings())
+    champion = registry.alias(version.name)
     live = _live(plan.previous_traffic)
+    # with nothing else serving, the first model takes all traffic at once
+    steps = [s for s in as_steps(spec.endpoint.traffic_steps) if live or s.share == 100]
+    held = bool(live) and any(s.hold for s in steps)
     traffic: dict[str, int] = {}
     try:
-        for share in spec.endpoint.traffic_steps:
-            traffic = {plan.target: share, **({live: 100 - share} if live else {})}
-            if not live and share < 100:
-                continue  # nothing else serves yet: the first model takes all traffic at once
+        if held:
+            client.metrics()  # a hold needs live numbers: fail before traffic moves
+            watch = CanaryWatch(client, plan.target, live, spec.endpoint.guards,
+                                HoldProgress(plan.model_name, plan.version, len(steps)))
+        for number, step in enumerate(steps, 1):
+            traffic = _step_table(plan.target, live, step.share)
             client.set_traffic(traffic)
             logger.info("Traffic now %s", traffic)
+            if held and step.hold:
+                watch.hold(number, len(steps), step)
         if traffic.get(plan.target) != 100:
-            traffic = {plan.target: 100, **({live: 0} if live else {})}
+            traffic = _step_table(plan.target, live, 100)
             client.set_traffic(traffic)
-        registry_for(spec, get_settings()).set_alias(version.name, version.version)
+        registry.set_alias(version.name, version.version)
     except MlopsError as exc:
-        if plan.previous_traffic:
-            client.set_traffic(plan.previous_traffic)
-        raise DeploymentError(
-            f"promotion of {version.name} v{version.version} failed and traffic was restored "
-            f"to {plan.previous_traffic or 'none'}: {exc}"
-        ) from exc
+        _roll_back(client, plan, spec, exc, (champion, reason))
     logger.info("Champion of %s is now version %s", version.name, version.version)
+    record_release(spec, "promotion", version.version, champion_before=champion,
+                   champion_after=version.version, traffic_before=plan.previous_traffic,
+                   traffic_after=traffic, reason=reason)
     return traffic
+
+
+def _roll_back(client: EndpointClient, plan: DeployPlan, spec: PipelineSpec,
+               cause: MlopsError, why: tuple[int | None, str | None]) -> NoReturn:
+    """Traffic back to where it was (and the candidate removed if the spec says so); a
+    canary's breach goes into the release history; raise."""
+    if plan.previous_traffic:
+        client.set_traffic(plan.previous_traffic)
+    kept = "kept at 0% for inspection"
+    breach = isinstance(cause, CanaryBreachError)
+    if breach and spec.endpoint.guards.on_rollback == "remove":
+        client.delete_deployment(plan.target)
+        kept = "removed"
+    if breach:
+        champion, reason = why
+        record_release(spec, "rollback", plan.version, champion_before=champion,
+                       champion_after=champion, traffic_before=plan.previous_traffic,
+                       traffic_after=plan.previous_traffic, reason=reason,
+                       detail=f"canary: {cause}; candidate {kept}")
+    raise DeploymentError(
+        f"promotion of {plan.model_name} v{plan.version} failed and traffic was restored to "
+        f"{plan.previous_traffic or 'none'} (candidate on '{plan.target}' {kept}): {cause}"
+    ) from cause

@@ -46,13 +46,16 @@ COMMANDS: dict[str, Command] = {
                            "flows.batch_scoring:batch_scoring"),
     "watch": Command("look at a data location once, announce new files",
                      "flows.watch_data:watch_data"),
+    "rollback": Command("move traffic and champion back to the previous champion",
+                        "flows.rollback:rollback"),
     "predict": Command("score a few rows of the spec's data on the endpoint",
                        "tools.predict:predict", prefect=False),
     "data": Command("write the sample datasets (`mlops data churn --help`)",
                     "tools.datasets:main", prefect=False, own_parser=True),
     "up": Command("bring up the local stack and run the first training", "tools.stack:up"),
     "down": Command("stop every process the stack started", "tools.stack:down", prefect=False),
-    "status": Command("say which stack processes run", "tools.stack:status", prefect=False),
+    "status": Command("say which stack processes run, or where a model's releases stand "
+                      "(--spec)", "tools.status:status", prefect=False),
     "endpoint-up": Command("start only the local endpoint", "tools.stack:endpoint_up",
                            prefect=False),
 }

@@ -47,6 +47,10 @@ class DeploymentError(MlopsError):
     """Deploying, smoke-testing or promoting a model failed; traffic was left as it was."""
 
 
+class CanaryBreachError(DeploymentError):
+    """A held traffic step broke the spec's guard rules; traffic went back to where it was."""
+
+
 class EndpointError(DeploymentError):
     """The scoring endpoint answered with an error or could not be reached."""
 

@@ -35,6 +35,7 @@ from mlops.core.errors import DeploymentError, EndpointError
 from mlops.core.settings import Settings
 from mlops.core.spec import PipelineSpec
 from mlops.core.spec.targets import AzureMLSpec, EndpointSpec
+from mlops.endpoint.metrics import DeploymentStats
 
 logger = logging.getLogger(__name__)
 
@@ -187,6 +188,14 @@ class AzureMLEndpointClient:
         wait(poller, self.timeout_s, DeploymentError, doing)
         logger.info("Traffic of %s now %s", self.endpoint_name, table)
         return table
+
+    def metrics(self) -> dict[str, DeploymentStats]:
+        """Not read yet: on Azure ML these numbers live in Azure Monitor, which this client
+        does not query, so a release with held traffic steps stops before moving traffic."""
+        raise EndpointError(
+            f"live deployment metrics of '{self.endpoint_name}' are not available on the "
+            "azureml backend yet (Azure Monitor); use traffic steps without holds"
+        )
 
     def score(self, payload: Any, deployment: str | None = None) -> dict[str, Any]:
         """Score through Azure ML's invoke; `deployment` bypasses the traffic table."""

@@ -17,6 +17,7 @@ import httpx
 
 from mlops.core.errors import EndpointError
 from mlops.core.settings import Settings
+from mlops.endpoint.metrics import DeploymentStats, parse_metrics
 
 logger = logging.getLogger(__name__)
 
@@ -127,6 +128,10 @@ class LocalEndpointClient:
     def set_traffic(self, traffic: dict[str, int]) -> dict[str, int]:
         """Replace the traffic table (percentages summing to 100; others get 0)."""
         return self._admin("PUT", "/admin/traffic", traffic)["traffic"]
+
+    def metrics(self) -> dict[str, DeploymentStats]:
+        """Each deployment's counters since the endpoint process started (``GET /metrics``)."""
+        return parse_metrics(self._call("GET", "/metrics", key=self._admin_key or self._key).text)
 
     def score(self, payload: Any, deployment: str | None = None) -> dict[str, Any]:
         """Score a request in one of Azure ML's shapes; `deployment` bypasses the traffic."""

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
+from mlops.endpoint.metrics import DeploymentStats
+
 
 class EndpointClient(Protocol):
     """Named deployments, a traffic table and scoring (DESIGN.md, Endpoint)."""
@@ -17,3 +19,8 @@ class EndpointClient(Protocol):
     def set_traffic(self, traffic: dict[str, int]) -> dict[str, int]: ...
 
     def score(self, payload: Any, deployment: str | None = None) -> dict[str, Any]: ...
+
+    def metrics(self) -> dict[str, DeploymentStats]:
+        """Each deployment's request counters and latency histogram, as they grow; the canary
+        of a release works with differences of two readings."""
+        ...

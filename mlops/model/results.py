@@ -79,3 +79,16 @@ class Champion:
     model_name: str
     version: int
     url: str
+
+
+@dataclass(frozen=True)
+class RollbackPlan:
+    """Where a rollback goes: from the champion to `version` (its bundle at `url`), through
+    `warm_slot` if a deployment still serves it, and the traffic it found."""
+
+    model_name: str
+    champion: int
+    version: int
+    url: str
+    warm_slot: str | None
+    previous_traffic: dict[str, int]

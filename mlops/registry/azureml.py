@@ -43,12 +43,14 @@ from mlops.core.settings import Settings
 from mlops.core.spec import PipelineSpec
 from mlops.model.bundle import HOLDOUT_FILE, build_manifest, read_holdout, write_bundle
 from mlops.registry.protocol import ModelVersion, NewVersion, RegistryWriter
+from mlops.registry.releases import Release
 from serving.bundle import MANIFEST_FILE, Bundle, BundleLoadError, load_bundle
 
 logger = logging.getLogger(__name__)
 
 DIGEST_PROPERTY = "mlops.model_sha256"
 MANIFEST_PROPERTY = "mlops.manifest_sha256"
+RELEASE_TAG = "mlops.release."  # + the entry's time; the value is the entry as JSON
 BUNDLE_FOLDER = "bundle"
 
 
@@ -253,3 +255,22 @@ class AzureMLRegistry(RegistryWriter):
         for other in others:
             self._retag(other, {k: v for k, v in other.tags.items() if k != alias})
         logger.info("Alias %s of %s now points at version %s", alias, name, version)
+
+    # -- release history -------------------------------------------------------------------
+
+    def append_release(self, release: Release) -> None:
+        """Add the entry as a tag ``mlops.release.<time>`` of the version it is about (the
+        model's first version when it names none); tags of other entries stay as they are."""
+        version = release.version or release.champion_before or min(self.versions(release.model))
+        asset = self._asset(release.model, version)
+        key = f"{RELEASE_TAG}{release.at}"
+        self._retag(asset, {**(asset.tags or {}), key: release.to_json().decode()})
+
+    def releases(self, name: str) -> list[Release]:
+        """Every version's release tags, oldest first."""
+        found = [
+            Release.from_json(json.loads(value))
+            for asset in self._assets(name) if self._ours(asset)
+            for key, value in (asset.tags or {}).items() if key.startswith(RELEASE_TAG)
+        ]
+        return sorted(found, key=lambda r: r.at)

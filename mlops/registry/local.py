@@ -4,6 +4,7 @@ Layout::
 
     <root>/<model>/<version>/{model.skops, manifest.json, reference.parquet, holdout.parquet}
     <root>/<model>/aliases.json          {"champion": 3}
+    <root>/<model>/releases.jsonl        the release history (`mlops.registry.releases`)
 
 Guarantees (DESIGN.md, Registry): versions are assigned here, 1, 2, 3...; a version never
 changes once written; a half-written one is never visible (only folders whose manifest exists
@@ -21,7 +22,9 @@ import pandas as pd
 
 from mlops.core.errors import RegistryError
 from mlops.model.bundle import HOLDOUT_FILE, build_manifest, read_holdout, write_bundle, write_file
+from mlops.registry import releases as history
 from mlops.registry.protocol import ModelVersion, NewVersion, RegistryWriter
+from mlops.registry.releases import Release
 from serving.bundle import MANIFEST_FILE, Bundle, BundleLoadError, load_bundle
 from serving.storage import open_fs
 from serving.storage import storage_options as options_from_env
@@ -147,3 +150,11 @@ class LocalRegistry(RegistryWriter):
             self.fs, f"{self._model_dir(name)}/{ALIASES_FILE}", json.dumps(aliases).encode()
         )
         logger.info("Alias %s of %s now points at version %s", alias, name, version)
+
+    def append_release(self, release: Release) -> None:
+        """Append one entry to the model's release history (never rewritten)."""
+        history.append(self.fs, self._model_dir(release.model), release)
+
+    def releases(self, name: str) -> list[Release]:
+        """The model's release history, oldest first."""
+        return history.read(self.fs, self._model_dir(name))

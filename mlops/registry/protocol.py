@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 if TYPE_CHECKING:
     import pandas as pd
 
+    from mlops.registry.releases import Release
     from serving.bundle import Bundle
 
 
@@ -66,3 +67,7 @@ class Registry(Protocol):
     def alias(self, name: str, alias: str = ...) -> int | None: ...
 
     def set_alias(self, name: str, version: int, alias: str = ...) -> None: ...
+
+    def append_release(self, release: Release) -> None: ...
+
+    def releases(self, name: str) -> list[Release]: ...

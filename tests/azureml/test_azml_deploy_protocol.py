@@ -74,23 +74,30 @@ def _release(stages: Stages, spec, fake):
 
 
 def _steps(fake, since: int = 0) -> list[str]:
-    """The writes since `since`, in words."""
-    words = []
-    for op, d in fake.writes()[since:]:
+    """The writes since `since`, in words; a model write that adds a release-history tag
+    (`mlops.release.<time>`) is "history"."""
+    words, entries = [], {}
+    for i, (op, d) in enumerate(fake.writes()):
+        word = op.split(".")[0]
         if op == "models.create_or_update":
+            count = sum(k.startswith("mlops.release.") for k in d["tags"])
             holds = "champion" in d["tags"]
-            words.append(f"register v{d['version']}" if d["new"]
-                         else f"{'champion' if holds else 'untag'} v{d['version']}")
+            if count > entries.get(d["version"], 0):
+                word = f"history v{d['version']}"
+            else:
+                word = (f"register v{d['version']}" if d["new"]
+                        else f"{'champion' if holds else 'untag'} v{d['version']}")
+            entries[d["version"]] = count
         elif op == "online_endpoints.begin_create_or_update":
-            words.append(f"traffic {dict(sorted(d['traffic'].items()))}")
+            word = f"traffic {dict(sorted(d['traffic'].items()))}"
         elif op == "online_deployments.begin_create_or_update":
-            words.append(f"create {d['name']} {d['model']}")
+            word = f"create {d['name']} {d['model']}"
         elif op == "online_deployments.begin_delete":
-            words.append(f"delete {d['name']}")
+            word = f"delete {d['name']}"
         elif op == "online_endpoints.invoke":
-            words.append(f"invoke {d['deployment']}")
-        else:
-            words.append(op.split(".")[0])
+            word = f"invoke {d['deployment']}"
+        if i >= since:
+            words.append(word)
     return words
 
 
@@ -110,15 +117,15 @@ def test_three_releases_follow_the_blue_green_protocol(stages, azure, use_fake):
     fake = use_fake
     assert _release(stages, azure, fake) == [
         "register v1", "traffic {}", "environments", "create blue churn:1", "invoke blue",
-        "traffic {'blue': 100}", "champion v1",
+        "traffic {'blue': 100}", "champion v1", "history v1",
     ]
     assert _release(stages, azure, fake) == [
         "register v2", "create green churn:2", "invoke green", "traffic {'green': 100}",
-        "champion v2", "untag v1",
+        "champion v2", "untag v1", "history v2",
     ]
     assert _release(stages, azure, fake) == [  # the release before last leaves only now
         "register v3", "delete blue", "create blue churn:3", "invoke blue",
-        "traffic {'blue': 100}", "champion v3", "untag v2",
+        "traffic {'blue': 100}", "champion v3", "untag v2", "history v3",
     ]
     assert fake.traffic(ENDPOINT) == {"blue": 100}
     assert _champion(azure) == 3
@@ -134,7 +141,7 @@ def test_traffic_moves_in_the_spec_steps(stages, azure, use_fake):
         update={"traffic_steps": [10, 50]})})
     assert _release(stages, stepped, use_fake)[3:] == [
         "traffic {'blue': 90, 'green': 10}", "traffic {'blue': 50, 'green': 50}",
-        "traffic {'green': 100}", "champion v2", "untag v1",
+        "traffic {'green': 100}", "champion v2", "untag v1", "history v2",
     ]
 
 

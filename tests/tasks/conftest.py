@@ -16,6 +16,7 @@ import pytest
 from prefect.settings import PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW, temporary_settings
 from threadpoolctl import threadpool_limits
 
+from tests.tasks._release_env import Release, running_release
 from tests.tasks._stages import Stages, run_stages, write_spec
 from tools.datasets import make_churn, write_churn
 
@@ -79,3 +80,11 @@ def stages(
     """The churn spec on `churn_dir`, from read_spec to train_model (tables in session_state)."""
     spec_path = write_spec(tmp_path_factory.mktemp("specs"), "churn", SHARED_MODEL)
     return run_stages(spec_path, churn_dir, until="train_model")
+
+
+@pytest.fixture
+def release(tmp_path: Path, state_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Release]:
+    """A fresh endpoint with blue serving v1 of the toy model at 100%, v1 the champion
+    (`tests.tasks._release_env`)."""
+    with running_release(tmp_path, state_dir, monkeypatch) as running:
+        yield running

@@ -5,9 +5,59 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import BeforeValidator, Field, field_validator
 
 from mlops.core.spec.columns import _Strict
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h)?\s*$")
+_UNIT_S = {"s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+
+
+def _seconds(value: object) -> object:
+    """``90``, ``"90s"``, ``"5m"``, ``"1.5h"`` as seconds; anything else is left for pydantic
+    to refuse."""
+    if isinstance(value, str):
+        found = _DURATION.match(value)
+        if found is None:
+            raise ValueError(f"a duration is a number of seconds or like '30s', '5m', '1h'; "
+                             f"got {value[:40]!r}")
+        return float(found[1]) * _UNIT_S[found[2]]
+    return value
+
+
+Seconds = Annotated[float, BeforeValidator(_seconds), Field(ge=0)]
+
+
+class TrafficStep(_Strict):
+    """One step of a release: the candidate's share, then how long it is held and watched."""
+
+    share: int = Field(gt=0, le=100, description="The candidate's percentage of the traffic.")
+    hold: Seconds = Field(0.0, description="How long the step is watched before the next one "
+                          "(seconds, or '30s', '5m', '1h'); 0 moves on at once.")
+
+
+class CanaryGuards(_Strict):
+    """What a held traffic step must show to pass (docs/releases.md)."""
+
+    max_error_rate: float | None = Field(
+        None, ge=0, le=1, description="Highest share of the candidate's answers in the 5xx class."
+    )
+    max_p95_latency_ratio: float | None = Field(
+        None, gt=0, description="Highest ratio of the candidate's p95 latency to the old "
+        "deployment's over the same step."
+    )
+    min_requests: int = Field(
+        0, ge=0, description="Requests the candidate must answer in a step before it is judged."
+    )
+    on_too_few: Literal["pass", "rollback"] = Field(
+        "rollback", description="What a hold that ends with fewer requests than min_requests "
+        "does."
+    )
+    on_rollback: Literal["keep", "remove"] = Field(
+        "keep", description="After a rollback, keep the candidate at 0% for inspection or "
+        "remove its deployment."
+    )
+    poll: Seconds = Field(5.0, gt=0, description="How often a hold reads the live metrics.")
 
 
 class RegistrySpec(_Strict):
@@ -25,9 +75,12 @@ class EndpointSpec(_Strict):
     backend: Literal["local", "azureml"] = "local"
     url: str | None = Field(None, description="Local endpoint URL; default from settings.")
     name: str | None = Field(None, description="Endpoint name; default: '<spec name>-endpoint'.")
-    traffic_steps: list[Annotated[int, Field(gt=0, le=100)]] = Field(
-        default_factory=lambda: [100], description="Traffic shares the candidate goes through."
+    traffic_steps: list[TrafficStep] = Field(
+        default_factory=lambda: [TrafficStep(share=100)],
+        description="Shares the candidate goes through: a number, or {share: 10, hold: 5m} to "
+        "watch the step before the next.",
     )
+    guards: CanaryGuards = Field(default_factory=CanaryGuards)
     smoke_rows: int = Field(20, ge=1, le=1000)
     instance_type: str | None = Field(
         None, description="Backend 'azureml': VM size; default: deployments/azureml/deployment.yml."
@@ -53,6 +106,16 @@ class EndpointSpec(_Strict):
         description="Backend 'azureml': longest a request may take, queueing included; "
         "default: deployment.yml.",
     )
+
+
+    @field_validator("traffic_steps", mode="before")
+    @classmethod
+    def _plain_shares(cls, steps: object) -> object:
+        """A plain number is a step held for no time."""
+        if isinstance(steps, list):
+            return [{"share": s} if isinstance(s, int) and not isinstance(s, bool) else s
+                    for s in steps]
+        return steps
 
 
 class TrainingSpec(_Strict):

@@ -1,0 +1,37 @@
+"""The rollback flow: traffic back to the previous champion in one action.
+
+plan (previous champion, warm deployment?) -> flip, or redeploy + smoke test + flip ->
+`champion` and the release history. Run it with ``mlops rollback --spec ...``, or from the
+``rollback`` deployment's form in the Prefect UI.
+"""
+
+from __future__ import annotations
+
+from prefect import flow, get_run_logger
+
+from flows import _runtime
+from mlops.core.settings import DEFAULT_SPEC
+from tasks.data import read_spec
+from tasks.rollback import plan_rollback, roll_back
+
+_runtime.install()  # heartbeat join and exit collection (see flows/_runtime.py)
+
+
+@flow(name="rollback", log_prints=False)
+def rollback(
+    spec_path: str = DEFAULT_SPEC, version: int | None = None, reason: str | None = None,
+) -> dict:
+    """Move the model's traffic and `champion` back to the previous champion.
+
+    Args:
+        spec_path: The model's pipeline spec (YAML).
+        version: Roll back to this registered version instead of the previous champion.
+        reason: Why (a person's words); kept in the model's release history.
+    """
+    spec = read_spec(spec_path, None)
+    plan = plan_rollback(spec, version)
+    get_run_logger().info(
+        "Rolling %s back from v%s to v%s (%s)", plan.model_name, plan.champion, plan.version,
+        f"warm on '{plan.warm_slot}'" if plan.warm_slot else "not deployed: redeploying",
+    )
+    return roll_back(plan, spec, reason)

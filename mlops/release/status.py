@@ -1,0 +1,48 @@
+"""What a person asks after a release: who is champion, where the traffic goes, what happened.
+
+The same text is printed by ``mlops status --spec ...`` and published as a Prefect artifact
+after every release (``tasks._release``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mlops.registry.releases import Release
+
+LAST_RELEASES = 10
+
+
+def _version(value: int | None) -> str:
+    return "-" if value is None else f"v{value}"
+
+
+def _traffic(table: dict[str, int]) -> str:
+    return ", ".join(f"{k} {v}%" for k, v in table.items()) or "none"
+
+
+def status_markdown(
+    model: str, champion: int | None, endpoint: dict[str, Any], releases: list[Release],
+) -> str:
+    """Markdown: the champion, the traffic table and deployments, the last releases (newest
+    first). `endpoint` is the endpoint client's `state()`."""
+    traffic = endpoint.get("traffic", {})
+    lines = [f"## {model}", "", f"Champion: **{_version(champion)}**", "",
+             "| deployment | model | version | traffic | status |", "|---|---|---|---|---|"]
+    for name, d in endpoint.get("deployments", {}).items():
+        lines.append(
+            f"| {name} | {d.get('model_name') or d.get('model', '-')} | "
+            f"{d.get('model_version', '-')} | {traffic.get(name, 0)}% | "
+            f"{d.get('status') or d.get('state', '-')} |"
+        )
+    lines += ["", f"Last releases ({min(len(releases), LAST_RELEASES)} of {len(releases)}):", "",
+              "| when | what | version | champion | traffic after | why | run |",
+              "|---|---|---|---|---|---|---|"]
+    for r in reversed(releases[-LAST_RELEASES:]):
+        why = r.reason + (f" ({r.detail})" if r.detail else "")
+        lines.append(
+            f"| {r.at[:19]} | {r.kind} | {_version(r.version)} | "
+            f"{_version(r.champion_before)} -> {_version(r.champion_after)} | "
+            f"{_traffic(r.traffic_after)} | {why.replace('|', '/')} | {r.flow_run_id or '-'} |"
+        )
+    return "\n".join(lines)

@@ -1,0 +1,106 @@
+"""Rollback stage: traffic back to the previous champion in one action (DESIGN.md, rollback).
+
+The previous champion is the one the champion's manifest names (``previous_champion``), or a
+version the caller names. If a deployment still serves it (the slot the last release left at
+0%), the rollback is one traffic change; otherwise it is deployed to the idle slot, smoke-tested
+against its own predictions, then traffic flips. `champion` follows and the release history
+records it. Any failure leaves traffic where it was.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from prefect import get_run_logger, task
+
+from mlops.core.errors import DeploymentError, shorten
+from mlops.core.settings import get_settings
+from mlops.core.spec import PipelineSpec
+from mlops.endpoint.backend import endpoint_for
+from mlops.endpoint.payloads import frame_to_request
+from mlops.model.results import RollbackPlan
+from mlops.registry.backend import registry_for
+from serving.bundle import probe_frame
+from tasks._options import IO_TASK
+from tasks._release import record_release
+
+
+def _serves(deployment: dict[str, Any], url: str) -> bool:
+    """Whether an endpoint's deployment (its `state()` entry) serves the bundle at `url`."""
+    ready = deployment.get("status", "ready") == "ready"
+    return ready and url in (deployment.get("model_url"), deployment.get("model"))
+
+
+@task(**IO_TASK)
+def plan_rollback(spec: PipelineSpec, version: int | None = None) -> RollbackPlan:
+    """Which version to return to and whether a deployment still serves it.
+
+    Raises:
+        DeploymentError: no champion, no previous champion (and no `version` named), or the
+            named version already is the champion.
+        RegistryError: the named version does not exist.
+    """
+    registry = registry_for(spec, get_settings())
+    name = spec.model_name
+    champion = registry.alias(name)
+    if champion is None:
+        raise DeploymentError(f"model '{name}' has no champion: there is nothing to roll back")
+    target = registry.get(name, champion).manifest.get("previous_champion") \
+        if version is None else version
+    if target is None:
+        raise DeploymentError(
+            f"no previous champion to roll back to: {name} v{champion} was the first champion "
+            "(its manifest names none); name a version with --version"
+        )
+    if int(target) == champion:
+        raise DeploymentError(f"{name} v{champion} already is the champion; traffic unchanged")
+    entry = registry.get(name, int(target))
+    state = endpoint_for(spec, get_settings()).state()
+    warm = next((n for n, d in state.get("deployments", {}).items() if _serves(d, entry.url)),
+                None)
+    traffic = {k: int(v) for k, v in state.get("traffic", {}).items()}
+    return RollbackPlan(name, champion, entry.version, entry.url, warm, traffic)
+
+
+def _smoke_test(spec: PipelineSpec, plan: RollbackPlan, slot: str) -> None:
+    """The redeployed version must answer as its own model does offline: on its trusted
+    holdout's first rows, or on probe rows when it kept no holdout."""
+    registry = registry_for(spec, get_settings())
+    bundle = registry.load(plan.model_name, plan.version)
+    holdout = registry.holdout(plan.model_name, plan.version)
+    rows = (holdout[bundle.feature_names].head(spec.endpoint.smoke_rows) if holdout is not None
+            else probe_frame(bundle.features, plan.url))
+    offline = [str(v) for v in np.asarray(bundle.model.predict(rows))]
+    answer = endpoint_for(spec, get_settings()).score(frame_to_request(rows), deployment=slot)
+    served = [str(v) for v in answer.get("predictions", [])]
+    if str(answer.get("model_version")) != str(plan.version) or served != offline:
+        raise DeploymentError(
+            f"smoke test of v{plan.version} on '{slot}' failed: served version "
+            f"{answer.get('model_version')}, predictions {shorten(str(served))} for the "
+            f"offline {shorten(str(offline))}; traffic unchanged {plan.previous_traffic}"
+        )
+
+
+@task
+def roll_back(plan: RollbackPlan, spec: PipelineSpec, reason: str | None = None) -> dict:
+    """Flip traffic to the warm deployment, or redeploy to the idle slot, smoke-test and flip;
+    then move `champion` and record the rollback."""
+    logger = get_run_logger()
+    client = endpoint_for(spec, get_settings())
+    slot, how = plan.warm_slot, f"traffic flip to the warm deployment '{plan.warm_slot}'"
+    if slot is None:
+        live = max(plan.previous_traffic, key=plan.previous_traffic.get, default=None)
+        slot = "green" if live == "blue" else "blue"
+        logger.info("No deployment serves v%s any more: deploying it to '%s'", plan.version, slot)
+        client.put_deployment(slot, plan.url)
+        _smoke_test(spec, plan, slot)
+        how = f"redeployed to '{slot}', smoke-tested, traffic flipped"
+    traffic = client.set_traffic({slot: 100})
+    registry_for(spec, get_settings()).set_alias(plan.model_name, plan.version)
+    logger.info("Rolled %s back from v%s to v%s: %s; traffic %s", plan.model_name,
+                plan.champion, plan.version, how, traffic)
+    record_release(spec, "rollback", plan.version, champion_before=plan.champion,
+                   champion_after=plan.version, traffic_before=plan.previous_traffic,
+                   traffic_after=traffic, reason=reason, detail=how)
+    return {"outcome": "rolled back", "champion": plan.version, "traffic": traffic, "how": how}

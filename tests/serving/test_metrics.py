@@ -1,0 +1,124 @@
+"""``GET /metrics``: per-deployment counters and latency histograms in the Prometheus format."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+import numpy as np
+import orjson
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from mlops.endpoint.metrics import DeploymentStats, parse_metrics
+from mlops.endpoint.payloads import frame_to_request
+from serving.config import EndpointConfig
+from serving.errors import ScoringInputError
+from serving.metrics import BUCKETS_S, DeploymentMetrics, Metrics
+from serving.scoring import Scored
+from serving.server import ScoringApp
+from serving.state import READY, Deployment, DeploymentRecord
+from tests.serving._models import FEATURES
+from tests.serving.conftest import ADMIN_KEY, SCORING_KEY
+
+
+def test_a_latency_on_a_bucket_bound_counts_in_that_bucket():
+    m = DeploymentMetrics()
+    m.observe(200, BUCKETS_S[0], 1)  # Prometheus' `le` is inclusive
+    m.observe(200, np.nextafter(BUCKETS_S[0], 1.0), 1)
+    m.observe(200, 99.0, 1)
+    assert m.buckets[0] == 1 and m.buckets[1] == 1 and m.buckets[-1] == 1
+
+
+@pytest.mark.parametrize(("status", "index"), [(200, 0), (399, 0), (400, 1), (499, 1),
+                                               (500, 2), (503, 2)])
+def test_status_classes(status, index):
+    m = DeploymentMetrics()
+    m.observe(status, 0.0, 0)
+    assert m.by_class == [1 if i == index else 0 for i in range(3)]
+
+
+def test_render_is_prometheus_text_that_reads_back():
+    metrics = Metrics("churn-endpoint")
+    for seconds in (0.0005, 0.003, 0.003, 7.0):
+        metrics.of("blue").observe(200, seconds, 2)
+    metrics.of("green").observe(500, 0.05, 0)
+    text = metrics.render().decode()
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+    assert families["mlops_request_duration_seconds"].type == "histogram"
+    samples = {(s.name, s.labels.get("deployment"), s.labels.get("le"), s.labels.get("code")):
+               s.value for f in families.values() for s in f.samples}
+    assert samples[("mlops_requests_total", "blue", None, "2xx")] == 4
+    assert samples[("mlops_requests_total", "green", None, "5xx")] == 1
+    assert samples[("mlops_request_duration_seconds_bucket", "blue", "0.005", None)] == 3
+    assert samples[("mlops_request_duration_seconds_bucket", "blue", "+Inf", None)] == 4
+    assert samples[("mlops_rows_scored_total", "blue", None, None)] == 8
+    read = parse_metrics(text)
+    assert (read["blue"].requests, read["blue"].rows, read["green"].error_rate) == (4, 8, 1.0)
+
+
+def test_deltas_and_p95_from_buckets():
+    before = DeploymentStats({"2xx": 10, "5xx": 0}, ((0.01, 10), (0.1, 10), (float("inf"), 10)))
+    after = DeploymentStats({"2xx": 28, "5xx": 2}, ((0.01, 10), (0.1, 30), (float("inf"), 30)))
+    step = after.since(before)
+    assert (step.requests, step.errors, step.error_rate) == (20, 2, 0.1)
+    # rank 19 of 20, all 20 between 0.01 and 0.1: 0.01 + 0.09 * 19/20
+    assert step.quantile(0.95) == pytest.approx(0.0955)
+    assert DeploymentStats().quantile(0.95) is None
+
+
+class _Fixed:
+    """Scores two rows, or refuses them like a request that does not fit the model."""
+
+    def __init__(self, refuse: bool = False) -> None:
+        self.refuse = refuse
+
+    def score_table(self, table, probabilities):
+        if self.refuse:
+            raise ScoringInputError(422, "missing required columns: ['x']")
+        return Scored({}, np.array([1, 0]))
+
+
+async def _score(app: ScoringApp, deployment: str) -> int:
+    sent: list[dict] = []
+
+    async def receive() -> dict:
+        return {"type": "http.request", "body": b'[{"a": 1}, {"a": 2}]', "more_body": False}
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    headers = [(b"authorization", b"Bearer k"), (b"azureml-model-deployment", deployment.encode())]
+    await app({"type": "http", "method": "POST", "path": "/score", "query_string": b"",
+               "headers": headers}, receive, send)
+    return sent[0]["status"]
+
+
+def test_each_answer_is_counted_on_its_deployment(tmp_path):
+    app = ScoringApp(EndpointConfig(state_dir=tmp_path, collect=False))
+    app._scoring_key = b"k"
+    for name, scorer in (("blue", _Fixed()), ("green", _Fixed(refuse=True))):
+        record = DeploymentRecord("mem://x", "toy", "1")
+        app.endpoint.deployments[name] = Deployment(name, record, scorer, READY)  # type: ignore[arg-type]
+    assert [asyncio.run(_score(app, n)) for n in ("blue", "blue", "green")] == [200, 200, 422]
+    blue, green = app.metrics.deployments["blue"], app.metrics.deployments["green"]
+    assert (blue.by_class, blue.rows, sum(blue.buckets)) == ([2, 0, 0], 4, 2)
+    assert (green.by_class, green.rows) == ([0, 1, 0], 0)
+
+
+@pytest.mark.service
+def test_metrics_over_http_need_a_key_and_count_requests(blue_green, server, toys):
+    with httpx.Client(base_url=server.url, timeout=30) as http:
+        assert http.get("/metrics").status_code == 401
+        before = parse_metrics(http.get("/metrics", headers={
+            "Authorization": f"Bearer {SCORING_KEY}"}).text)
+        body = orjson.dumps(frame_to_request(toys.frame[FEATURES].head(3)))
+        for _ in range(3):
+            http.post("/score", content=body, headers={
+                "Authorization": f"Bearer {SCORING_KEY}", "azureml-model-deployment": "green"})
+        response = http.get("/metrics", headers={"Authorization": f"Bearer {ADMIN_KEY}"})
+    assert response.headers["content-type"].startswith("text/plain; version=0.0.4")
+    step = parse_metrics(response.text)["green"].since(before.get("green", DeploymentStats()))
+    assert (step.requests, step.by_class["2xx"], step.rows) == (3, 3, 9)
+    assert server.client.metrics()["green"].requests == step.requests + (
+        before["green"].requests if "green" in before else 0)
