@@ -47,6 +47,14 @@ class DeploymentError(MlopsError):
     """Deploying, smoke-testing or promoting a model failed; traffic was left as it was."""
 
 
+class ProvisioningError(DeploymentError):
+    """A deployment did not provision; `logs` holds its containers' logs (name -> text)."""
+
+    def __init__(self, message: str, logs: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.logs = logs or {}
+
+
 class EndpointError(DeploymentError):
     """The scoring endpoint answered with an error or could not be reached."""
 

@@ -102,6 +102,15 @@ def now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+def _failed(error: dict[str, Any],
+            undo: Callable[[], None] | None) -> Callable[[], dict[str, Any]]:
+    def finish() -> dict[str, Any]:
+        if undo is not None:
+            undo()
+        return error
+    return finish
+
+
 class ArmAdapter(BaseAdapter):
     """A requests adapter: ARM requests to `handler`, blob requests to Azurite."""
 
@@ -192,6 +201,8 @@ class Workspace:
         self.requests: list[tuple[str, str]] = []  # (method, path below the workspace)
         self.planned: list[Planned] = []
         self.hooks: list[tuple[str, re.Pattern[str], Callable[[], None]]] = []
+        self.sent: list[tuple[str, str, Any]] = []  # writes with their bodies, and scorings
+        self.failing_operations: list[tuple[re.Pattern[str], dict[str, Any]]] = []
         self.operations: dict[str, Operation] = {}
         self.models: dict[tuple[str, str], dict[str, Any]] = {}
         self.environments: dict[tuple[str, str], dict[str, Any]] = {}
@@ -227,6 +238,11 @@ class Workspace:
         another client does meanwhile."""
         self.hooks.append((method, re.compile(path), hook))
 
+    def fail_operation(self, path: str, code: str, message: str) -> None:
+        """The next long-running operation started by a request whose path matches `path`
+        is accepted, then ends Failed with this error."""
+        self.failing_operations.append((re.compile(path), error_body(code, message)))
+
     def clear_failures(self) -> None:
         self.planned.clear()
 
@@ -247,6 +263,9 @@ class Workspace:
                 hook[2]()
         with self.lock:
             self.requests.append((request.method, short))
+            if request.method in {"PUT", "DELETE"}:
+                self.sent.append((request.method, short, body_of(request)))
+            self._current = short
             for plan in self.planned:
                 if plan.method == request.method and plan.path.search(short):
                     plan.times -= 1
@@ -267,14 +286,21 @@ class Workspace:
         self.routes.append((method, re.compile(pattern), handler))
 
     def _lro(self, finish: Callable[[], dict[str, Any] | None], status: int,
-             body: Any) -> Reply:
+             body: Any, undo: Callable[[], None] | None = None) -> Reply:
         op_id = uuid.uuid4().hex
+        for planned in self.failing_operations:
+            if planned[0].search(self._current):
+                self.failing_operations.remove(planned)
+                finish = _failed(planned[1], undo)
+                break
         self.operations[op_id] = Operation(self.polls, finish)
         base = f"https://{ARM_HOST}{OPERATIONS_PATH}"
         return Reply(status, body, {
             "Azure-AsyncOperation": f"{base}/mfeOperationsStatus/{op_id}?api-version=2024-04-01",
             "Location": f"{base}/mfeOperationResults/{op_id}?api-version=2024-04-01",
-            "Retry-After": "0",
+            # ARM sends Retry-After in seconds; azure-core reads retry-after-ms first, which keeps
+            # the tests' polls milliseconds apart
+            "Retry-After": "1", "retry-after-ms": "5",
         })
 
     def _operation(self, op_id: str) -> Operation:
@@ -294,12 +320,13 @@ class Workspace:
         body: dict[str, Any] = {"id": op_id, "name": op_id, "status": status, "startTime": now()}
         if op.error:
             body["error"] = op.error["error"]
-        return Reply(200, body, {"Retry-After": "0"})
+        return Reply(200, body, {"Retry-After": "1", "retry-after-ms": "5"})
 
     def _operation_result(self, request: Any, op_id: str) -> Reply:
         op = self._operation(op_id)
         if not op.done:
-            return Reply(202, None, {"Location": request.url, "Retry-After": "0"})
+            return Reply(202, None, {"Location": request.url, "Retry-After": "1",
+                                     "retry-after-ms": "5"})
         if op.error:
             return Reply(400, op.error)
         return Reply(200 if op.error is None else 400, None)
@@ -321,6 +348,7 @@ class Workspace:
         v = r"(?P<version>[^/]+)"
         self.route("GET", f"{ops}/mfeOperationsStatus/(?P<op_id>[^/]+)", self._operation_status)
         self.route("GET", f"{ops}/mfeOperationResults/(?P<op_id>[^/]+)", self._operation_result)
+        self.route("GET", ws, self._workspace)
         self.route("GET", f"{ws}/datastores", self._datastores)
         self.route("GET", f"{ws}/datastores/{n}", self._datastore)
         self.route("POST", f"{ws}/datastores/{n}/listSecrets", self._list_secrets)
@@ -330,6 +358,8 @@ class Workspace:
             self.route("GET", f"{ws}/{kind}/{n}/versions", self._list_versions(kind, store))
             self.route("GET", f"{ws}/{kind}/{n}/versions/{v}", self._get_version(kind, store))
             self.route("PUT", f"{ws}/{kind}/{n}/versions/{v}", self._put_version(kind, store))
+        self.route("POST", f"{ws}/codes/{n}/versions/{v}/startPendingUpload",
+                   self._start_pending_upload)
         ep = f"{ws}/onlineEndpoints/(?P<endpoint>[^/]+)"
         self.route("GET", f"{ws}/onlineEndpoints", self._list_endpoints)
         self.route("GET", ep, self._get_endpoint)
@@ -340,6 +370,25 @@ class Workspace:
         self.route("PUT", f"{ep}/deployments/{n}", self._put_deployment)
         self.route("DELETE", f"{ep}/deployments/{n}", self._delete_deployment)
         self.route("POST", f"{ep}/deployments/{n}/getLogs", self._get_logs)
+
+    def _workspace(self, request: Any) -> Reply:
+        return Reply(200, {
+            "id": WORKSPACE_PATH, "name": WS, "location": LOCATION, "kind": "Default",
+            "type": "Microsoft.MachineLearningServices/workspaces",
+            "identity": {"type": "SystemAssigned", "principalId": str(uuid.UUID(int=1)),
+                         "tenantId": str(uuid.UUID(int=2))},
+            "sku": {"name": "Basic", "tier": "Basic"},
+            "properties": {
+                "friendlyName": WS, "provisioningState": "Succeeded",
+                "workspaceId": str(uuid.UUID(int=3)), "discoveryUrl":
+                    f"https://{LOCATION}.api.azureml.ms/discovery",
+                "mlFlowTrackingUri": f"azureml://{LOCATION}.api.azureml.ms/mlflow/v1.0"
+                                     f"{WORKSPACE_PATH}",
+                "storageAccount": f"/subscriptions/{SUB}/resourceGroups/{RG}/providers/"
+                                  "Microsoft.Storage/storageAccounts/devstoreaccount1",
+                "publicNetworkAccess": "Enabled",
+            },
+        })
 
     # datastores ----------------------------------------------------------------------------
 
@@ -363,6 +412,23 @@ class Workspace:
         if self.sas_token is None:
             raise ServiceError(403, "AuthorizationFailed", "no secrets for this caller")
         return Reply(200, {"secretsType": "Sas", "sasToken": self.sas_token})
+
+    def _start_pending_upload(self, request: Any, name: str, version: str) -> Reply:
+        sent = body_of(request) or {}
+        if sent.get("pendingUploadType") != "TemporaryBlobReference":
+            raise ServiceError(400, "UserError",
+                               f"pendingUploadType {sent.get('pendingUploadType')!r}")
+        account = (self.blob_endpoint or "/devstoreaccount1").rsplit("/", 1)[1]
+        blob_uri = f"https://{account}{BLOB_SUFFIX}/{self.container}"
+        return Reply(200, {
+            "pendingUploadId": uuid.uuid4().hex, "pendingUploadType": "TemporaryBlobReference",
+            "blobReferenceForConsumption": {
+                "blobUri": blob_uri,
+                "storageAccountArmId": f"/subscriptions/{SUB}/resourceGroups/{RG}/providers/"
+                                       f"Microsoft.Storage/storageAccounts/{account}",
+                "credential": {"credentialType": "SAS", "sasUri": f"{blob_uri}?{self.sas_token}"},
+            },
+        })
 
     # versioned assets ----------------------------------------------------------------------
 
@@ -489,7 +555,11 @@ class Workspace:
         def finish() -> None:
             body["properties"]["provisioningState"] = "Succeeded"
 
-        return self._lro(finish, 200 if existing else 201, self._public(body))
+        def undo() -> None:  # a failed update leaves the endpoint as it was
+            if existing is not None:
+                self.endpoints[endpoint] = existing
+
+        return self._lro(finish, 200 if existing else 201, self._public(body), undo)
 
     @staticmethod
     def _public(endpoint: dict[str, Any]) -> dict[str, Any]:
@@ -564,6 +634,8 @@ class Workspace:
         if not code.get("scoringScript"):
             raise ServiceError(400, "BadArgument", "codeConfiguration.scoringScript is required")
         body = self._resource("onlineEndpoints/deployments", name, {
+            "scaleSettings": {"scaleType": "Default"}, "appInsightsEnabled": False,
+            "egressPublicNetworkAccess": "Enabled",
             **props, "provisioningState": "Updating" if existing else "Creating",
         }, f"onlineEndpoints/{endpoint}/deployments/{name}")
         body.update(location=sent.get("location", LOCATION), sku=sent.get("sku"),

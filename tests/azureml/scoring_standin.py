@@ -51,6 +51,7 @@ class ScoringService:
         self.work = work
         self.servers: dict[tuple[str, str], tuple[subprocess.Popen[bytes], str, str]] = {}
         self.lock = threading.Lock()
+        self.failures: list[tuple[int, bytes]] = []  # the router's next answers, instead
         self.httpd = ThreadingHTTPServer(("127.0.0.1", free_port()), self._handler())
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
@@ -108,6 +109,10 @@ class ScoringService:
         elif (endpoint, chosen) not in self.ws.deployments:
             return 404, {}, json.dumps(
                 {"message": f"Deployment {chosen} not found"}).encode()
+        self.ws.sent.append(("SCORE", endpoint, chosen))
+        if self.failures:
+            status, content = self.failures.pop(0)
+            return status, {DEPLOYMENT_HEADER: chosen}, content
         with self.lock:
             url = self._backend(endpoint, chosen)
         answer = httpx.post(f"{url}/score", content=body, timeout=60,
