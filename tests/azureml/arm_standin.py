@@ -49,6 +49,9 @@ SUB, RG, WS, LOCATION = "00000000-0000-0000-0000-000000000000", "rg-mlops", "ws-
 ARM_HOST = "management.azure.com"
 PROVIDER = "providers/Microsoft.MachineLearningServices"
 BLOB_SUFFIX = ".blob.core.windows.net"
+DISCOVERY_HOST = "eastus.api.azureml.ms"  # where the SDK asks where a registry lives
+MFE_HOST = f"{LOCATION}.api.azureml.ms"  # the registry's region: its data-plane API
+REGISTRY = "shared-models"
 DATASTORE = "workspaceblobstore"
 CONTAINER = "azureml-blobstore-ws"
 
@@ -134,7 +137,8 @@ class ArmAdapter(BaseAdapter):
             return self.forward.send(request, **kwargs)
         if url.hostname == "127.0.0.1":  # the scoring stand-in (a scoringUri it handed out)
             return self.forward.send(request, **kwargs)
-        assert url.hostname == ARM_HOST, f"request outside Azure ML: {request.url}"
+        assert url.hostname in {ARM_HOST, DISCOVERY_HOST, MFE_HOST}, (
+            f"request outside Azure ML: {request.url}")
         if self.connection_failures > 0:
             self.connection_failures -= 1
             raise requests.ConnectionError(f"connection reset talking to {url.hostname}")
@@ -173,6 +177,8 @@ def body_of(request: requests.PreparedRequest) -> Any:
 
 
 WORKSPACE_PATH = f"/subscriptions/{SUB}/resourceGroups/{RG}/{PROVIDER}/workspaces/{WS}"
+REGISTRY_PATH = f"/subscriptions/{SUB}/resourceGroups/{RG}/{PROVIDER}/registries/{REGISTRY}"
+MFE_PREFIX = "mferp/managementfrontend"
 OPERATIONS_PATH = f"/subscriptions/{SUB}/{PROVIDER}/locations/{LOCATION}"
 TERMINAL = {"Succeeded", "Failed", "Canceled"}
 # Fields the service fills in on a new version when the request leaves them out.
@@ -193,9 +199,12 @@ class Workspace:
     """
 
     def __init__(self, blob_endpoint: str | None = None, sas_token: str | None = None,
-                 container: str = CONTAINER, polls: int = 1) -> None:
+                 container: str = CONTAINER, polls: int = 1,
+                 new_container: Callable[[], tuple[str, str]] | None = None) -> None:
         self.blob_endpoint = blob_endpoint
         self.container = container
+        self.new_container = new_container  # (name, SAS) of a fresh container for a registry
+        self.container_sas: dict[str, str] = {container: sas_token or ""}
         self.sas_token = sas_token
         self.polls = polls
         self.requests: list[tuple[str, str]] = []  # (method, path below the workspace)
@@ -212,6 +221,7 @@ class Workspace:
         self.logs: dict[tuple[str, str], dict[str, str]] = {}
         self.jobs: dict[str, dict[str, Any]] = {}
         self.data: dict[tuple[str, str], dict[str, Any]] = {}
+        self.registry_models: dict[tuple[str, str], dict[str, Any]] = {}
         self.taken_in_region: set[str] = set()  # endpoint names other customers hold
         self.deployment_outcome: dict[tuple[str, str], dict[str, Any]] = {}
         self.lock = threading.Lock()
@@ -256,7 +266,7 @@ class Workspace:
         path = url.path
         assert "api-version" in query(request), f"no api-version: {request.url}"
         assert request.headers.get("Authorization") == "Bearer standin-token", request.headers
-        short = path.removeprefix(WORKSPACE_PATH)
+        short = path.removeprefix(WORKSPACE_PATH).removeprefix(f"/{MFE_PREFIX}{REGISTRY_PATH}")
         for hook in list(self.hooks):
             if hook[0] == request.method and hook[1].search(short):
                 self.hooks.remove(hook)
@@ -360,6 +370,7 @@ class Workspace:
             self.route("PUT", f"{ws}/{kind}/{n}/versions/{v}", self._put_version(kind, store))
         self.route("POST", f"{ws}/codes/{n}/versions/{v}/startPendingUpload",
                    self._start_pending_upload)
+        self._add_registry_routes(n, v)
         ep = f"{ws}/onlineEndpoints/(?P<endpoint>[^/]+)"
         self.route("GET", f"{ws}/onlineEndpoints", self._list_endpoints)
         self.route("GET", ep, self._get_endpoint)
@@ -485,6 +496,80 @@ class Workspace:
                 f"{kind}/{name}/versions/{version}")
             return Reply(201, store[(name, version)])
         return put
+
+    # an Azure ML registry (its own data-plane API, found through discovery) ----------------
+
+    def _add_registry_routes(self, n: str, v: str) -> None:
+        reg = re.escape(f"/{MFE_PREFIX}{REGISTRY_PATH}")
+        store = self.registry_models
+        self.route("GET", f"/registrymanagement/v1.0/registries/{REGISTRY}/discovery",
+                   self._discovery)
+        self.route("GET", f"{reg}/models/{n}", self._container("models", store))
+        self.route("GET", f"{reg}/models/{n}/versions", self._list_versions("models", store))
+        self.route("GET", f"{reg}/models/{n}/versions/{v}", self._get_version("models", store))
+        self.route("PUT", f"{reg}/models/{n}/versions/{v}", self._put_registry_version)
+        self.route("PUT", f"{reg}/tempdatarefs/{n}/versions/{v}", self._temp_data_reference)
+        self.route("POST", f"{reg}/datarefs/{n}/versions/{v}", self._data_reference)
+
+    def _discovery(self, request: Any) -> Reply:
+        return Reply(200, {
+            "registryName": REGISTRY, "primaryRegion": LOCATION,
+            "primaryRegionResourceProviderUri": f"https://{MFE_HOST}/",
+            "subscriptionId": SUB, "resourceGroup": RG,
+            "registryFqdns": {LOCATION: {"api": f"https://{MFE_HOST}"}},
+        })
+
+    def _temp_data_reference(self, request: Any, name: str, version: str) -> Reply:
+        """Where a new registry asset version is uploaded; 409 once the version exists."""
+        if (name, version) in self.registry_models:
+            raise ServiceError(409, "UserError",
+                               f"Asset {name}:{version} already exists in registry {REGISTRY}")
+        assert self.new_container is not None, "a registry needs new_container"
+        container, sas = self.new_container()  # each upload gets a container of its own
+        self.container_sas[container] = sas
+        return self._temp_blob_reference(container)
+
+    def _data_reference(self, request: Any, name: str, version: str) -> Reply:
+        """A read SAS for a registry asset's storage."""
+        if (name, version) not in self.registry_models:
+            raise ServiceError(404, "UserError", f"model {name}:{version} not in {REGISTRY}")
+        uri = self.registry_models[(name, version)]["properties"]["modelUri"]
+        return self._temp_blob_reference(urlsplit(uri).path.strip("/").split("/")[0])
+
+    def _temp_blob_reference(self, container: str) -> Reply:
+        account = (self.blob_endpoint or "/devstoreaccount1").rsplit("/", 1)[1]
+        blob_uri = f"https://{account}{BLOB_SUFFIX}/{container}"
+        sas = self.container_sas[container]
+        return Reply(200, {
+            "blobReferenceForConsumption": {
+                "blobUri": blob_uri,
+                "credential": {"credentialType": "SAS", "sasUri": f"{blob_uri}?{sas}"},
+            },
+        })
+
+    def _put_registry_version(self, request: Any, name: str, version: str) -> Reply:
+        sent = body_of(request)
+        properties = (sent or {}).get("properties")
+        if not isinstance(properties, dict) or not properties.get("modelUri"):
+            raise ServiceError(400, "UserError", "modelUri is required")
+        uri = properties["modelUri"]
+        if not uri.startswith(f"https://{(self.blob_endpoint or '/x').rsplit('/', 1)[1]}"):
+            raise ServiceError(400, "UserError",
+                               f"modelUri {uri} is not in the registry's storage")
+        existing = self.registry_models.get((name, version))
+        if existing is not None and existing["properties"]["modelUri"] != uri:
+            raise ServiceError(409, "UserError",
+                               f"Conflict: model {name}:{version} exists in {REGISTRY}")
+        body = {"id": f"azureml://registries/{REGISTRY}/models/{name}/versions/{version}",
+                "name": version, "type": "Microsoft.MachineLearningServices/registries/models/"
+                "versions", "properties": {**SERVER_DEFAULTS["models"], **properties},
+                "systemData": {"createdAt": now(), "createdBy": "standin"}}
+        self.registry_models[(name, version)] = body
+
+        def finish() -> None:
+            return None
+
+        return self._lro(finish, 202, None)
 
     # online endpoints ----------------------------------------------------------------------
 

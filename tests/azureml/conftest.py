@@ -18,7 +18,15 @@ from azure.storage.blob import generate_container_sas
 from mlops.core.spec import PipelineSpec, load_spec
 from tests.azure.azurite import ACCOUNT, ACCOUNT_KEY, Azurite
 from tests.azure.conftest import azurite, new_container  # noqa: F401 (the session's Azurite)
-from tests.azureml.arm_standin import RG, SUB, WS, FakeCredential, Workspace, storage_transport
+from tests.azureml.arm_standin import (
+    REGISTRY,
+    RG,
+    SUB,
+    WS,
+    FakeCredential,
+    Workspace,
+    storage_transport,
+)
 from tests.conftest import ROOT
 
 CHURN_YAML = ROOT / "configs" / "churn.yaml"
@@ -40,10 +48,14 @@ def workspace(azurite: Azurite, monkeypatch: pytest.MonkeyPatch) -> Workspace:  
     """A fresh workspace whose default datastore is a new container on Azurite."""
     import azure.storage.blob._shared.base_client as storage_base
 
-    container = new_container(azurite.connection_string, "ws")
-    sas = generate_container_sas(ACCOUNT, container, account_key=ACCOUNT_KEY, permission="racwdl",
-                                 expiry=datetime.now(UTC) + timedelta(hours=2))
-    ws = Workspace(azurite.blob_endpoint, sas, container=container)
+    def fresh() -> tuple[str, str]:
+        name = new_container(azurite.connection_string, "ws")
+        return name, generate_container_sas(
+            ACCOUNT, name, account_key=ACCOUNT_KEY, permission="racwdl",
+            expiry=datetime.now(UTC) + timedelta(hours=2))
+
+    container, sas = fresh()
+    ws = Workspace(azurite.blob_endpoint, sas, container=container, new_container=fresh)
     monkeypatch.setattr(storage_base, "RequestsTransport", storage_transport(ws))
     return ws
 
@@ -53,6 +65,12 @@ def client_of(ws: Workspace, **kwargs: Any) -> MLClient:
     number of retries and what is retried stay the SDK's)."""
     return MLClient(FakeCredential(), SUB, RG, WS, transport=ws.transport(), show_progress=False,
                     retry_backoff_factor=0.01, **kwargs)
+
+
+def registry_client_of(ws: Workspace) -> MLClient:
+    """The real MLClient of the stand-in's Azure ML registry (found through discovery)."""
+    return MLClient(FakeCredential(), registry_name=REGISTRY, transport=ws.transport(),
+                    show_progress=False, retry_backoff_factor=0.01)
 
 
 @pytest.fixture

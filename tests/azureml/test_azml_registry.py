@@ -15,7 +15,8 @@ from azure.storage.blob import ContainerClient
 from mlops.core.errors import RegistryError
 from mlops.registry.azureml import AzureMLRegistry
 from serving.bundle import MANIFEST_FILE, MODEL_FILE
-from tests.azureml.conftest import client_of
+from tests.azureml.arm_standin import REGISTRY
+from tests.azureml.conftest import client_of, registry_client_of
 
 pytestmark = pytest.mark.azurite
 
@@ -71,6 +72,25 @@ def test_a_version_taken_meanwhile_is_skipped_not_overwritten(
     assert registry.versions("toy") == [1, 3]  # the foreign version is not one of ours
     with pytest.raises(RegistryError, match="not a bundle of this project"):
         registry.get("toy", 2)
+
+
+def test_a_version_taken_meanwhile_in_an_azure_ml_registry_is_skipped(workspace, toy, tmp_path):
+    """Finding 8: in a registry the SDK swallows the 409 of the upload reservation and falls
+    back to a datastore upload, which a registry cannot do."""
+    registry = AzureMLRegistry(registry_client_of(workspace), tmp_path / "cache",
+                               registry_name=REGISTRY)
+    assert toy.register(registry).version == 1
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "weights.bin").write_bytes(b"someone else's model")
+    other = registry_client_of(workspace)
+    workspace.before("PUT", r"/tempdatarefs/toy/versions/2$", lambda: other.models.create_or_update(
+        Model(name="toy", version="2", path=str(foreign), type="custom_model")))
+    third = toy.register(registry)
+    assert third.url == f"azureml://registries/{REGISTRY}/models/toy/versions/3"
+    assert workspace.registry_models[("toy", "2")]["properties"]["modelUri"].endswith("/foreign")
+    assert registry.versions("toy") == [1, 3]
+    assert str(registry.load("toy", 3).version) == "3"
 
 
 def test_load_downloads_once_and_predicts_like_the_original(registry, workspace, toy):
