@@ -41,6 +41,7 @@ def _lineage(
         "code_version": code_version(),
         "git_commit": git_commit(),
         "flow_run_id": flow_run.id,
+        "training_job": getattr(trained, "job_name", None),  # results pickled before it: None
     }
 
 

@@ -56,6 +56,15 @@ def test_versions_are_numbered_by_the_registry_and_carry_tags_and_digests(
     assert first.manifest["version"] == 1  # the manifest inside the bundle knows its version
 
 
+def test_a_model_fitted_by_a_job_names_the_job(registry, ml_client, workspace, toy):
+    """Finding 6: the job name is what studio links the model's lineage by."""
+    toy.register(registry, training_job="train-churn-3f2a")
+    toy.register(registry)  # fitted here: no job
+    assert ml_client.models.get(name="toy", version="1").job_name == "train-churn-3f2a"
+    assert workspace.models[("toy", "1")]["properties"]["jobName"] == "train-churn-3f2a"
+    assert "jobName" not in workspace.models[("toy", "2")]["properties"]
+
+
 def test_a_version_taken_meanwhile_is_skipped_not_overwritten(
     registry, workspace, toy, tmp_path
 ):
