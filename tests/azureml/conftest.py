@@ -91,25 +91,6 @@ def use_workspace(ml_client: MLClient, workspace: Workspace,
     return workspace
 
 
-@pytest.fixture
-def fake(tmp_path: Path) -> Any:
-    from tests.azureml.fake_mlclient import FakeMLClient
-
-    return FakeMLClient(tmp_path / "azure")
-
-
-@pytest.fixture
-def use_fake(fake: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
-    import mlops.endpoint.azureml
-    import mlops.registry.azureml
-    import mlops.training.azureml
-
-    for module in (mlops.endpoint.azureml, mlops.registry.azureml, mlops.training.azureml):
-        monkeypatch.setattr(module, "workspace_client", lambda target: fake)
-    monkeypatch.setattr(mlops.registry.azureml, "registry_client", lambda name: fake)
-    return fake
-
-
 @dataclass(frozen=True)
 class Toy:
     """A small fitted classifier and what registering it needs."""
