@@ -35,6 +35,7 @@ def _lineage(
         "metrics": evaluation.candidate_metrics,
         "previous_champion": evaluation.champion_version,
         "data_url": data.url,
+        "data_asset": getattr(data, "asset", None),  # refs cached before it have none
         "data_fingerprint": data.fingerprint,
         "spec_name": spec.name,
         "spec_hash": spec.spec_hash(),

@@ -41,7 +41,7 @@ PROPERTY_KEYS = ("format_version", "model_sha256", "data_fingerprint", "spec_has
 # Searchable facts (tags); metrics become `metric.<name>`.
 TAG_KEYS = (
     "task", "target", "estimator", "spec_name", "trained_at", "train_rows", "holdout_rows",
-    "flow_run_id", "previous_champion", "sklearn_version",
+    "flow_run_id", "previous_champion", "sklearn_version", "data_asset",
 )
 TRAIN_OUTPUT = "model"
 TRAIN_COMMAND = (

@@ -17,7 +17,11 @@ from azure.storage.blob import generate_container_sas
 
 from mlops.core.spec import PipelineSpec, load_spec
 from tests.azure.azurite import ACCOUNT, ACCOUNT_KEY, Azurite
-from tests.azure.conftest import azurite, new_container  # noqa: F401 (the session's Azurite)
+from tests.azure.conftest import (  # noqa: F401 (the session's Azurite, its environment)
+    azurite,
+    blob_env,
+    new_container,
+)
 from tests.azureml.arm_standin import (
     REGISTRY,
     RG,

@@ -39,7 +39,8 @@ def test_versions_are_numbered_by_the_registry_and_carry_tags_and_digests(
     registry, ml_client, workspace, toy
 ):
     first = toy.register(registry, metrics={"roc_auc": 0.8712345}, flow_run_id="run-1",
-                         data_url="abfs://data/churn?sig=SECRET", spec_hash="abc")
+                         data_url="abfs://data/churn?sig=SECRET", spec_hash="abc",
+                         data_asset="churn_features:3")
     second = toy.register(registry)
     assert (first.version, second.version) == (1, 2)
     assert first.url == "azureml:toy:1"
@@ -50,6 +51,7 @@ def test_versions_are_numbered_by_the_registry_and_carry_tags_and_digests(
     assert asset.tags["metric.roc_auc"] == "0.871235"
     assert asset.tags["flow_run_id"] == "run-1" and asset.tags["task"] == "classification"
     assert asset.tags["data_url"] == "abfs://data/churn"  # a SAS token never reaches a tag
+    assert asset.tags["data_asset"] == "churn_features:3"  # finding 10: the asset version
     assert "SECRET" not in json.dumps(workspace.models[("toy", "1")])
     assert asset.properties["mlops.model_sha256"] == first.manifest["model_sha256"]
     assert asset.properties["mlops.spec_hash"] == "abc"
