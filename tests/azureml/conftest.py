@@ -22,7 +22,7 @@ from tests.azure.conftest import (  # noqa: F401 (the session's Azurite, its env
     blob_env,
     new_container,
 )
-from tests.azureml.arm_standin import (
+from tests.azureml.standin import (
     REGISTRY,
     RG,
     SUB,

@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 import httpx
 from azure.storage.blob import ContainerClient
 
-from tests.azureml.arm_standin import Workspace
+from tests.azureml.standin import Workspace
 from tests.conftest import free_port
 from tests.serving.conftest import stop
 from tests.serving.test_azmlinfsrv import start_azmlinfsrv

@@ -10,8 +10,8 @@ from prefect.settings import PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW, temporary
 from mlops.azureml.data_assets import parse_asset, resolve_data_asset
 from mlops.core.errors import DataLoadError
 from mlops.data.storage import url_to_fs
-from tests.azureml.arm_standin import WS
 from tests.azureml.conftest import azure_spec
+from tests.azureml.standin import WS
 from tools.datasets import write_churn
 
 pytestmark = pytest.mark.azurite

@@ -13,8 +13,8 @@ from azure.storage.blob import ContainerClient
 from mlops.core.errors import DeploymentError, EndpointError, ProvisioningError
 from mlops.endpoint.azureml import AzureMLEndpointClient
 from mlops.registry.azureml import AzureMLRegistry
-from tests.azureml.arm_standin import RG, SUB, WS
 from tests.azureml.conftest import azure_spec
+from tests.azureml.standin import RG, SUB, WS
 
 pytestmark = pytest.mark.azurite
 

@@ -15,8 +15,8 @@ from azure.storage.blob import ContainerClient
 from mlops.core.errors import RegistryError
 from mlops.registry.azureml import AzureMLRegistry
 from serving.bundle import MANIFEST_FILE, MODEL_FILE
-from tests.azureml.arm_standin import REGISTRY
 from tests.azureml.conftest import client_of, registry_client_of
+from tests.azureml.standin import REGISTRY
 
 pytestmark = pytest.mark.azurite
 
@@ -141,6 +141,16 @@ def test_missing_versions_and_refused_calls_are_registry_errors(registry, worksp
     with pytest.raises(RegistryError, match=r"HTTP 403.*authorization.*roles"):
         toy.register(registry)
     assert registry.versions("toy") == []
+
+
+def test_throttling_is_waited_out_as_the_service_asks(registry, workspace, toy):
+    toy.register(registry)
+    workspace.fail("GET", r"/models/toy/versions$", 429, "TooManyRequests",
+                   "Rate limit exceeded", times=2,
+                   headers={"Retry-After": "1", "retry-after-ms": "5"})
+    assert registry.versions("toy") == [1]  # the SDK retried after the time it was given
+    listed = [p for m, p in workspace.requests if (m, p) == ("GET", "/models/toy/versions")]
+    assert len(listed) >= 3
 
 
 def test_champion_is_a_tag_exactly_one_version_holds(registry, ml_client, workspace, toy):

@@ -20,6 +20,17 @@ from urllib.parse import urlsplit
 
 from azure.storage.blob import ContainerClient
 
+from tests.azureml.standin.http import (
+    LOCATION,
+    MFE_HOST,
+    RG,
+    SUB,
+    WS,
+    Reply,
+    ServiceError,
+    body_of,
+)
+
 TERMINAL_JOB = {"Completed", "Failed", "Canceled"}
 
 
@@ -47,8 +58,6 @@ class JobRoutes:
             f"{self.blob_endpoint}/{self.container}?{self.sas_token}")
 
     def _put_job(self, request: Any, name: str) -> Any:
-        from tests.azureml.arm_standin import Reply, ServiceError, body_of
-
         sent = body_of(request)
         props = (sent or {}).get("properties") or {}
         if name in self.jobs:
@@ -105,8 +114,6 @@ class JobRoutes:
             "Completed" if done.returncode == 0 else "Failed")
 
     def _discovery_urls(self, request: Any) -> Any:
-        from tests.azureml.arm_standin import MFE_HOST, Reply
-
         base = f"https://{MFE_HOST}"
         return Reply(200, {key: base for key in (
             "api", "catalog", "experimentation", "history", "modelmanagement", "pipelines",
@@ -114,8 +121,6 @@ class JobRoutes:
 
     def _run_data(self, request: Any) -> Any:
         """Run history's view of a job: its outputs as data asset ids."""
-        from tests.azureml.arm_standin import LOCATION, Reply, ServiceError, body_of
-
         name = (body_of(request) or {}).get("runId")
         if name not in self.jobs:
             raise ServiceError(404, "UserError", f"Run {name} not found")
@@ -129,10 +134,8 @@ class JobRoutes:
                                            "outputs": outputs}})
 
     def _resolved_uris(self, request: Any) -> Any:
-        from tests.azureml.arm_standin import RG, SUB, WS, Reply
-
         values = {}
-        for asset_id in (body_of_request(request).get("values") or []):
+        for asset_id in ((body_of(request) or {}).get("values") or []):
             found = re.search(r"/data/azureml_(.+)_output_data_(.+)/versions/1$", asset_id)
             job, key = found[1], found[2]
             path = self.jobs[job]["properties"]["outputs"][key]["uri"].split("/paths/", 1)[1]
@@ -142,8 +145,6 @@ class JobRoutes:
         return Reply(200, {"values": values})
 
     def _get_job(self, request: Any, name: str) -> Any:
-        from tests.azureml.arm_standin import Reply, ServiceError
-
         if name not in self.jobs:
             raise ServiceError(404, "UserError", f"Job {name} not found")
         body = self.jobs[name]
@@ -154,8 +155,6 @@ class JobRoutes:
         return Reply(200, body)
 
     def _cancel_job(self, request: Any, name: str) -> Any:
-        from tests.azureml.arm_standin import ServiceError
-
         if name not in self.jobs:
             raise ServiceError(404, "UserError", f"Job {name} not found")
         job = self.jobs[name]["properties"]
@@ -167,12 +166,6 @@ class JobRoutes:
             job["status"] = "Canceled"
 
         return self._lro(finish, 202, None)
-
-
-def body_of_request(request: Any) -> dict[str, Any]:
-    from tests.azureml.arm_standin import body_of
-
-    return body_of(request) or {}
 
 
 def _key(arm_id: str) -> tuple[str, str]:
