@@ -105,6 +105,8 @@ class AssetRoutes:
             properties = sent.get("properties") if isinstance(sent, dict) else None
             if not isinstance(properties, dict):
                 raise ServiceError(400, "UserError", "the request body has no properties")
+            if kind == "environments" and not (properties.get("image") or properties.get("build")):
+                raise ServiceError(400, "UserError", "an environment needs an image or a build")
             if uri_field and not properties.get(uri_field):
                 raise ServiceError(400, "UserError", f"{uri_field} is required")
             existing = store.get((name, version))

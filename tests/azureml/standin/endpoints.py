@@ -16,6 +16,9 @@ from tests.azureml.standin.http import (
     error_body,
 )
 
+# Azure ML's rule for endpoint and deployment names.
+NAME_RULE = re.compile(r"^[a-zA-Z][a-zA-Z0-9-]{1,30}[a-zA-Z0-9]$")
+
 
 class EndpointRoutes:
     """Mixed into Workspace: the endpoint and deployment handlers."""
@@ -60,6 +63,9 @@ class EndpointRoutes:
     def _put_endpoint(self, request: Any, endpoint: str) -> Reply:
         sent = body_of(request)
         props = sent.get("properties") or {}
+        if not NAME_RULE.match(endpoint):
+            raise ServiceError(400, "BadArgument", f"Endpoint name {endpoint!r} is invalid: "
+                               "3-32 letters, digits or '-', starting with a letter")
         if props.get("authMode") not in {"Key", "AMLToken", "AADToken"}:
             raise ServiceError(400, "BadArgument", f"authMode {props.get('authMode')!r}")
         if endpoint in self.taken_in_region and endpoint not in self.endpoints:
@@ -159,6 +165,12 @@ class EndpointRoutes:
             raise ServiceError(409, "Conflict",
                                f"Deployment {name} has an operation in progress "
                                f"({existing['properties']['provisioningState']})")
+        if not NAME_RULE.match(name):
+            raise ServiceError(400, "BadArgument", f"Deployment name {name!r} is invalid")
+        if not props.get("instanceType"):
+            raise ServiceError(400, "BadArgument", "instanceType is required")
+        if int((sent.get("sku") or {}).get("capacity") or 0) < 1:
+            raise ServiceError(400, "BadArgument", "sku.capacity must be at least 1")
         if props.get("endpointComputeType") != "Managed":
             raise ServiceError(400, "BadArgument", "endpointComputeType must be Managed")
         self._asset_exists(props.get("model"), "models", self.models)

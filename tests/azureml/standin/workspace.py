@@ -193,7 +193,7 @@ class Workspace(AssetRoutes, EndpointRoutes, JobRoutes):
                                      "retry-after-ms": "5"})
         if op.error:
             return Reply(400, op.error)
-        return Reply(200 if op.error is None else 400, None)
+        return Reply(204, None)
 
     def _resource(self, kind: str, name: str, properties: dict[str, Any],
                   suffix: str) -> dict[str, Any]:
