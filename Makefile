@@ -94,13 +94,9 @@ test-unit: setup
 lint: setup
 	$(BIN)/ruff check .
 
-## lock: regenerate requirements.lock from requirements.in (and the Azure ML conda file)
+## lock: regenerate the lock files from their .in files (the Azure ML one for linux x86_64) and conda.yml
 lock: setup
-	for name in requirements requirements-azmlinfsrv; do \
-	  $(BIN)/uv pip compile $$name.in --generate-hashes --python-version 3.11 \
-	    --custom-compile-command "make lock" -o $$name.lock && \
-	  echo "# $$name.in sha256: $$(sha256sum $$name.in | cut -d' ' -f1)" >> $$name.lock; \
-	done
+	$(BIN)/python -m tools.lock
 	$(BIN)/python -m mlops.azureml.shipping conda
 
 lock-check: setup

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from prefect import get_run_logger, task
 
+from mlops.azureml.data_assets import is_data_asset
 from mlops.core.lineage import DataRef
 from mlops.core.spec import PipelineSpec, load_spec
 from mlops.data.frames import FrameRef, release_memory, save_table
@@ -27,13 +28,24 @@ def read_spec(spec_path: str, data_url: str | None = None) -> PipelineSpec:
 
 @task(**IO_TASK)
 def locate_data(spec: PipelineSpec) -> DataRef:
-    """List the data files and fingerprint them from their names, sizes and versions."""
-    files = list_data_files(spec.data.url, spec.data.format)
+    """List the data files and fingerprint them from their names, sizes and versions.
+
+    An Azure ML data asset (``azureml:name:version``) is read at its datastore's abfs:// URL.
+    """
+    url, asset = spec.data.url, None
+    if is_data_asset(url):
+        from mlops.azureml.data_assets import resolve_for_spec  # noqa: PLC0415 - azure.ai.ml
+
+        resolved = resolve_for_spec(spec, url)
+        url, asset = resolved.url, resolved.asset
+        get_run_logger().info("Data asset %s is %s", asset, url)
+    files = list_data_files(url, spec.data.format)
     ref = DataRef(
-        url=spec.data.url,
+        url=url,
         files=tuple(files),
         total_bytes=sum(f.size for f in files),
         fingerprint=fingerprint(files),
+        asset=asset,
     )
     get_run_logger().info(
         "Data %s: %d file(s), %d bytes, fingerprint %s",

@@ -13,8 +13,9 @@ from typing import NoReturn
 
 import numpy as np
 from prefect import get_run_logger, task
+from prefect.artifacts import create_markdown_artifact
 
-from mlops.core.errors import CanaryBreachError, DeploymentError, MlopsError
+from mlops.core.errors import CanaryBreachError, DeploymentError, MlopsError, ProvisioningError
 from mlops.core.settings import get_settings
 from mlops.core.spec import PipelineSpec
 from mlops.data.frames import head_frame
@@ -47,12 +48,27 @@ def deploy_model(version: ModelVersion, spec: PipelineSpec) -> DeployPlan:
         raise DeploymentError(
             f"both slots carry traffic {traffic}; finish or roll back that release first"
         )
-    client.put_deployment(target, version.url)
+    try:
+        client.put_deployment(target, version.url)
+    except ProvisioningError as exc:
+        _publish_logs(spec, target, exc)
+        raise
     get_run_logger().info(
         "Deployed %s v%s to '%s' at 0%% traffic (live: %s)",
         version.name, version.version, target, live or "none",
     )
     return DeployPlan(target, traffic, version.name, version.version)
+
+
+def _publish_logs(spec: PipelineSpec, slot: str, exc: ProvisioningError) -> None:
+    """The containers' logs of a deployment that did not provision, as a Prefect artifact."""
+    sections = "\n\n".join(f"### {container}\n\n```\n{text.strip()}\n```"
+                            for container, text in exc.logs.items())
+    create_markdown_artifact(
+        key=f"{spec.name}-{slot}-provisioning-logs".lower().replace("_", "-"),
+        markdown=f"## Deployment '{slot}' did not provision\n\n{sections}",
+        description=f"container logs of the failed '{slot}' deployment of {spec.endpoint_name}",
+    )
 
 
 def _same_predictions(served: list, offline: np.ndarray) -> bool:

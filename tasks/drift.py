@@ -19,6 +19,7 @@ from prefect.artifacts import (
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
+from mlops.azureml.data_assets import is_data_asset
 from mlops.core.settings import get_settings
 from mlops.core.spec import PipelineSpec, load_spec
 from mlops.data.storage import path_to_url, url_to_fs
@@ -78,6 +79,10 @@ def load_reference(champion: Champion, spec: PipelineSpec) -> pa.Table:
 def load_current(spec: PipelineSpec, data_url: str | None, window_hours: int | None) -> CurrentData:
     """Every row at `data_url`, or what the endpoint scored for this model in the last hours
     (on Azure ML, what its data collector wrote)."""
+    if is_data_asset(data_url):
+        from mlops.azureml.data_assets import resolve_for_spec  # noqa: PLC0415 - azure.ai.ml
+
+        data_url = resolve_for_spec(spec, data_url).url
     if data_url:
         current = read_current(data_url, _names(spec))
     else:

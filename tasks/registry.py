@@ -35,12 +35,14 @@ def _lineage(
         "metrics": evaluation.candidate_metrics,
         "previous_champion": evaluation.champion_version,
         "data_url": data.url,
+        "data_asset": getattr(data, "asset", None),  # refs cached before it have none
         "data_fingerprint": data.fingerprint,
         "spec_name": spec.name,
         "spec_hash": spec.spec_hash(),
         "code_version": code_version(),
         "git_commit": git_commit(),
         "flow_run_id": flow_run.id,
+        "training_job": getattr(trained, "job_name", None),  # results pickled before it: None
     }
 
 

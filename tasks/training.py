@@ -28,8 +28,9 @@ def train_model(split: Split, data: DataRef, spec: PipelineSpec) -> TrainedModel
 
         logger.info("Training %s on %d rows as an Azure ML job on '%s'",
                     spec.model.estimator, split.train.rows, spec.training.compute)
-        pipeline, seconds = train_on_azureml(spec, split.train, get_settings())
-        return TrainedModel(pipeline, datetime.now(UTC).isoformat(), split.train.rows, seconds)
+        pipeline, seconds, job = train_on_azureml(spec, split.train, get_settings())
+        return TrainedModel(pipeline, datetime.now(UTC).isoformat(), split.train.rows, seconds,
+                            job_name=job)
     from mlops.model.features import (  # noqa: PLC0415 - scikit-learn; a cached run never needs it
         fit_pipeline,
     )

@@ -78,3 +78,15 @@ def test_the_azure_ml_environment_pins_what_the_tests_run():
               if main.get(lib) != pinned.get(lib)}
     assert not differ, f"model libraries pinned differently (main, Azure ML): {differ}"
     assert CONDA_YML.read_text() == conda_text(), "conda.yml is stale: run `make lock`"
+
+
+def test_the_azure_ml_lock_is_resolved_for_linux_x86_64_on_any_machine():
+    """Azure ML builds conda.yml (from requirements-azmlinfsrv.lock) on linux x86_64: the lock
+    is compiled for that platform whatever machine runs `make lock`; the local one is not."""
+    from tools.lock import compile_command
+
+    azure = compile_command("requirements-azmlinfsrv")
+    assert azure[azure.index("--python-platform") + 1] == "x86_64-unknown-linux-gnu"
+    assert azure[azure.index("--python-version") + 1] == "3.11"
+    assert "--python-platform" not in compile_command("requirements")
+    assert "python -m tools.lock" in (ROOT / "Makefile").read_text()  # what `make lock` runs

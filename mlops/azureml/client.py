@@ -75,7 +75,8 @@ def azure_errors(error: type[MlopsError], doing: str) -> Iterator[None]:
         ) from exc
     except AzureError as exc:
         status = getattr(exc, "status_code", None)
-        where = f" (HTTP {status})" if status else ""
+        # a long-running operation that ended Failed comes with its last poll's 200
+        where = f" (HTTP {status})" if status and status >= 400 else ""
         hint = f"; {ROLES_HINT}" if status == 403 else ""
         raise error(f"{doing} failed{where}: {_first_line(exc)}{hint}") from exc
     except SchemaError as exc:

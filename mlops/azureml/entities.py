@@ -41,7 +41,7 @@ PROPERTY_KEYS = ("format_version", "model_sha256", "data_fingerprint", "spec_has
 # Searchable facts (tags); metrics become `metric.<name>`.
 TAG_KEYS = (
     "task", "target", "estimator", "spec_name", "trained_at", "train_rows", "holdout_rows",
-    "flow_run_id", "previous_champion", "sklearn_version",
+    "flow_run_id", "previous_champion", "sklearn_version", "data_asset",
 )
 TRAIN_OUTPUT = "model"
 WORKER_COUNT = "WORKER_COUNT"  # the inference server's worker processes (environment variable)
@@ -49,6 +49,19 @@ TRAIN_COMMAND = (
     "python train.py --spec ${{inputs.spec}} --train ${{inputs.train}} "
     "--out ${{outputs." + TRAIN_OUTPUT + "}}"
 )
+
+
+class JobModel(Model):
+    """A model asset that names the job which fitted it (``jobName``, studio's lineage link).
+
+    azure-ai-ml 1.35.2 reads ``jobName`` back but never sends ``Model.job_name``; the REST model
+    has the field, so it is set on what the SDK sends.
+    """
+
+    def _to_rest_object(self) -> Any:
+        rest = super()._to_rest_object()
+        rest.properties.job_name = self.job_name
+        return rest
 
 
 def model_ref(name: str, version: int, registry: str | None = None) -> str:
@@ -69,7 +82,8 @@ def model_entity(name: str, version: int, folder: Path, manifest: dict[str, Any]
         tags["data_url"] = str(manifest["data_url"]).split("?", 1)[0]  # never a SAS token
     for metric, value in (manifest.get("metrics") or {}).items():
         tags[f"metric.{metric}"] = f"{value:.6g}" if isinstance(value, float) else str(value)
-    return Model(
+    model_class = JobModel if manifest.get("training_job") else Model
+    return model_class(
         name=name,
         version=str(version),
         path=str(folder),
@@ -77,6 +91,7 @@ def model_entity(name: str, version: int, folder: Path, manifest: dict[str, Any]
         description=f"{manifest.get('task', 'model')} bundle of spec '{manifest.get('spec_name')}'",
         tags=tags,
         properties=properties,
+        job_name=manifest.get("training_job"),  # studio's lineage link to the training job
     )
 
 

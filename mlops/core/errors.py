@@ -51,6 +51,14 @@ class CanaryBreachError(DeploymentError):
     """A held traffic step broke the spec's guard rules; traffic went back to where it was."""
 
 
+class ProvisioningError(DeploymentError):
+    """A deployment did not provision; `logs` holds its containers' logs (name -> text)."""
+
+    def __init__(self, message: str, logs: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.logs = logs or {}
+
+
 class EndpointError(DeploymentError):
     """The scoring endpoint answered with an error or could not be reached."""
 

@@ -46,6 +46,7 @@ class DataRef:
     files: tuple[FileInfo, ...]
     total_bytes: int
     fingerprint: str
+    asset: str | None = None  # "name:version" when the URL came from an Azure ML data asset
 
 
 def source_root() -> Path:

@@ -64,6 +64,11 @@ def url_to_fs(url: str, **options: Any) -> tuple[AbstractFileSystem, str]:
     Raises:
         DataLoadError: the scheme is unknown or its driver is not installed.
     """
+    if str(url).startswith("azureml:"):
+        raise DataLoadError(
+            f"{url} is an Azure ML data asset, not a storage URL: give it as the spec's data.url "
+            "or the drift check's data_url, where it is resolved to its datastore's abfs:// URL"
+        )
     try:
         return open_fs(str(url), {**storage_options(url), **options})
     except (ValueError, ImportError) as exc:

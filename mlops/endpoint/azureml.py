@@ -8,30 +8,32 @@ The deploy tasks run the protocol of DESIGN.md with these calls, unchanged:
   slot's previous deployment (the release before last, or a failed candidate: never one with
   traffic) and creates the new one from ``deployments/azureml/deployment.yml`` with the model,
   the staged code folder and the pinned environment; returns once Azure ML has provisioned it;
-- ``score(payload, deployment=slot)``: the smoke test, through ``invoke`` with the deployment's
-  name, which bypasses the traffic table;
-- ``set_traffic(table)``: moves traffic (and rolls it back);
+- ``score(payload, deployment=slot)``: the smoke test, a plain HTTP POST to the endpoint's
+  scoring URI with its key and the ``azureml-model-deployment`` header, which bypasses the
+  traffic table (not the SDK's ``invoke``, which fails with an ``AttributeError`` on our error
+  bodies and keeps the deployment header for later calls);
+- ``set_traffic(table)``: moves traffic (and rolls it back), taking mirror traffic off a
+  deployment that gets live traffic (Azure ML refuses both on one deployment);
 - ``delete_deployment(slot)``: removes a failed candidate.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 from azure.ai.ml import MLClient
-from azure.ai.ml.constants._endpoint import EndpointInvokeFields
 from azure.ai.ml.entities import ManagedOnlineEndpoint
 from azure.core.exceptions import ResourceNotFoundError
 
 from mlops.azureml.client import azure_errors, ensure_environment, wait, workspace_client
 from mlops.azureml.entities import deployment_entity, endpoint_entity
 from mlops.azureml.shipping import stage_scoring_code
-from mlops.core.errors import DeploymentError, EndpointError
+from mlops.core.errors import DeploymentError, EndpointError, ProvisioningError, shorten
 from mlops.core.settings import Settings
 from mlops.core.spec import PipelineSpec
 from mlops.core.spec.targets import AzureMLSpec, EndpointSpec
@@ -45,14 +47,12 @@ def _text(value: Any) -> str | None:
     return None if value is None else str(getattr(value, "value", value))
 
 
-def _forget_stale_routing() -> None:
-    """Drop a deployment header an earlier ``invoke`` left behind.
-
-    azure-ai-ml's ``OnlineEndpointOperations.invoke`` (1.35.2) writes its headers into the
-    class-level dict ``EndpointInvokeFields.DEFAULT_HEADER``, so once a call named a deployment,
-    every later call in the process without one is still routed to that deployment.
-    """
-    EndpointInvokeFields.DEFAULT_HEADER.pop(EndpointInvokeFields.MODEL_DEPLOYMENT, None)
+DEPLOYMENT_HEADER = "azureml-model-deployment"
+IN_FLIGHT = {"Creating", "Updating"}
+# The containers whose logs explain a deployment that did not provision.
+LOG_CONTAINERS = ("storage-initializer", "inference-server")
+LOG_LINES = 100
+NAME_TAKEN = "unique within a region"
 
 
 class AzureMLEndpointClient:
@@ -74,6 +74,7 @@ class AzureMLEndpointClient:
         self.spec = endpoint
         self.target = target
         self.timeout_s = endpoint.deploy_timeout_minutes * 60.0
+        self.poll_s = 10.0  # between reads of a deployment another attempt started
 
     @classmethod
     def from_spec(cls, spec: PipelineSpec, settings: Settings) -> AzureMLEndpointClient:
@@ -94,10 +95,20 @@ class AzureMLEndpointClient:
             return
         logger.info("Creating endpoint %s (key auth)", self.endpoint_name)
         doing = f"creating endpoint '{self.endpoint_name}'"
-        with azure_errors(EndpointError, doing):
-            poller = self.ml_client.online_endpoints.begin_create_or_update(
-                endpoint_entity(self.endpoint_name)
-            )
+        try:
+            with azure_errors(EndpointError, doing):
+                poller = self.ml_client.online_endpoints.begin_create_or_update(
+                    endpoint_entity(self.endpoint_name)
+                )
+        except EndpointError as exc:
+            if NAME_TAKEN in str(exc):
+                raise EndpointError(
+                    f"endpoint name '{self.endpoint_name}' is taken in the workspace's Azure "
+                    "region (endpoint names are unique per region, across every customer); "
+                    "set endpoint.name in the spec to another name, or leave it out for one "
+                    "derived from the workspace"
+                ) from exc
+            raise
         wait(poller, self.timeout_s, EndpointError, doing)
 
     def state(self) -> dict[str, Any]:
@@ -115,6 +126,7 @@ class AzureMLEndpointClient:
             "traffic": {name: int(share) for name, share in (endpoint.traffic or {}).items()},
             "deployments": {
                 d.name: {"model": d.model, "state": _text(d.provisioning_state),
+                         "tag": (d.tags or {}).get("mlops.model"),
                          "instance_type": d.instance_type, "instance_count": d.instance_count}
                 for d in deployments
             },
@@ -138,11 +150,22 @@ class AzureMLEndpointClient:
         logger.info("Deleted deployment %s of %s", name, self.endpoint_name)
 
     def put_deployment(self, name: str, model_url: str) -> dict[str, Any]:
-        """Create deployment `name` serving `model_url` at 0% traffic, replacing an idle one."""
+        """Create deployment `name` serving `model_url` at 0% traffic, replacing an idle one.
+
+        A deployment of `name` already being created with `model_url` (a retried task whose
+        first attempt lost its connection while Azure ML provisioned) is waited for, not
+        deleted and created again.
+        """
         self._ensure_endpoint()
         state = self.state()
         self._refuse_if_live(name, state, "replace")
-        if name in state["deployments"]:
+        current = state["deployments"].get(name)
+        if current is not None and current["tag"] == model_url and current["state"] in (
+                IN_FLIGHT | {"Succeeded"}):
+            logger.info("Deployment %s of %s is %s with %s: waiting for it", name,
+                        self.endpoint_name, current["state"], model_url)
+            return self._await_provisioned(name, model_url)
+        if current is not None:
             self._delete(name)  # the release before last stayed here for rollback until now
         environment = ensure_environment(self.ml_client, self.target, DeploymentError)
         doing = f"creating deployment '{name}' of '{self.endpoint_name}' with {model_url}"
@@ -158,13 +181,50 @@ class AzureMLEndpointClient:
         try:
             created = wait(poller, self.timeout_s, DeploymentError, doing)
         except DeploymentError as exc:
-            raise DeploymentError(
-                f"{exc}; its logs: az ml online-deployment get-logs -n {name} "
-                f"-e {self.endpoint_name}"
-            ) from exc
+            raise self._provisioning_error(name, exc) from exc
         logger.info("Deployment %s of %s serves %s", name, self.endpoint_name, model_url)
         return {"name": name, "model": model_url,
                 "state": _text(getattr(created, "provisioning_state", None))}
+
+    def _await_provisioned(self, name: str, model_url: str) -> dict[str, Any]:
+        """Poll a deployment Azure ML is still provisioning until it ends."""
+        doing = f"waiting for deployment '{name}' of '{self.endpoint_name}'"
+        deadline = time.monotonic() + self.timeout_s
+        while True:
+            with azure_errors(DeploymentError, doing):
+                found = self.ml_client.online_deployments.get(
+                    name=name, endpoint_name=self.endpoint_name)
+            status = _text(found.provisioning_state)
+            if status == "Succeeded":
+                return {"name": name, "model": model_url, "state": status}
+            if status not in IN_FLIGHT:
+                raise self._provisioning_error(
+                    name, DeploymentError(f"{doing}: it ended {status}"))
+            if time.monotonic() > deadline:
+                raise DeploymentError(f"{doing}: still {status} after "
+                                      f"{self.timeout_s / 60:.0f} min")
+            time.sleep(self.poll_s)
+
+    def container_logs(self, name: str) -> dict[str, str]:
+        """The last lines of each container of deployment `name` (what failed to start)."""
+        logs = {}
+        for container in LOG_CONTAINERS:
+            with azure_errors(DeploymentError, f"reading the {container} logs of '{name}'"):
+                logs[container] = self.ml_client.online_deployments.get_logs(
+                    name=name, endpoint_name=self.endpoint_name, lines=LOG_LINES,
+                    container_type=container,
+                )
+        return logs
+
+    def _provisioning_error(self, name: str, cause: DeploymentError) -> ProvisioningError:
+        """`cause` with the deployment's container logs, in the message and as `logs`."""
+        try:
+            logs = self.container_logs(name)
+        except DeploymentError as exc:
+            logs = {"(logs unavailable)": str(exc)}
+        shown = "\n".join(f"--- {c} (last {LOG_LINES} lines) ---\n{text.strip()}"
+                          for c, text in logs.items())
+        return ProvisioningError(f"{cause}\n{shown}", logs)
 
     def delete_deployment(self, name: str) -> dict[str, Any]:
         """Remove a deployment that carries no traffic (a failed candidate)."""
@@ -173,7 +233,11 @@ class AzureMLEndpointClient:
         return {"deleted": name}
 
     def set_traffic(self, traffic: dict[str, int]) -> dict[str, int]:
-        """Replace the traffic table (shares summing to 100; other deployments get 0)."""
+        """Replace the traffic table (shares summing to 100; other deployments get 0).
+
+        A deployment that gets live traffic loses its mirror traffic: Azure ML refuses a
+        deployment with both, and a mirror of the live deployment copies requests to itself.
+        """
         if sum(traffic.values()) != 100:
             raise DeploymentError(f"traffic {traffic} does not sum to 100")
         endpoint = self._endpoint()
@@ -182,6 +246,11 @@ class AzureMLEndpointClient:
         table = {name: 0 for name in endpoint.traffic or {}}
         table.update({name: int(share) for name, share in traffic.items()})
         endpoint.traffic = dict(table)
+        mirror = {k: int(v) for k, v in (endpoint.mirror_traffic or {}).items() if v}
+        kept = {k: v for k, v in mirror.items() if not table.get(k)}
+        if kept != mirror:
+            logger.info("Mirror traffic of %s: %s -> %s", self.endpoint_name, mirror, kept)
+        endpoint.mirror_traffic = kept
         doing = f"setting the traffic of '{self.endpoint_name}' to {table}"
         with azure_errors(DeploymentError, doing):
             poller = self.ml_client.online_endpoints.begin_create_or_update(endpoint)
@@ -197,26 +266,54 @@ class AzureMLEndpointClient:
             "azureml backend yet (Azure Monitor); use traffic steps without holds"
         )
 
-    def score(self, payload: Any, deployment: str | None = None) -> dict[str, Any]:
-        """Score through Azure ML's invoke; `deployment` bypasses the traffic table."""
+    def _scoring(self) -> tuple[str, str]:
+        """The endpoint's scoring URI and primary key."""
+        endpoint = self._endpoint()
+        if endpoint is None or not endpoint.scoring_uri:
+            raise EndpointError(f"endpoint '{self.endpoint_name}' does not exist")
+        with azure_errors(EndpointError, f"reading the keys of '{self.endpoint_name}'"):
+            keys = self.ml_client.online_endpoints.get_keys(name=self.endpoint_name)
+        return endpoint.scoring_uri, keys.primary_key
+
+    def score(self, payload: Any, deployment: str | None = None,
+              timeout_s: float = 90.0) -> dict[str, Any]:
+        """POST `payload` to the scoring URI; `deployment` bypasses the traffic table."""
         where = f"'{self.endpoint_name}'" + (f" deployment '{deployment}'" if deployment else "")
-        fd, request_file = tempfile.mkstemp(prefix="mlops-request-", suffix=".json")
+        uri, key = self._scoring()
+        headers = {"Authorization": f"Bearer {key}"}
+        if deployment:
+            headers[DEPLOYMENT_HEADER] = deployment
         try:
-            with os.fdopen(fd, "w") as fh:
-                json.dump(payload, fh)
-            if deployment is None:
-                _forget_stale_routing()
-            with azure_errors(EndpointError, f"scoring on {where}"):
-                body = self.ml_client.online_endpoints.invoke(
-                    endpoint_name=self.endpoint_name, request_file=request_file,
-                    deployment_name=deployment,
-                )
-        finally:
-            os.unlink(request_file)
+            response = httpx.post(uri, json=payload, headers=headers, timeout=timeout_s)
+        except httpx.HTTPError as exc:
+            raise EndpointError(f"scoring on {where} at {uri} failed: {exc}") from exc
+        if response.status_code >= 400:
+            raise EndpointError(
+                f"scoring on {where} answered HTTP {response.status_code}: "
+                f"{_error_text(response)}"
+            )
         try:
-            answer = json.loads(body)
+            answer = response.json()
         except ValueError as exc:
-            raise EndpointError(f"{where} answered no JSON object: {body[:200]!r}") from exc
+            raise EndpointError(
+                f"{where} answered no JSON: {shorten(response.text, 200)!r}") from exc
         if not isinstance(answer, dict):
             raise EndpointError(f"{where} answered {type(answer).__name__}, not a JSON object")
         return answer
+
+
+def _error_text(response: httpx.Response) -> str:
+    """The message of an error answer: ours (``{"error": "..."}``), Azure's router's
+    (``{"message": "..."}``), or the start of the body."""
+    try:
+        body = response.json()
+    except ValueError:
+        return shorten(response.text, 200) or "(empty body)"
+    if isinstance(body, dict):
+        for field in ("error", "message"):
+            value = body.get(field)
+            if isinstance(value, dict):
+                value = value.get("message")
+            if value:
+                return shorten(str(value), 200)
+    return shorten(str(body), 200)

@@ -27,8 +27,10 @@ class TrainedModel:
     that finds its champion unchanged never needs.
     """
 
-    def __init__(self, pipeline: Any, trained_at: str, train_rows: int, fit_seconds: float):
+    def __init__(self, pipeline: Any, trained_at: str, train_rows: int, fit_seconds: float,
+                 job_name: str | None = None):
         self._pipeline = pipeline
+        self.job_name = job_name  # the Azure ML job that fitted it, if one did
         self._pickled: bytes | None = None
         self.trained_at = trained_at
         self.train_rows = train_rows

@@ -205,10 +205,20 @@ class AzureMLRegistry(RegistryWriter):
                 try:
                     self.ml_client.models.create_or_update(entity)
                 except Exception as exc:
-                    if _taken(exc):
+                    if _taken(exc) or (self.registry_name and self._exists(name, version)):
                         return None
                     raise
         return manifest
+
+    def _exists(self, name: str, version: int) -> bool:
+        """Whether `version` exists. In an Azure ML registry the SDK takes the 409 of its upload
+        reservation for "already uploaded" and falls back to a workspace datastore, which a
+        registry client has not: the failure does not say the version was taken, this does."""
+        try:
+            self.ml_client.models.get(name=name, version=str(version))
+        except ResourceNotFoundError:
+            return False
+        return True
 
     def _register(self, name: str, new: NewVersion) -> ModelVersion:
         """Upload a new version and return it; Azure ML makes it visible only when complete.

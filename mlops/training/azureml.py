@@ -39,13 +39,16 @@ COMPLETED = "Completed"
 TERMINAL = {COMPLETED, "Failed", "Canceled", "NotResponding", "Paused"}
 
 
-def train_on_azureml(spec: PipelineSpec, train: FrameRef, settings: Settings) -> tuple[Any, float]:
-    """Fit the spec's pipeline on `train` in a command job; the fitted pipeline and fit seconds."""
+def train_on_azureml(
+    spec: PipelineSpec, train: FrameRef, settings: Settings
+) -> tuple[Any, float, str]:
+    """Fit the spec's pipeline on `train` in a command job; the fitted pipeline, fit seconds and
+    the job's name (registered with the model, so studio shows where it came from)."""
     pipeline, info = run_training_job(
         workspace_client(spec.azureml), spec, Path(train.path),
         work_dir=settings.state_dir / "azureml" / "jobs",
     )
-    return pipeline, float(info["fit_seconds"])
+    return pipeline, float(info["fit_seconds"]), str(info["job_name"])
 
 
 def submit_training_job(ml_client: MLClient, spec: PipelineSpec, train_file: Path) -> str:
@@ -132,6 +135,7 @@ def run_training_job(
     with azure_errors(TrainingError, f"downloading the output of training job {name}"):
         ml_client.jobs.download(name, download_path=str(target), output_name=TRAIN_OUTPUT)
     pipeline, info = read_trained_model(target / "named-outputs" / TRAIN_OUTPUT, spec.task)
+    info["job_name"] = name
     logger.info("Training job %s fitted %d rows in %.1f s", name, info["train_rows"],
                 info["fit_seconds"])
     return pipeline, info

@@ -1,18 +1,36 @@
-"""Fixtures for the Azure ML backends' offline tests: a recording stand-in for MLClient, specs
-that select the 'azureml' backends, and small fitted models to register."""
+"""Fixtures for the Azure ML backends' tests: the real azure-ai-ml SDK talking HTTP to a
+stand-in for the Azure ML REST API (``arm_standin``), its uploads and downloads on Azurite,
+specs that select the 'azureml' backends, and small fitted models to register."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pytest
+from azure.ai.ml import MLClient
+from azure.storage.blob import generate_container_sas
 
 from mlops.core.spec import PipelineSpec, load_spec
-from tests.azureml.fake_mlclient import RG, SUB, WS, FakeMLClient
+from tests.azure.azurite import ACCOUNT, ACCOUNT_KEY, Azurite
+from tests.azure.conftest import (  # noqa: F401 (the session's Azurite, its environment)
+    azurite,
+    blob_env,
+    new_container,
+)
+from tests.azureml.standin import (
+    REGISTRY,
+    RG,
+    SUB,
+    WS,
+    FakeCredential,
+    Workspace,
+    storage_transport,
+)
 from tests.conftest import ROOT
 
 CHURN_YAML = ROOT / "configs" / "churn.yaml"
@@ -30,21 +48,51 @@ def azure_spec(**overrides: Any) -> PipelineSpec:
 
 
 @pytest.fixture
-def fake(tmp_path: Path) -> FakeMLClient:
-    return FakeMLClient(tmp_path / "azure")
+def workspace(azurite: Azurite, monkeypatch: pytest.MonkeyPatch) -> Workspace:  # noqa: F811
+    """A fresh workspace whose default datastore is a new container on Azurite."""
+    import azure.storage.blob._shared.base_client as storage_base
+
+    def fresh() -> tuple[str, str]:
+        name = new_container(azurite.connection_string, "ws")
+        return name, generate_container_sas(
+            ACCOUNT, name, account_key=ACCOUNT_KEY, permission="racwdl",
+            expiry=datetime.now(UTC) + timedelta(hours=2))
+
+    container, sas = fresh()
+    ws = Workspace(azurite.blob_endpoint, sas, container=container, new_container=fresh)
+    monkeypatch.setattr(storage_base, "RequestsTransport", storage_transport(ws))
+    return ws
+
+
+def client_of(ws: Workspace, **kwargs: Any) -> MLClient:
+    """The real MLClient on the stand-in's transport. Backoff between retries is shortened (the
+    number of retries and what is retried stay the SDK's)."""
+    return MLClient(FakeCredential(), SUB, RG, WS, transport=ws.transport(), show_progress=False,
+                    retry_backoff_factor=0.01, **kwargs)
+
+
+def registry_client_of(ws: Workspace) -> MLClient:
+    """The real MLClient of the stand-in's Azure ML registry (found through discovery)."""
+    return MLClient(FakeCredential(), registry_name=REGISTRY, transport=ws.transport(),
+                    show_progress=False, retry_backoff_factor=0.01)
 
 
 @pytest.fixture
-def use_fake(fake: FakeMLClient, monkeypatch: pytest.MonkeyPatch) -> FakeMLClient:
-    """The backends built by `registry_for`/`endpoint_for`/training get the stand-in client."""
+def ml_client(workspace: Workspace) -> MLClient:
+    return client_of(workspace)
+
+
+@pytest.fixture
+def use_workspace(ml_client: MLClient, workspace: Workspace,
+                  monkeypatch: pytest.MonkeyPatch) -> Workspace:
+    """The backends built by `registry_for`/`endpoint_for`/training get the stand-in's client."""
     import mlops.endpoint.azureml
     import mlops.registry.azureml
     import mlops.training.azureml
 
     for module in (mlops.endpoint.azureml, mlops.registry.azureml, mlops.training.azureml):
-        monkeypatch.setattr(module, "workspace_client", lambda target: fake)
-    monkeypatch.setattr(mlops.registry.azureml, "registry_client", lambda name: fake)
-    return fake
+        monkeypatch.setattr(module, "workspace_client", lambda target: ml_client)
+    return workspace
 
 
 @dataclass(frozen=True)

@@ -1,22 +1,22 @@
 """The deploy protocol of DESIGN.md on the Azure ML backends, driven by the real tasks.
 
 register_model, deploy_model, smoke_test and promote run as Prefect task runs with both
-'azureml' backends; the recording stand-in for MLClient shows the order of what they send:
-the idle slot gets the candidate at 0%, the smoke test calls it through invoke by name, traffic
-moves, champion moves; on any failure traffic stays (or goes back) where it was and champion
-does not move.
+'azureml' backends, the real SDK talking HTTP to the REST stand-in, bundles and code on Azurite,
+each deployment's score.py under Azure ML's inference server. The requests show the order of the
+protocol: the idle slot gets the candidate at 0%, the smoke test calls it by name through the
+scoring URI, traffic moves, champion moves; on any failure traffic stays (or goes back) where it
+was and champion does not move.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from prefect.settings import PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW, temporary_settings
 from threadpoolctl import threadpool_limits
 
-from mlops.core.errors import DeploymentError, EndpointError
+from mlops.core.errors import DeploymentError, EndpointError, ProvisioningError
 from mlops.core.settings import get_settings
 from mlops.core.spec import load_spec
 from mlops.endpoint.backend import endpoint_for
@@ -25,11 +25,13 @@ from mlops.registry.backend import registry_for
 from tasks.deploy import deploy_model, promote, smoke_test
 from tasks.registry import register_model
 from tests.azureml.conftest import AZURE
-from tests.azureml.fake_mlclient import http_error
+from tests.azureml.scoring_standin import ScoringService
+from tests.conftest import ROOT
 from tests.tasks._stages import Stages, run_stages, write_spec
 from tools.datasets import write_churn
 
-pytestmark = [pytest.mark.slow, pytest.mark.service, pytest.mark.usefixtures("prefect_server")]
+pytestmark = [pytest.mark.slow, pytest.mark.service, pytest.mark.azurite,
+              pytest.mark.usefixtures("prefect_server")]
 
 ENDPOINT = AZURE["endpoint.name"]
 
@@ -53,7 +55,15 @@ def stages(prefect_server, tmp_path_factory) -> Iterator[Stages]:
 
 
 @pytest.fixture
-def azure(stages, use_fake, state) -> Iterator:
+def scoring(use_workspace, azurite, tmp_path) -> Iterator[ScoringService]:
+    if not (ROOT / ".venv-azmlinfsrv" / "bin" / "azmlinfsrv").exists():
+        pytest.fail(".venv-azmlinfsrv is missing: make azmlinfsrv-env")
+    with ScoringService(use_workspace, azurite.connection_string, tmp_path) as service:
+        yield service
+
+
+@pytest.fixture
+def azure(stages, use_workspace, scoring, state) -> Iterator:
     """The same spec with both Azure ML backends (same spec hash: same cached stages)."""
     spec = load_spec(stages.spec_path, {**AZURE, "data.url": stages.spec.data.url})
     assert spec.spec_hash() == stages.spec.spec_hash()
@@ -62,41 +72,48 @@ def azure(stages, use_fake, state) -> Iterator:
         yield spec
 
 
-def _release(stages: Stages, spec, fake):
+def _release(stages: Stages, spec, ws):
     """One release, as the flow runs it; the protocol's steps it sent."""
-    since = len(fake.writes())
+    since = len(ws.sent)
     version = register_model(stages.trained, stages.split, stages.data, spec, stages.evaluation,
                              stages.raw.rows)
     plan = deploy_model(version, spec)
     smoke_test(plan, stages.trained, stages.split, spec)
     promote(plan, version, spec)
-    return _steps(fake, since)
+    return _steps(ws, since)
 
 
-def _steps(fake, since: int = 0) -> list[str]:
-    """The writes since `since`, in words; a model write that adds a release-history tag
+def _steps(ws, since: int = 0) -> list[str]:
+    """What was sent since `since`, in words; a model write that adds a release-history tag
     (`mlops.release.<time>`) is "history"."""
-    words, entries = [], {}
-    for i, (op, d) in enumerate(fake.writes()):
-        word = op.split(".")[0]
-        if op == "models.create_or_update":
-            count = sum(k.startswith("mlops.release.") for k in d["tags"])
-            holds = "champion" in d["tags"]
-            if count > entries.get(d["version"], 0):
-                word = f"history v{d['version']}"
+    words, registered, entries = [], set(), {}
+    for i, (method, path, body) in enumerate(ws.sent):
+        parts = path.strip("/").split("/")
+        word = None
+        if method == "SCORE":
+            word = f"score {body}"
+        elif parts[0] == "models":
+            tags = body["properties"].get("tags") or {}
+            count = sum(k.startswith("mlops.release.") for k in tags)
+            if path not in registered:
+                registered.add(path)
+                word = f"register v{parts[3]}"
+            elif count > entries.get(path, 0):
+                word = f"history v{parts[3]}"
             else:
-                word = (f"register v{d['version']}" if d["new"]
-                        else f"{'champion' if holds else 'untag'} v{d['version']}")
-            entries[d["version"]] = count
-        elif op == "online_endpoints.begin_create_or_update":
-            word = f"traffic {dict(sorted(d['traffic'].items()))}"
-        elif op == "online_deployments.begin_create_or_update":
-            word = f"create {d['name']} {d['model']}"
-        elif op == "online_deployments.begin_delete":
-            word = f"delete {d['name']}"
-        elif op == "online_endpoints.invoke":
-            word = f"invoke {d['deployment']}"
-        if i >= since:
+                word = f"{'champion' if 'champion' in tags else 'untag'} v{parts[3]}"
+            entries[path] = count
+        elif parts[0] == "onlineEndpoints" and len(parts) == 2:
+            live = {k: v for k, v in (body["properties"].get("traffic") or {}).items() if v}
+            word = f"traffic {dict(sorted(live.items()))}"
+        elif parts[0] == "onlineEndpoints" and method == "PUT":
+            model = body["properties"]["model"].split("/models/")[1].replace("/versions/", ":")
+            word = f"create {parts[3]} {model}"
+        elif parts[0] == "onlineEndpoints":
+            word = f"delete {parts[3]}"
+        elif parts[0] == "environments":
+            word = "environments"
+        if i >= since and word:
             words.append(word)
     return words
 
@@ -113,81 +130,93 @@ def _served_version(stages, spec) -> str:
     return endpoint_for(spec, get_settings()).score(frame_to_request(features))["model_version"]
 
 
-def test_three_releases_follow_the_blue_green_protocol(stages, azure, use_fake):
-    fake = use_fake
-    assert _release(stages, azure, fake) == [
-        "register v1", "traffic {}", "environments", "create blue churn:1", "invoke blue",
+def test_three_releases_follow_the_blue_green_protocol(stages, azure, use_workspace, ml_client):
+    ws = use_workspace
+    assert _release(stages, azure, ws) == [
+        "register v1", "traffic {}", "environments", "create blue churn:1", "score blue",
         "traffic {'blue': 100}", "champion v1", "history v1",
     ]
-    assert _release(stages, azure, fake) == [
-        "register v2", "create green churn:2", "invoke green", "traffic {'green': 100}",
+    assert _release(stages, azure, ws) == [
+        "register v2", "create green churn:2", "score green", "traffic {'green': 100}",
         "champion v2", "untag v1", "history v2",
     ]
-    assert _release(stages, azure, fake) == [  # the release before last leaves only now
-        "register v3", "delete blue", "create blue churn:3", "invoke blue",
+    assert _release(stages, azure, ws) == [  # the release before last leaves only now
+        "register v3", "delete blue", "create blue churn:3", "score blue",
         "traffic {'blue': 100}", "champion v3", "untag v2", "history v3",
     ]
-    assert fake.traffic(ENDPOINT) == {"blue": 100}
+    assert ws.traffic(ENDPOINT) == {"blue": 100}
     assert _champion(azure) == 3
     holders = [v for v in ("1", "2", "3")
-               if "champion" in fake.models.get(name="churn", version=v).tags]
+               if "champion" in ml_client.models.get(name="churn", version=v).tags]
     assert holders == ["3"]
     assert _served_version(stages, azure) == "3"
 
 
-def test_traffic_moves_in_the_spec_steps(stages, azure, use_fake):
-    _release(stages, azure, use_fake)
+def test_traffic_moves_in_the_spec_steps(stages, azure, use_workspace):
+    _release(stages, azure, use_workspace)
     stepped = azure.model_copy(update={"endpoint": azure.endpoint.model_copy(
         update={"traffic_steps": [10, 50]})})
-    assert _release(stages, stepped, use_fake)[3:] == [
+    assert _release(stages, stepped, use_workspace)[3:] == [
         "traffic {'blue': 90, 'green': 10}", "traffic {'blue': 50, 'green': 50}",
         "traffic {'green': 100}", "champion v2", "untag v1", "history v2",
     ]
 
 
-@pytest.mark.parametrize("failure", ["invoke refused", "predictions differ"])
+@pytest.mark.parametrize("failure", ["router refused", "bad request", "predictions differ"])
 def test_a_failed_smoke_test_removes_the_candidate_and_moves_nothing(
-    stages, azure, use_fake, monkeypatch, failure
+    stages, azure, use_workspace, scoring, monkeypatch, failure
 ):
-    fake = use_fake
-    _release(stages, azure, fake)
-    if failure == "invoke refused":
-        fake.fail("online_endpoints.invoke", http_error(502, "upstream timed out"),
-                  deployment="green")
-        expected = (EndpointError, "HTTP 502.*upstream timed out")
-    else:
-        import tasks.deploy
+    """'bad request' is finding 1: our score.py's 4xx body made the SDK's invoke raise a bare
+    AttributeError, which the smoke test did not catch, so the candidate stayed."""
+    ws = use_workspace
+    _release(stages, azure, ws)
+    import tasks.deploy
 
+    if failure == "router refused":
+        scoring.failures.append((502, b'{"message": "upstream request timeout"}'))
+        expected = (EndpointError, "HTTP 502: upstream request timeout")
+    elif failure == "bad request":
+        monkeypatch.setattr(tasks.deploy, "frame_to_request",
+                            lambda rows: frame_to_request(rows.iloc[:, 1:]))
+        expected = (EndpointError, "HTTP 4.*(?i:missing|column)")
+    else:
         monkeypatch.setattr(tasks.deploy, "_same_predictions", lambda served, offline: False)
         expected = (DeploymentError, "predictions differ")
-    since = len(fake.writes())
+    since = len(ws.sent)
     version = register_model(stages.trained, stages.split, stages.data, azure,
                              stages.evaluation, stages.raw.rows)
     plan = deploy_model(version, azure)
     with pytest.raises(expected[0], match=expected[1]):
         smoke_test(plan, stages.trained, stages.split, azure)
-    assert _steps(fake, since) == [
-        "register v2", "create green churn:2", "invoke green", "delete green",
+    assert _steps(ws, since) == [
+        "register v2", "create green churn:2", "score green", "delete green",
     ]
-    assert fake.traffic(ENDPOINT) == {"blue": 100}
+    assert ws.traffic(ENDPOINT) == {"blue": 100}
     assert _champion(azure) == 1
     assert _served_version(stages, azure) == "1"
 
 
-def test_a_deployment_that_does_not_provision_moves_nothing(stages, azure, use_fake):
-    fake = use_fake
-    _release(stages, azure, fake)
-    fake.fail("online_deployments.begin_create_or_update",
-              http_error(400, "ImageBuildFailure: conda could not solve"), at_result=True)
-    since = len(fake.writes())
+def test_a_deployment_that_does_not_provision_publishes_its_logs_and_moves_nothing(
+    stages, azure, use_workspace
+):
+    from prefect.artifacts import Artifact
+
+    ws = use_workspace
+    _release(stages, azure, ws)
+    ws.fail_provisioning(ENDPOINT, "green", "ImageBuildFailure", "conda could not solve",
+                         logs={"StorageInitializer": "model downloaded",
+                               "InferenceServer": "ModuleNotFoundError: No module 'skops'"})
+    since = len(ws.sent)
     version = register_model(stages.trained, stages.split, stages.data, azure,
                              stages.evaluation, stages.raw.rows)
     state = deploy_model(version, azure, return_state=True)
-    with pytest.raises(DeploymentError, match="conda could not solve.*get-logs -n green"):
+    with pytest.raises(ProvisioningError, match="(?s)conda could not solve.*No module 'skops'"):
         state.result()
-    assert _steps(fake, since) == ["register v2", "create green churn:2"]  # no retry
-    assert fake.traffic(ENDPOINT) == {"blue": 100} and _champion(azure) == 1
-    assert _release(stages, azure, fake)[:3] == [  # the next release clears the failed one
+    assert _steps(ws, since) == ["register v2", "create green churn:2"]  # no retry
+    artifact = Artifact.get("churn-green-provisioning-logs")
+    assert artifact is not None and "No module 'skops'" in artifact.data
+    assert ws.traffic(ENDPOINT) == {"blue": 100} and _champion(azure) == 1
+    assert _release(stages, azure, ws)[:3] == [  # the next release clears the failed one
         "register v3", "delete green", "create green churn:3",
     ]
     assert _champion(azure) == 3
@@ -195,51 +224,51 @@ def test_a_deployment_that_does_not_provision_moves_nothing(stages, azure, use_f
 
 @pytest.mark.parametrize("broken", ["traffic", "champion"])
 def test_a_failed_promotion_restores_traffic_and_keeps_the_champion(
-    stages, azure, use_fake, broken
+    stages, azure, use_workspace, broken
 ):
-    fake = use_fake
-    _release(stages, azure, fake)
-    if broken == "traffic":
-        fake.fail("online_endpoints.begin_create_or_update", http_error(500, "InternalError"),
-                  at_result=True, traffic={"green": 100})
-        failed_step = []
-    else:
-        fake.fail("models.create_or_update", http_error(409, "Conflict: tag write raced"),
-                  version="2", new=False)
-        failed_step = ["champion v2"]
-    since = len(fake.writes())
+    ws = use_workspace
+    _release(stages, azure, ws)
+    since = len(ws.sent)
     version = register_model(stages.trained, stages.split, stages.data, azure,
                              stages.evaluation, stages.raw.rows)
     plan = deploy_model(version, azure)
     smoke_test(plan, stages.trained, stages.split, azure)
+    if broken == "traffic":
+        ws.fail_operation(f"/onlineEndpoints/{ENDPOINT}$", "InternalServerError",
+                          "The operation failed")
+        failed_step = []
+    else:
+        ws.fail("PUT", r"/models/churn/versions/2$", 409, "UserError",
+                "Conflict: the model version was changed by another request")
+        failed_step = []  # refused by the service, so never stored
     with pytest.raises(DeploymentError, match=r"traffic was restored to \{'blue': 100"):
         promote(plan, version, azure)
-    assert _steps(fake, since) == [
-        "register v2", "create green churn:2", "invoke green", "traffic {'green': 100}",
-        *failed_step, "traffic {'blue': 100}",
+    assert _steps(ws, since) == [
+        "register v2", "create green churn:2", "score green", "traffic {'green': 100}",
+        *(["champion v2"] if broken == "champion" else failed_step), "traffic {'blue': 100}",
     ]
-    assert fake.traffic(ENDPOINT) == {"blue": 100}
+    assert ws.traffic(ENDPOINT) == {"blue": 100}
     assert _champion(azure) == 1
     assert _served_version(stages, azure) == "1"
 
 
-def test_rollback_is_one_traffic_change(stages, azure, use_fake):
-    fake = use_fake
-    _release(stages, azure, fake)
-    _release(stages, azure, fake)
-    since = len(fake.writes())
+def test_rollback_is_one_traffic_change(stages, azure, use_workspace):
+    ws = use_workspace
+    _release(stages, azure, ws)
+    _release(stages, azure, ws)
+    since = len(ws.sent)
     endpoint_for(azure, get_settings()).set_traffic({"blue": 100, "green": 0})
-    assert _steps(fake, since) == ["traffic {'blue': 100}"]
+    assert _steps(ws, since) == ["traffic {'blue': 100}"]
     assert _served_version(stages, azure) == "1"
-    assert Path(fake.service.deployments[(ENDPOINT, "green")]["code"], "score.py").exists()
+    assert (ENDPOINT, "green") in ws.deployments
 
 
-def test_evaluation_reads_the_champion_back_from_azure_ml(stages, azure, use_fake, tmp_path):
+def test_evaluation_reads_the_champion_back_from_azure_ml(stages, azure, use_workspace, tmp_path):
     from dataclasses import replace
 
     from tasks.evaluation import evaluate_vs_champion
 
-    _release(stages, azure, use_fake)
+    _release(stages, azure, use_workspace)
     same = evaluate_vs_champion(stages.trained, stages.split, stages.data, azure, str(tmp_path))
     assert not same.decision.promote and "champion v1 itself" in same.decision.reasons[0]
     other_data = replace(stages.data, fingerprint="another-fingerprint")
@@ -247,4 +276,3 @@ def test_evaluation_reads_the_champion_back_from_azure_ml(stages, azure, use_fak
     assert judged.champion_version == 1  # downloaded, digest-checked, scored on the holdout
     assert judged.champion_metrics == judged.candidate_metrics  # the same model
     assert not judged.decision.promote
-    assert [op for op, _ in use_fake.calls].count("models.download") == 1

@@ -87,10 +87,11 @@ def test_environment_version_follows_its_content(tmp_path):
         environment_entity(spec.azureml.model_copy(update={"environment": str(build)}))
 
 
-def test_an_existing_environment_reference_is_used_as_given(fake):
+@pytest.mark.azurite
+def test_an_existing_environment_reference_is_used_as_given(ml_client, workspace):
     target = azure_spec(**{"azureml.environment": "azureml:team-env:7"}).azureml
-    assert ensure_environment(fake, target, DeploymentError) == "azureml:team-env:7"
-    assert fake.calls == []
+    assert ensure_environment(ml_client, target, DeploymentError) == "azureml:team-env:7"
+    assert workspace.requests == []
 
 
 def test_endpoint_entity():
@@ -208,10 +209,11 @@ def test_a_command_naming_an_input_it_lacks_fails_the_sdk_validation(tmp_path):
     assert not result.passed and "inputs.missing" in str(result)
 
 
-def test_an_environment_file_the_schema_refuses_is_our_error(fake, tmp_path):
+@pytest.mark.azurite
+def test_an_environment_file_the_schema_refuses_is_our_error(ml_client, workspace, tmp_path):
     broken = tmp_path / "environment.yml"
     broken.write_text("name: e\nimage: mcr.microsoft.com/azureml/x:1\nos_type: solaris\n")
     target = azure_spec(**{"azureml.environment": str(broken)}).azureml
     with pytest.raises(DeploymentError, match="schema refused it.*os_type"):
-        ensure_environment(fake, target, DeploymentError)
-    assert fake.calls == []
+        ensure_environment(ml_client, target, DeploymentError)
+    assert workspace.requests == []

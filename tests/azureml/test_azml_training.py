@@ -1,6 +1,7 @@
-"""Training as an Azure ML command job: the job the backend submits runs the shipped
-``train.py`` for real, in the shipped environment (``.venv-azmlinfsrv``, built from the same lock
-as conda.yml), and the model that comes back is the one a local fit gives."""
+"""Training as an Azure ML command job, the real SDK over HTTP to the REST stand-in: the job the
+backend submits runs the shipped ``train.py`` for real, in the shipped environment
+(``.venv-azmlinfsrv``, built from the same lock as conda.yml), its code, inputs and outputs on
+Azurite, and the model that comes back is the one a local fit gives."""
 
 from __future__ import annotations
 
@@ -21,11 +22,11 @@ from mlops.data.validation import validate_frame
 from mlops.model.features import fit_pipeline, split_frame
 from mlops.training.azureml import read_trained_model, run_training_job, wait_for_job
 from tests.azureml.conftest import azure_spec
-from tests.azureml.fake_mlclient import FakeMLClient
 from tests.conftest import ROOT
 from tools.datasets import make_churn
 
 SHIPPED_PYTHON = ROOT / ".venv-azmlinfsrv" / "bin" / "python"
+pytestmark = pytest.mark.azurite
 CLUSTER = {"training.backend": "azureml", "training.compute": "cpu-cluster",
            "model.params": {"max_iter": 15, "random_state": 42}}
 
@@ -47,62 +48,80 @@ def _training_rows(spec: PipelineSpec, folder: Path):
     return train[columns], save_frame(train, folder / "train.arrow")
 
 
+def _job_put(workspace) -> dict:
+    return next(body for method, path, body in workspace.sent
+                if method == "PUT" and path.startswith("/jobs/"))
+
+
 @pytest.mark.slow
 def test_the_job_fits_in_the_shipped_environment_what_a_local_fit_gives(
-    shipped_python, tmp_path
+    shipped_python, ml_client, workspace, tmp_path
 ):
     spec = azure_spec(**CLUSTER)
     frame, ref = _training_rows(spec, tmp_path)
-    fake = FakeMLClient(tmp_path / "azure", python=shipped_python)
-    pipeline, info = run_training_job(fake, spec, Path(ref.path), work_dir=tmp_path / "jobs",
-                                      poll_s=0)
+    workspace.python = shipped_python
+    pipeline, info = run_training_job(ml_client, spec, Path(ref.path),
+                                      work_dir=tmp_path / "jobs", poll_s=0)
     local = fit_pipeline(spec, frame)
     features = frame[[c.name for c in spec.feature_columns]]
     np.testing.assert_array_equal(pipeline.predict_proba(features), local.predict_proba(features))
     assert info["train_rows"] == len(frame)
-    ops = [op for op, _ in fake.calls]
-    assert ops == ["environments.get", "environments.create_or_update", "jobs.create_or_update",
-                   "jobs.get", "jobs.download"]
-    submitted = fake.calls[2][1]
-    assert submitted["compute"] == "cpu-cluster"
-    assert submitted["environment"].startswith("azureml:mlops-sklearn:")
-    shipped_spec = next((tmp_path / "azure" / "inputs").rglob("spec.json"))
-    assert PipelineSpec.model_validate_json(shipped_spec.read_text()) == spec
+    assert info["job_name"] in workspace.jobs  # what the model is registered with (finding 6)
+    sent = _job_put(workspace)["properties"]
+    assert sent["computeId"].endswith("/computes/cpu-cluster")
+    assert "/environments/mlops-sklearn/versions/" in sent["environmentId"]
+    assert sorted(sent["inputs"]) == ["spec", "train"]
+    assert ("POST", "/datastores/workspaceblobstore/listSecrets") in workspace.requests
 
 
 @pytest.mark.slow
-def test_a_fit_that_fails_in_the_job_is_a_training_error(shipped_python, tmp_path):
+def test_a_fit_that_fails_in_the_job_is_a_training_error(
+    shipped_python, ml_client, workspace, tmp_path
+):
     spec = azure_spec(**{**CLUSTER, "model.params": {"max_iter": -3}})
     _, ref = _training_rows(spec, tmp_path)
-    fake = FakeMLClient(tmp_path / "azure", python=shipped_python)
-    with pytest.raises(TrainingError, match="job-1 ended Failed.*az ml job stream -n job-1"):
-        run_training_job(fake, spec, Path(ref.path), work_dir=tmp_path / "jobs", poll_s=0)
-    assert "max_iter" in fake.service.jobs["job-1"]["log"]  # the job's own error, in its log
-    assert "jobs.download" not in [op for op, _ in fake.calls]
+    workspace.python = shipped_python
+    with pytest.raises(TrainingError, match="ended Failed.*az ml job stream -n") as failed:
+        run_training_job(ml_client, spec, Path(ref.path), work_dir=tmp_path / "jobs", poll_s=0)
+    (name,) = workspace.jobs
+    assert name in str(failed.value)
+    assert "max_iter" in workspace.job_logs[name]  # the job's own error, in its log
+    assert ("GET", "/discovery") not in workspace.requests  # nothing downloaded
 
 
-def _queued_job(fake: FakeMLClient, tmp_path: Path) -> str:
+def test_a_compute_the_workspace_lacks_is_refused_by_the_service(ml_client, workspace, tmp_path):
+    spec = azure_spec(**{**CLUSTER, "training.compute": "gpu-cluster"})
+    _, ref = _training_rows(spec, tmp_path)
+    with pytest.raises(TrainingError, match="HTTP 400.*Compute gpu-cluster not found"):
+        run_training_job(ml_client, spec, Path(ref.path), work_dir=tmp_path / "jobs", poll_s=0)
+
+
+def _queued_job(ml_client, tmp_path: Path) -> str:
+    (tmp_path / "train.py").write_text("")
     job = command(command="python train.py", environment="azureml:e:1", compute="cpu-cluster",
-                  code=str(tmp_path))._to_job()
-    body = job._to_rest_object().as_dict()
-    body["id"], body["name"] = "/jobs/job-9", "job-9"
-    fake.service.jobs["job-9"] = {"rest": body, "status": "Running", "outputs": {}}
-    return "job-9"
+                  code=str(tmp_path))
+    from azure.ai.ml.entities import Environment
+
+    ml_client.environments.create_or_update(Environment(name="e", version="1",
+                                                        image="python:3.11-slim"))
+    return ml_client.jobs.create_or_update(job).name  # not run: the workspace has no python
 
 
-def test_waiting_logs_each_status_and_cancels_an_overdue_job(fake, tmp_path, caplog):
-    name = _queued_job(fake, tmp_path)
-    fake.jobs.statuses = ["Queued", "Queued", "Running", "Completed"]
+def test_waiting_logs_each_status_and_cancels_an_overdue_job(
+    ml_client, workspace, tmp_path, caplog
+):
+    name = _queued_job(ml_client, tmp_path)
+    workspace.job_statuses = ["Queued", "Queued", "Running", "Completed"]
     with caplog.at_level(logging.INFO, logger="mlops.training.azureml"):
-        assert str(wait_for_job(fake, name, timeout_s=60, poll_s=0).status.value) == "Completed"
-    assert [r.getMessage() for r in caplog.records] == [
+        assert wait_for_job(ml_client, name, timeout_s=60, poll_s=0).status == "Completed"
+    assert [r.getMessage() for r in caplog.records if r.name == "mlops.training.azureml"] == [
         f"Training job {name}: {s}" for s in ("Queued", "Running", "Completed")]
 
-    fake.jobs.statuses = ["Running"]
+    workspace.job_statuses = ["Running"]
     with pytest.raises(TrainingError, match="still Running.*cancelled"):
-        wait_for_job(fake, name, timeout_s=0, poll_s=0)
-    assert fake.calls[-1] == ("jobs.begin_cancel", {"name": name})
-    assert fake.service.jobs[name]["status"] == "Canceled"
+        wait_for_job(ml_client, name, timeout_s=0, poll_s=0)
+    assert ("POST", f"/jobs/{name}/cancel") in workspace.requests
+    assert workspace.jobs[name]["properties"]["status"] in {"CancelRequested", "Canceled"}
 
 
 def test_a_job_output_that_is_not_what_the_job_recorded_is_refused(tmp_path, toy):
@@ -145,7 +164,7 @@ def test_a_job_output_that_is_not_what_the_job_recorded_is_refused(tmp_path, toy
 
 @pytest.mark.slow
 @pytest.mark.service
-def test_the_train_task_hands_the_fit_to_the_cluster(shipped_python, use_fake, state,
+def test_the_train_task_hands_the_fit_to_the_cluster(shipped_python, use_workspace, state,
                                                      prefect_server, tmp_path):
     from prefect.settings import PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW, temporary_settings
 
@@ -153,7 +172,7 @@ def test_the_train_task_hands_the_fit_to_the_cluster(shipped_python, use_fake, s
     from tasks.training import train_model
     from tests.tasks._stages import fresh_ref
 
-    use_fake.service.python = shipped_python
+    use_workspace.python = shipped_python
     spec = azure_spec(**CLUSTER)
     frame, ref = _training_rows(spec, tmp_path)
     with temporary_settings({PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW: "ignore"}):
@@ -161,5 +180,5 @@ def test_the_train_task_hands_the_fit_to_the_cluster(shipped_python, use_fake, s
     features = frame[[c.name for c in spec.feature_columns]]
     np.testing.assert_array_equal(trained.pipeline.predict(features),
                                   fit_pipeline(spec, frame).predict(features))
-    assert [op for op, _ in use_fake.calls if op.startswith("jobs.")] == [
-        "jobs.create_or_update", "jobs.get", "jobs.download"]
+    (job,) = use_workspace.jobs
+    assert trained.job_name == job  # the registry names it on the model (finding 6)

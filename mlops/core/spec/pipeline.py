@@ -128,7 +128,17 @@ class PipelineSpec(_Strict):
 
     @property
     def endpoint_name(self) -> str:
-        return self.endpoint.name or f"{self.name}-endpoint"
+        """endpoint.name, else ``<name>-endpoint`` locally; on Azure ML, where endpoint names
+        are unique per region across every customer, ``<name>-<digest of the workspace>``."""
+        if self.endpoint.name:
+            return self.endpoint.name
+        if self.endpoint.backend != "azureml" or self.azureml is None:
+            return f"{self.name}-endpoint"
+        where = "/".join((self.azureml.subscription_id, self.azureml.resource_group,
+                          self.azureml.workspace)).lower()
+        digest = hashlib.sha256(where.encode()).hexdigest()[:8]
+        base = self.name if self.name[0].isalpha() else f"m{self.name}"
+        return f"{base[:23].rstrip('-')}-{digest}"
 
     def column(self, name: str) -> ColumnSpec:
         key = normalize_name(name)
