@@ -46,6 +46,12 @@ def writes(workspace, since: int = 0) -> list[str]:
     return words
 
 
+def _collections(deployment: str) -> list[str]:
+    """The data assets the SDK registers for deployment.yml's data collector."""
+    return [f"PUT data/{ENDPOINT}-{deployment}-model_{what}/versions/1"
+            for what in ("inputs", "outputs")]
+
+
 def test_first_deployment_creates_endpoint_environment_code_and_deployment(
     ml_client, workspace, versions
 ):
@@ -54,8 +60,8 @@ def test_first_deployment_creates_endpoint_environment_code_and_deployment(
     since = len(workspace.writes())
     client.put_deployment("blue", versions[0].url)
     assert writes(workspace, since) == [
-        f"PUT onlineEndpoints/{ENDPOINT}", "PUT environments", "POST codes", "PUT codes",
-        f"PUT onlineEndpoints/{ENDPOINT}/deployments/blue",
+        f"PUT onlineEndpoints/{ENDPOINT}", "PUT environments", *_collections("blue"),
+        "POST codes", "PUT codes", f"PUT onlineEndpoints/{ENDPOINT}/deployments/blue",
     ]
     sent = workspace.deployments[(ENDPOINT, "blue")]
     assert sent["properties"]["model"].endswith(f"workspaces/{WS}/models/toy/versions/1")
@@ -108,8 +114,8 @@ def test_an_idle_slot_is_deleted_before_it_is_reused_and_a_live_one_never(
     since = len(workspace.writes())
     client.put_deployment("blue", versions[2].url)  # the release before last leaves now
     assert writes(workspace, since) == [
-        f"DELETE onlineEndpoints/{ENDPOINT}/deployments/blue", "POST codes", "PUT codes",
-        f"PUT onlineEndpoints/{ENDPOINT}/deployments/blue",
+        f"DELETE onlineEndpoints/{ENDPOINT}/deployments/blue", *_collections("blue"),
+        "POST codes", "PUT codes", f"PUT onlineEndpoints/{ENDPOINT}/deployments/blue",
     ]
     with pytest.raises(DeploymentError, match="carries 100% of the traffic"):
         client.put_deployment("green", versions[0].url)
