@@ -4,6 +4,7 @@ specs that select the 'azureml' backends, and small fitted models to register.""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -85,13 +86,18 @@ def ml_client(workspace: Workspace) -> MLClient:
 @pytest.fixture
 def use_workspace(ml_client: MLClient, workspace: Workspace,
                   monkeypatch: pytest.MonkeyPatch) -> Workspace:
-    """The backends built by `registry_for`/`endpoint_for`/training get the stand-in's client."""
+    """Every module that builds a workspace client (the backends built by `registry_for` and
+    `endpoint_for`, training, the drift check's collector URL) gets the stand-in's client."""
+    import mlops.azureml.client
+    import mlops.drift.azureml
     import mlops.endpoint.azureml
     import mlops.registry.azureml
-    import mlops.training.azureml
+    import mlops.training.azureml  # noqa: F401 - imported so that its binding is found below
 
-    for module in (mlops.endpoint.azureml, mlops.registry.azureml, mlops.training.azureml):
-        monkeypatch.setattr(module, "workspace_client", lambda target: ml_client)
+    original = mlops.azureml.client.workspace_client
+    for module in [m for n, m in sys.modules.items() if n.startswith("mlops.")]:
+        if getattr(module, "workspace_client", None) is original:
+            monkeypatch.setattr(module, "workspace_client", lambda target: ml_client)
     return workspace
 
 

@@ -24,3 +24,17 @@ def test_collector_url_opens_the_datastores_container_on_its_account(monkeypatch
 @pytest.mark.parametrize("suffix", ["core.chinacloudapi.cn", "core.usgovcloudapi.net"])
 def test_collector_url_keeps_a_sovereign_clouds_suffix(suffix):
     assert f"@acct.dfs.{suffix}/" in collector_url("acct", "c", suffix, "ep")
+
+
+@pytest.mark.azurite
+def test_the_drift_check_finds_the_collector_folder_through_the_workspace(use_workspace):
+    """The datastore's account and container come from the workspace (the SDK's datastore read,
+    answered by the HTTP stand-in); the folder is the spec's endpoint, as deployed."""
+    from mlops.drift.azureml import collected_inputs_url
+    from tests.azureml.conftest import azure_spec
+
+    spec = azure_spec(**{"endpoint.name": None})
+    url = collected_inputs_url(spec)
+    assert url == (f"abfs://{use_workspace.container}@devstoreaccount1.dfs.core.windows.net/"
+                   f"modelDataCollector/{spec.endpoint_name}")
+    assert spec.endpoint_name.startswith("churn-") and spec.endpoint_name != "churn-endpoint"
