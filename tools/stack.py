@@ -2,7 +2,8 @@
 
 ``mlops up`` brings up, from nothing: a Prefect server (SQLite in the state folder, analytics
 off, on 127.0.0.1), the process work pool and a worker, the local endpoint;
-deploys everything in prefect.yaml, starts the first training run, waits for it and prints the
+deploys every model's deployments (prefect.yaml's set, repeated for each spec under configs/ by
+tools/deployments.py), starts the first training run, waits for it and prints the
 URLs. ``endpoint-up`` starts only the endpoint. ``down`` stops exactly the processes started
 here (by their recorded PIDs), ``status`` says what runs. Logs go to ``<state>/logs/``.
 
@@ -29,6 +30,7 @@ import httpx
 
 from mlops.core.settings import DEFAULT_SPEC, Settings
 from serving.config import state_fingerprint
+from tools.deployments import deploy, model_specs, write_deployments
 
 logger = logging.getLogger(__name__)
 
@@ -295,9 +297,12 @@ def worker_up(settings: Settings) -> None:
 
 
 def deploy_all(settings: Settings) -> None:
-    """`prefect deploy --all` from the project root: every deployment in prefect.yaml."""
-    _prefect(settings, "deploy", "--all")
-    logger.info("Deployed everything in prefect.yaml")
+    """Every model's deployments, generated from prefect.yaml and configs/*.yaml, on the
+    stack's server (`mlops deploy`); its inboxes created."""
+    for _, spec in model_specs(ROOT / "configs"):
+        (ROOT / "data" / "incoming" / spec.name).mkdir(parents=True, exist_ok=True)
+    deploy(write_deployments(settings), stack_env(settings))
+    logger.info("Deployed every model's deployments (configs/*.yaml)")
 
 
 @contextmanager
@@ -347,7 +352,6 @@ def first_run(settings: Settings, spec_path: str, timeout_s: float) -> str:
 
 def up(settings: Settings, spec_path: str = DEFAULT_SPEC, timeout_s: float = 900) -> None:
     """Everything, from nothing; idempotent (what already runs is kept)."""
-    (ROOT / "data" / "incoming").mkdir(parents=True, exist_ok=True)  # the watched folder
     endpoint_up(settings)
     prefect_server_up(settings)
     worker_up(settings)
@@ -357,7 +361,8 @@ def up(settings: Settings, spec_path: str = DEFAULT_SPEC, timeout_s: float = 900
         first_run(settings, spec_path, timeout_s)
     logger.info(
         "\nPrefect UI:  %s\nEndpoint:    %s  (keys in %s)\nLogs:        %s\n"
-        "Drop data files into data/incoming/ to start a training run; `make down` stops all.",
+        "Drop data files into data/incoming/<model>/ to start a training run of that model; "
+        "`make down` stops all.",
         prefect_url(settings), settings.endpoint_url, settings.endpoint_state_dir,
         settings.state_dir / "logs",
     )
