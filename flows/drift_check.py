@@ -27,6 +27,7 @@ from tasks.drift import (
     read_drift_spec,
     write_drift_report,
 )
+from tasks.notify import DRIFT_RETRAINING, announce_model_event
 from tasks.retraining import (
     find_active_training,
     find_drift_cooldown,
@@ -111,6 +112,9 @@ def _retrain_gate(
                 f"drift-triggered run {recent.name}, {recent.state})"), None
     run_id = start_training(spec_path, f"drift: {result.summary}", report_url,
                             training_deployment)
+    announce_model_event(DRIFT_RETRAINING, spec.model_name, {
+        "summary": result.summary, "training_run": run_id, "report_url": report_url,
+        "training_deployment": training_deployment})
     return f"dataset drift; started {training_deployment} (flow run {run_id})", run_id
 
 

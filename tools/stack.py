@@ -31,6 +31,7 @@ import httpx
 from mlops.core.settings import DEFAULT_SPEC, Settings
 from serving.config import state_fingerprint
 from tools.deployments import deploy, model_specs, write_deployments
+from tools.notifications import install_automations
 
 logger = logging.getLogger(__name__)
 
@@ -298,11 +299,14 @@ def worker_up(settings: Settings) -> None:
 
 def deploy_all(settings: Settings) -> None:
     """Every model's deployments, generated from prefect.yaml and configs/*.yaml, on the
-    stack's server (`mlops deploy`); its inboxes created."""
+    stack's server (`mlops deploy`), its inboxes created, and the notification automations
+    of automations/ (tools/notifications.py)."""
     for _, spec in model_specs(ROOT / "configs"):
         (ROOT / "data" / "incoming" / spec.name).mkdir(parents=True, exist_ok=True)
     deploy(write_deployments(settings), stack_env(settings))
     logger.info("Deployed every model's deployments (configs/*.yaml)")
+    with stack_api(settings):
+        install_automations(settings)
 
 
 @contextmanager
