@@ -29,8 +29,9 @@ from urllib.parse import urlsplit
 import httpx
 
 from mlops.core.settings import DEFAULT_SPEC, Settings
+from mlops.core.spec import load_spec
 from serving.config import state_fingerprint
-from tools.deployments import deploy, model_specs, write_deployments
+from tools.deployments import deploy, deployment_name, model_specs, write_deployments
 from tools.notifications import install_automations
 
 logger = logging.getLogger(__name__)
@@ -38,7 +39,7 @@ logger = logging.getLogger(__name__)
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 FIRST_RUN_DEPLOYMENT = "training/training-manual"
-WATCH_DEPLOYMENT = "watch-data/watch-data"
+WATCH_FLOW = "watch-data"
 
 
 def _pid_file(settings: Settings, name: str) -> Path:
@@ -319,18 +320,24 @@ def stack_api(settings: Settings) -> Iterator[None]:
 
 
 def first_look(settings: Settings, timeout_s: float = 300) -> None:
-    """Run the watcher once now, so a file dropped before its first scheduled run is announced
-    (the watcher's very first look only records what is already there)."""
+    """Run every model's watcher once now, so a file dropped before its first scheduled run is
+    announced (the watcher's very first look only records what is already there)."""
     from prefect.deployments import run_deployment  # noqa: PLC0415
 
-    with stack_api(settings):
-        run = run_deployment(WATCH_DEPLOYMENT, timeout=timeout_s)
-    if not (run.state and run.state.is_completed()):
-        raise SystemExit(
-            f"the data watcher's first run ended {run.state.name if run.state else 'unknown'}; "
-            f"see {settings.state_dir}/logs/worker.log"
-        )
-    logger.info("Data watcher ran once; it now runs every minute")
+    default_model = load_spec(ROOT / DEFAULT_SPEC).name
+    for _, spec in model_specs(ROOT / "configs"):
+        if not spec.schedule.on_new_data:
+            continue
+        name = f"{WATCH_FLOW}/{deployment_name(WATCH_FLOW, spec.name, default_model)}"
+        with stack_api(settings):
+            run = run_deployment(name, timeout=timeout_s)
+        if not (run.state and run.state.is_completed()):
+            raise SystemExit(
+                f"the data watcher {name}'s first run ended "
+                f"{run.state.name if run.state else 'unknown'}; "
+                f"see {settings.state_dir}/logs/worker.log"
+            )
+    logger.info("Data watchers ran once; they now run every minute")
 
 
 def first_run(settings: Settings, spec_path: str, timeout_s: float) -> str:
