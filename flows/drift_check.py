@@ -7,6 +7,7 @@ unless a training run for the model is already pending. Run it once with ``mlops
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from prefect import flow, get_run_logger
@@ -26,7 +27,13 @@ from tasks.drift import (
     read_drift_spec,
     write_drift_report,
 )
-from tasks.retraining import find_active_training, flow_name_of, start_training
+from tasks.notify import DRIFT_RETRAINING, announce_model_event
+from tasks.retraining import (
+    find_active_training,
+    find_drift_cooldown,
+    flow_name_of,
+    start_training,
+)
 
 _runtime.install()  # heartbeat join and exit collection (see flows/_runtime.py)
 
@@ -83,7 +90,8 @@ def _retrain_gate(
     spec: PipelineSpec, spec_path: str, result: DriftResult, report_url: str,
     training_deployment: str, retrain: bool,
 ) -> tuple[str, str | None]:
-    """Start training on dataset drift unless asked not to or a run for the model is pending.
+    """Start training on dataset drift unless asked not to, a run for the model is pending, or
+    the model's drift cooldown holds (a drift-triggered run within drift.cooldown_hours).
 
     Returns:
         What happened, in words, and the id of the training run started (if one was).
@@ -96,8 +104,17 @@ def _retrain_gate(
     if active:
         return (f"dataset drift; retraining not started: training run {active[0].name} "
                 f"({active[0].state}) for {spec.model_name} is already pending"), None
+    recent = find_drift_cooldown(spec, training_deployment)
+    if recent:
+        until = recent.expected_start + timedelta(hours=spec.drift.cooldown_hours)
+        return (f"dataset drift; retraining not started: cooldown until {until:%Y-%m-%d %H:%M} "
+                f"UTC (drift.cooldown_hours={spec.drift.cooldown_hours:g} after the "
+                f"drift-triggered run {recent.name}, {recent.state})"), None
     run_id = start_training(spec_path, f"drift: {result.summary}", report_url,
                             training_deployment)
+    announce_model_event(DRIFT_RETRAINING, spec.model_name, {
+        "summary": result.summary, "training_run": run_id, "report_url": report_url,
+        "training_deployment": training_deployment})
     return f"dataset drift; started {training_deployment} (flow run {run_id})", run_id
 
 

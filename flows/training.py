@@ -21,6 +21,7 @@ from tasks.data import load_data, locate_data, read_spec, validate_data
 from tasks.deploy import deploy_model, promote, smoke_test
 from tasks.evaluation import check_label_drift, evaluate_vs_champion
 from tasks.features import build_features
+from tasks.notify import CANDIDATE_REJECTED, announce_model_event
 from tasks.registry import register_model
 from tasks.training import train_model
 
@@ -81,6 +82,9 @@ def _train_and_ship(
             "Champion v%s retained: %s",
             evaluation.champion_version, "; ".join(evaluation.decision.reasons),
         )
+        announce_model_event(CANDIDATE_REJECTED, spec.model_name, {
+            "reason": "; ".join(evaluation.decision.reasons), "by": "gate",
+            "champion_version": evaluation.champion_version})
         return {"outcome": "retained", "champion": evaluation.champion_version}
 
     version = register_model(trained, split, data, spec, evaluation, raw.rows)
@@ -96,6 +100,8 @@ def _train_and_ship(
                 version.name, version.version, verdict.reason,
                 f"v{evaluation.champion_version}" if evaluation.champion_version else "none",
             )
+            announce_model_event(CANDIDATE_REJECTED, spec.model_name, {
+                "reason": verdict.reason, "by": "approval", "version": version.version})
             return {"outcome": "rejected", "version": version.version, "reason": verdict.reason}
         logger.info("%s v%s %s", version.name, version.version, verdict.reason)
     traffic = promote(plan, version, spec, reason)

@@ -10,6 +10,7 @@ from prefect.client.orchestration import get_client
 from prefect.events import Event
 
 from mlops.core.settings import get_settings
+from mlops.core.spec import load_spec
 from mlops.data.storage import FileInfo, protocol_of
 from mlops.data.watch import Scan, Watermark, scan, watermark_url
 from tasks._options import IO_TASK
@@ -25,10 +26,11 @@ def file_url(info: FileInfo) -> str:
     return f"file://{info.url}" if protocol_of(info.url) == "file" else info.url
 
 
-def data_event(info: FileInfo, change: str, location: str, spec_path: str,
+def data_event(info: FileInfo, change: str, location: str, spec_path: str, model: str,
                purpose: str = "training") -> Event:
-    """One new or changed file as a Prefect event; the resource id is the file's URL and the
-    event's name says what the file is for (`EVENT_NAMES`)."""
+    """One new or changed file as a Prefect event; the resource id is the file's URL, the
+    event's name says what the file is for (`EVENT_NAMES`) and the `mlops.model` label whose
+    file it is: each model's on-new-data triggers match only their own model."""
     url = file_url(info)
     return Event(
         event=EVENT_NAMES[purpose],
@@ -36,12 +38,18 @@ def data_event(info: FileInfo, change: str, location: str, spec_path: str,
             "prefect.resource.id": url,
             "prefect.resource.name": posixpath.basename(info.url),
             "mlops.location": location,
+            "mlops.model": model,
         },
         payload={
             "url": url, "size": info.size, "version": info.version, "change": change,
-            "location": location, "spec_path": spec_path,
+            "location": location, "spec_path": spec_path, "model": model,
         },
     )
+
+
+def model_of(spec_path: str) -> str:
+    """The model a spec describes (its `name`), as the watcher's events label it."""
+    return load_spec(spec_path).name
 
 
 @task(**IO_TASK)

@@ -53,6 +53,8 @@ COMMANDS: dict[str, Command] = {
     "data": Command("write the sample datasets (`mlops data churn --help`)",
                     "tools.datasets:main", prefect=False, own_parser=True),
     "up": Command("bring up the local stack and run the first training", "tools.stack:up"),
+    "deploy": Command("deploy every model's deployments (configs/*.yaml) to the stack",
+                      "tools.stack:deploy_all"),
     "down": Command("stop every process the stack started", "tools.stack:down", prefect=False),
     "status": Command("say which stack processes run, or where a model's releases stand "
                       "(--spec)", "tools.status:status", prefect=False),

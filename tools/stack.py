@@ -2,7 +2,8 @@
 
 ``mlops up`` brings up, from nothing: a Prefect server (SQLite in the state folder, analytics
 off, on 127.0.0.1), the process work pool and a worker, the local endpoint;
-deploys everything in prefect.yaml, starts the first training run, waits for it and prints the
+deploys every model's deployments (prefect.yaml's set, repeated for each spec under configs/ by
+tools/deployments.py), starts the first training run, waits for it and prints the
 URLs. ``endpoint-up`` starts only the endpoint. ``down`` stops exactly the processes started
 here (by their recorded PIDs), ``status`` says what runs. Logs go to ``<state>/logs/``.
 
@@ -28,14 +29,17 @@ from urllib.parse import urlsplit
 import httpx
 
 from mlops.core.settings import DEFAULT_SPEC, Settings
+from mlops.core.spec import load_spec
 from serving.config import state_fingerprint
+from tools.deployments import deploy, deployment_name, model_specs, write_deployments
+from tools.notifications import install_automations
 
 logger = logging.getLogger(__name__)
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 FIRST_RUN_DEPLOYMENT = "training/training-manual"
-WATCH_DEPLOYMENT = "watch-data/watch-data"
+WATCH_FLOW = "watch-data"
 
 
 def _pid_file(settings: Settings, name: str) -> Path:
@@ -295,9 +299,15 @@ def worker_up(settings: Settings) -> None:
 
 
 def deploy_all(settings: Settings) -> None:
-    """`prefect deploy --all` from the project root: every deployment in prefect.yaml."""
-    _prefect(settings, "deploy", "--all")
-    logger.info("Deployed everything in prefect.yaml")
+    """Every model's deployments, generated from prefect.yaml and configs/*.yaml, on the
+    stack's server (`mlops deploy`), its inboxes created, and the notification automations
+    of automations/ (tools/notifications.py)."""
+    for _, spec in model_specs(ROOT / "configs"):
+        (ROOT / "data" / "incoming" / spec.name).mkdir(parents=True, exist_ok=True)
+    deploy(write_deployments(settings), stack_env(settings))
+    logger.info("Deployed every model's deployments (configs/*.yaml)")
+    with stack_api(settings):
+        install_automations(settings)
 
 
 @contextmanager
@@ -310,18 +320,24 @@ def stack_api(settings: Settings) -> Iterator[None]:
 
 
 def first_look(settings: Settings, timeout_s: float = 300) -> None:
-    """Run the watcher once now, so a file dropped before its first scheduled run is announced
-    (the watcher's very first look only records what is already there)."""
+    """Run every model's watcher once now, so a file dropped before its first scheduled run is
+    announced (the watcher's very first look only records what is already there)."""
     from prefect.deployments import run_deployment  # noqa: PLC0415
 
-    with stack_api(settings):
-        run = run_deployment(WATCH_DEPLOYMENT, timeout=timeout_s)
-    if not (run.state and run.state.is_completed()):
-        raise SystemExit(
-            f"the data watcher's first run ended {run.state.name if run.state else 'unknown'}; "
-            f"see {settings.state_dir}/logs/worker.log"
-        )
-    logger.info("Data watcher ran once; it now runs every minute")
+    default_model = load_spec(ROOT / DEFAULT_SPEC).name
+    for _, spec in model_specs(ROOT / "configs"):
+        if not spec.schedule.on_new_data:
+            continue
+        name = f"{WATCH_FLOW}/{deployment_name(WATCH_FLOW, spec.name, default_model)}"
+        with stack_api(settings):
+            run = run_deployment(name, timeout=timeout_s)
+        if not (run.state and run.state.is_completed()):
+            raise SystemExit(
+                f"the data watcher {name}'s first run ended "
+                f"{run.state.name if run.state else 'unknown'}; "
+                f"see {settings.state_dir}/logs/worker.log"
+            )
+    logger.info("Data watchers ran once; they now run every minute")
 
 
 def first_run(settings: Settings, spec_path: str, timeout_s: float) -> str:
@@ -347,7 +363,6 @@ def first_run(settings: Settings, spec_path: str, timeout_s: float) -> str:
 
 def up(settings: Settings, spec_path: str = DEFAULT_SPEC, timeout_s: float = 900) -> None:
     """Everything, from nothing; idempotent (what already runs is kept)."""
-    (ROOT / "data" / "incoming").mkdir(parents=True, exist_ok=True)  # the watched folder
     endpoint_up(settings)
     prefect_server_up(settings)
     worker_up(settings)
@@ -357,7 +372,8 @@ def up(settings: Settings, spec_path: str = DEFAULT_SPEC, timeout_s: float = 900
         first_run(settings, spec_path, timeout_s)
     logger.info(
         "\nPrefect UI:  %s\nEndpoint:    %s  (keys in %s)\nLogs:        %s\n"
-        "Drop data files into data/incoming/ to start a training run; `make down` stops all.",
+        "Drop data files into data/incoming/<model>/ to start a training run of that model; "
+        "`make down` stops all.",
         prefect_url(settings), settings.endpoint_url, settings.endpoint_state_dir,
         settings.state_dir / "logs",
     )

@@ -12,6 +12,9 @@ Settings (environment):
     PREFECT_API_AUTH_STRING  "user:password" when the server has basic auth (optional)
     MLOPS_SPEC_PATH      spec of the model the data feeds (default configs/churn.yaml)
     MLOPS_WATCH_PREFIX   only blobs under this "container/path" prefix (default: all)
+    MLOPS_MODEL          the model whose inbox the prefix is (default: the spec file's stem);
+                         the events' `mlops.model` label, which that model's on-new-data
+                         trigger matches. One relay (or Function app setting) per model prefix.
 """
 
 from __future__ import annotations
@@ -65,7 +68,7 @@ def _is_data(url: str) -> bool:
     return name.endswith(DATA_EXTENSIONS) and not any(fnmatch(name, p) for p in TEMP_PATTERNS)
 
 
-def to_prefect_event(grid: dict[str, Any], spec_path: str) -> dict[str, Any]:
+def to_prefect_event(grid: dict[str, Any], spec_path: str, model: str) -> dict[str, Any]:
     """One BlobCreated event as a Prefect event; its id derives from Event Grid's, so a
     redelivered event (Event Grid retries) carries the same id."""
     data = grid.get("data") or {}
@@ -78,6 +81,7 @@ def to_prefect_event(grid: dict[str, Any], spec_path: str) -> dict[str, Any]:
             "prefect.resource.id": url,
             "prefect.resource.name": posixpath.basename(url),
             "mlops.location": posixpath.dirname(url),
+            "mlops.model": model,
         },
         "payload": {
             "url": url,
@@ -86,6 +90,7 @@ def to_prefect_event(grid: dict[str, Any], spec_path: str) -> dict[str, Any]:
             "change": "new",
             "location": posixpath.dirname(url),
             "spec_path": spec_path,
+            "model": model,
             "source": "eventgrid",
         },
     }
@@ -114,11 +119,12 @@ def _wanted(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """BlobCreated events for data files under the prefix, as Prefect events."""
     spec_path = os.environ.get("MLOPS_SPEC_PATH", "configs/churn.yaml")
     prefix = os.environ.get("MLOPS_WATCH_PREFIX", "").strip("/")
+    model = os.environ.get("MLOPS_MODEL") or posixpath.splitext(posixpath.basename(spec_path))[0]
     wanted = []
     for event in events:
         if event.get("eventType") != BLOB_CREATED or "url" not in (event.get("data") or {}):
             continue
-        prefect_event = to_prefect_event(event, spec_path)
+        prefect_event = to_prefect_event(event, spec_path, model)
         url = prefect_event["payload"]["url"]
         if _is_data(url) and url.removeprefix("abfs://").startswith(prefix):
             wanted.append(prefect_event)

@@ -43,6 +43,16 @@ class Settings(BaseSettings):
     prefect_port: int = Field(4200, description="Port of the local stack's Prefect server.")
     work_pool: str = Field("local-process", description="The local stack's process work pool.")
     http_timeout_s: float = Field(30.0, gt=0, description="Timeout of calls to the endpoint.")
+    notify_block: str = Field(
+        "custom-webhook/mlops-notifications",
+        description="The Prefect notification block ('<block type>/<name>') that the "
+        "automations in automations/ send through, e.g. slack-webhook/team-ml.",
+    )
+    notify_webhook_url: SecretStr | None = Field(
+        None,
+        description="Create (or update) the default block, a custom webhook posting JSON "
+        "{subject, body} to this URL; unset: use the block as it exists.",
+    )
 
     @cached_property
     def registry_location(self) -> str:

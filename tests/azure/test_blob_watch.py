@@ -25,7 +25,7 @@ def test_new_and_overwritten_blobs_are_announced_once(blobs, container):
     blobs.put("incoming/day2.csv.tmp", b"a,b\n")  # an upload in progress
     mark, found = look()
     assert [f.url for f in found.new] == [f"abfs://{container}/incoming/day1.csv"]
-    event = data_event(found.new[0], "new", location, "configs/churn.yaml")
+    event = data_event(found.new[0], "new", location, "configs/churn.yaml", "churn")
     assert event.resource.id == f"abfs://{container}/incoming/day1.csv"
     assert event.payload["version"] == found.new[0].version.strip('"')  # the blob's etag
     mark.seen = found.current

@@ -16,11 +16,13 @@ from prefect import get_client
 from prefect.client.schemas.filters import (
     ArtifactFilter,
     ArtifactFilterFlowRunId,
+    ArtifactFilterKey,
     DeploymentFilter,
     DeploymentFilterName,
 )
 from prefect.client.schemas.objects import StateType
-from prefect.states import Cancelled
+from prefect.deployments import run_deployment
+from prefect.states import Cancelled, Completed, Failed
 
 from flows.drift_check import drift_check
 from flows.training import training
@@ -31,6 +33,7 @@ from mlops.endpoint.local import LocalEndpointClient
 from mlops.endpoint.payloads import frame_to_request
 from mlops.model.bundle import dump_model, feature_dtypes
 from mlops.registry.local import LocalRegistry
+from tasks.retraining import DRIFT_TAG
 from tests.conftest import ROOT, write_spec
 from tools.datasets import make_churn
 
@@ -147,8 +150,6 @@ def test_drift_starts_training_once_while_it_is_queued(state, tmp_path, training
 
 def test_a_run_scheduled_for_later_does_not_block(state, tmp_path, training_deployment):
     """The nightly schedule always has future runs; only due or started ones count."""
-    from prefect.deployments import run_deployment
-
     spec = _spec(tmp_path, "drift-later")
     _champion(state, "drift-later")
     later = run_deployment(DEPLOYMENT, parameters={"spec_path": spec}, timeout=0,
@@ -159,8 +160,6 @@ def test_a_run_scheduled_for_later_does_not_block(state, tmp_path, training_depl
 
 
 def test_another_models_queued_run_does_not_block(state, tmp_path, training_deployment):
-    from prefect.deployments import run_deployment
-
     other = _spec(tmp_path, "drift-other")
     run_deployment(DEPLOYMENT, parameters={"spec_path": other}, timeout=0)
     spec = _spec(tmp_path, "drift-mine")
@@ -238,3 +237,70 @@ def _wait_for_collected(settings: Settings, model: str, rows: int, timeout_s: fl
             return
         time.sleep(0.5)
     raise AssertionError(f"the endpoint collected fewer than {rows} rows in {timeout_s} s")
+
+
+# The drift cooldown: after a drift-triggered training run, a drift that persists starts no
+# other one for drift.cooldown_hours. Runs are ended or placed hours back through the API, so
+# no test waits for a clock.
+
+def _end(run_id: str, end_state) -> None:
+    with get_client(sync_client=True) as client:
+        client.set_flow_run_state(run_id, end_state, force=True)
+
+
+def _summary(model: str) -> str:
+    with get_client(sync_client=True) as client:
+        [artifact] = client.read_latest_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[f"{model}-drift"])))
+    return artifact.data
+
+
+def drift_check_run(spec: str, current: str, deployment: str) -> dict:
+    return drift_check(spec_path=spec, data_url=current, training_deployment=deployment)
+
+
+def _cooling_spec(tmp_path, file: str, model: str, hours: float) -> str:
+    return write_spec(tmp_path, file, {"name": model, "drift": {
+        "drift_share": 0.3, "cooldown_hours": hours}})
+
+
+def test_a_finished_drift_run_holds_off_the_next(state, tmp_path, training_deployment):
+    spec = _cooling_spec(tmp_path, "cool", "drift-cool", 24)
+    _champion(state, "drift-cool")
+    current = _batch(tmp_path, 2000, seed=51, drift=DRIFT)
+    first = drift_check_run(spec, current, training_deployment)
+    assert first["training_run"] is not None
+    _end(first["training_run"], Completed())
+
+    second = drift_check_run(spec, current, training_deployment)
+    assert second["outcome"] == "drift" and second["training_run"] is None
+    assert "retraining not started: cooldown until" in second["detail"]
+    assert "drift.cooldown_hours=24" in second["detail"]
+    assert "cooldown until" in _summary("drift-cool")  # the run's summary artifact says so
+    assert len(_training_runs(spec)) == 1
+
+    # a failed drift-triggered run holds it off too: a lasting failure is not retried hourly
+    _end(first["training_run"], Failed())
+    assert drift_check_run(spec, current, training_deployment)["training_run"] is None
+
+
+def test_no_cooldown_when_it_is_zero(state, tmp_path, training_deployment):
+    spec = _cooling_spec(tmp_path, "nocool", "drift-nocool", 0)
+    _champion(state, "drift-nocool")
+    current = _batch(tmp_path, 2000, seed=52, drift=DRIFT)
+    first = drift_check_run(spec, current, training_deployment)
+    _end(first["training_run"], Completed())
+    assert drift_check_run(spec, current, training_deployment)["training_run"] is not None
+
+
+def test_the_cooldown_ends_after_its_hours(state, tmp_path, training_deployment):
+    """A drift-triggered run expected four hours ago: a 5-hour cooldown holds, 3 hours do not."""
+    five = _cooling_spec(tmp_path, "cool5", "drift-old", 5)
+    three = _cooling_spec(tmp_path, "cool3", "drift-old", 3)
+    _champion(state, "drift-old")
+    old = run_deployment(DEPLOYMENT, parameters={"spec_path": five}, timeout=0, tags=[DRIFT_TAG],
+                         scheduled_time=datetime.now(UTC) - timedelta(hours=4))
+    _end(old.id, Completed())
+    current = _batch(tmp_path, 2000, seed=53, drift=DRIFT)
+    assert drift_check_run(five, current, training_deployment)["training_run"] is None
+    assert drift_check_run(three, current, training_deployment)["training_run"] is not None

@@ -74,11 +74,12 @@ def test_blob_created_reaches_the_events_api(monkeypatch):
     assert event["payload"] == {
         "url": url, "size": 4096, "version": "0x8DABC", "change": "new",
         "location": "abfs://data/incoming", "spec_path": "configs/churn.yaml",
-        "source": "eventgrid",
+        "model": "churn", "source": "eventgrid",
     }
+    assert event["resource"]["mlops.model"] == "churn"  # what churn's trigger matches
 
     # Event Grid delivers at least once: a redelivery carries the same event id
-    again = relay.to_prefect_event(delivery[0], "configs/churn.yaml")
+    again = relay.to_prefect_event(delivery[0], "configs/churn.yaml", "churn")
     assert again["id"] == event["id"]
 
 

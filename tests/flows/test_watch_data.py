@@ -52,6 +52,8 @@ def test_announces_each_new_file_once(tmp_path, monkeypatch):
     assert event["payload"]["url"] == url and event["payload"]["change"] == "new"
     assert event["payload"]["size"] == (inbox / "day1.csv").stat().st_size
     assert event["payload"]["spec_path"] == "configs/churn.yaml"
+    # the label each model's on-new-data trigger matches: the spec's model by default
+    assert event["resource"]["mlops.model"] == "churn" == event["payload"]["model"]
 
 
 def test_announce_existing_on_the_first_look(tmp_path, monkeypatch):

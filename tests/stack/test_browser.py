@@ -1,8 +1,9 @@
 """The Prefect UI in a real browser: what a person sees and does on the local stack.
 
 Headless Chromium (Debian's, installed by `make browser`) driven by selenium through
-/usr/bin/chromedriver opens the UI of the `local_stack` server: the training and batch-scoring
-deployments with their schedules, the nightly's next run at 02:00 in its time zone, then
+/usr/bin/chromedriver opens the UI of the `local_stack` server: the training, drift, watcher
+and batch-scoring deployments of both shipped models (churn, diabetes) with their schedules,
+the nightly's next run at 02:00 in its time zone, then
 training-manual's custom run form. It fills the run name, spec_path and reason, submits, and
 watches the run page until the run is Completed. The Prefect API then confirms that this very
 run (name, parameters, deployment) exists and completed, so the UI really started it.
@@ -174,25 +175,43 @@ def _type(control: WebElement, text: str) -> None:
     control.send_keys(text)
 
 
+# The deployment list shows ten rows a page: it is searched one family at a time. Every
+# family holds the default model's deployments and the second shipped spec's (diabetes),
+# generated from configs/ (tools/deployments.py).
+FAMILIES = {
+    "training": ("training-nightly", "training-manual", "training-on-new-data"),
+    "batch-scoring": ("batch-scoring-nightly", "batch-scoring-on-new-data"),
+    "watch": ("watch-data", "watch-scoring-inbox"),
+    "drift-check": ("drift-check",),
+}
+SCHEDULES = {"training-nightly": "At 02:00 AM every day",
+             "batch-scoring-nightly": "At 04:00 AM every day",
+             "watch-data": "Every minute", "watch-scoring-inbox": "Every minute",
+             "drift-check": "Every hour"}
+UNSCHEDULED = ("training-manual", "training-on-new-data", "batch-scoring-on-new-data")
+
+
 def _see_deployments(driver: WebDriver, ui_url: str) -> None:
     driver.get(f"{ui_url}/deployments")
-    _wait(driver, "the deployment list with the training and batch-scoring deployments",
-          lambda d: all(
-              _visible(d, f"//a[normalize-space()={_literal(name)}]")
-              for name in ("training-nightly", "training-manual", "training-on-new-data",
-                           "watch-data", "batch-scoring-nightly", "batch-scoring-on-new-data",
-                           "watch-scoring-inbox")
-          ))
-    _wait(driver, "the nightlies' and the watchers' schedules in the deployment list", lambda d: (
-        "At 02:00 AM every day" in _deployment_row(d, "training-nightly")
-        and "At 04:00 AM every day" in _deployment_row(d, "batch-scoring-nightly")
-        and "Every minute" in _deployment_row(d, "watch-data")
-        and "Every minute" in _deployment_row(d, "watch-scoring-inbox")
-    ))
-    for unscheduled in ("training-manual", "training-on-new-data", "batch-scoring-on-new-data"):
-        row = _deployment_row(driver, unscheduled)
-        assert "every" not in row.lower(), f"{unscheduled} shows a schedule: {row!r}"
-    _shot(driver, "01-deployments")
+    for family, names in FAMILIES.items():
+        search = _wait(driver, "the deployment search box", lambda d: _visible(
+            d, "//input[@placeholder='Search deployments...']"))
+        _type(search, family)
+        every = [n for name in names for n in (name, f"{name}-diabetes")]
+        _wait(driver, f"the {family} deployments of both models", lambda d, every=every: all(
+            _visible(d, f"//a[normalize-space()={_literal(name)}]") for name in every))
+        _shot(driver, f"01-deployments-{family}")
+        _wait(driver, f"the {family} schedules of both models", lambda d, every=every: all(
+            SCHEDULES[name.removesuffix("-diabetes")] in _deployment_row(d, name)
+            for name in every if name.removesuffix("-diabetes") in SCHEDULES))
+        for name in every:
+            if name.removesuffix("-diabetes") in UNSCHEDULED:
+                row = _deployment_row(driver, name)
+                assert "every" not in row.lower(), f"{name} shows a schedule: {row!r}"
+    _type(driver.find_element(By.XPATH, "//input[@placeholder='Search deployments...']"),
+          "training-nightly")
+    _wait(driver, "the training-nightly link",
+          lambda d: _visible(d, "//a[normalize-space()='training-nightly']"))
 
 
 def _see_nightly_next_run(driver: WebDriver) -> None:

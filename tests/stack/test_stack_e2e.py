@@ -130,7 +130,9 @@ def test_two_triggers_at_once_run_one_after_the_other(local_stack: Stack, tmp_pa
         {
             "id": str(uuid.uuid4()), "occurred": datetime.now().astimezone().isoformat(),
             "event": EVENT_NAME,
-            "resource": {"prefect.resource.id": url, "mlops.location": str(tmp_path)},
+            # churn's on-new-data trigger matches the events that name its model
+            "resource": {"prefect.resource.id": url, "mlops.location": str(tmp_path),
+                         "mlops.model": "churn"},
             "payload": {"url": url, "spec_path": local_stack.spec_path, "change": "new"},
         }
         for url in files

@@ -37,6 +37,11 @@ class DriftSpec(_Strict):
     window_hours: int = Field(
         24, ge=1, le=24 * 90, description="Current window: the last N hours of inference data."
     )
+    cooldown_hours: float = Field(
+        24, ge=0, le=24 * 90,
+        description="After a drift-triggered training run, no further drift-triggered run for "
+        "this many hours: a drift that persists is not retrained every hour (0: no cooldown).",
+    )
     report_rows: int = Field(
         10_000, ge=1000,
         description="Most rows per side in Evidently's HTML report (a seeded sample); the "

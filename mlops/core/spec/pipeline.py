@@ -29,6 +29,7 @@ from mlops.core.spec.evaluation import (
     REGRESSION_METRICS,
     EvaluationSpec,
 )
+from mlops.core.spec.schedule import ScheduleSpec
 from mlops.core.spec.targets import (
     AZURE_ENDPOINT_NAME,
     AzureMLSpec,
@@ -58,6 +59,7 @@ class PipelineSpec(_Strict):
     azureml: AzureMLSpec | None = Field(None, description="Workspace of the 'azureml' backends.")
     drift: DriftSpec = Field(default_factory=DriftSpec)
     batch: BatchSpec = Field(default_factory=BatchSpec)
+    schedule: ScheduleSpec = Field(default_factory=ScheduleSpec)
 
     @model_validator(mode="after")
     def _azure_targets(self) -> PipelineSpec:
@@ -147,11 +149,11 @@ class PipelineSpec(_Strict):
     def spec_hash(self) -> str:
         """Digest of everything that changes the model (not where it is trained, registered or
         served: the Azure ML environment pins the same libraries as the local one; nor how its
-        drift is judged or how it scores in batch)."""
+        drift is judged, how it scores in batch or when its deployments run)."""
         payload = self.model_dump(
             mode="json",
             exclude={"registry", "endpoint", "training", "azureml", "description", "drift",
-                     "batch"},
+                     "batch", "schedule"},
         )
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 

@@ -1,0 +1,95 @@
+"""One training run per model, several models at once: two models' runs started together on
+the session's Prefect server, each model in its own state folder and endpoint.
+
+Each run is its own process (as a worker starts them); the test reads from the API when each
+run took its model's slot ("Holding the training slot" log) and when its last task ended, and
+asserts on those times: one model's runs never overlap, the two models' runs do.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+
+import pytest
+from prefect import get_client
+from prefect.client.schemas.filters import (
+    FlowFilter,
+    FlowFilterName,
+    FlowRunFilter,
+    FlowRunFilterId,
+    LogFilter,
+    LogFilterFlowRunId,
+)
+from prefect.settings import PREFECT_API_URL
+
+from mlops.core.settings import Settings
+from tests.conftest import ROOT, free_port, write_spec
+from tools.stack import down, endpoint_up
+
+pytestmark = [pytest.mark.slow, pytest.mark.service, pytest.mark.usefixtures("prefect_server")]
+
+RUN = "from flows.training import training; training(spec_path={!r}, force=True)"
+
+
+@pytest.fixture
+def models(tmp_path, churn_data) -> Iterator[dict[str, tuple[str, Settings]]]:
+    """Two models, each with its spec, state folder and endpoint process."""
+    found = {}
+    try:
+        for name in ("slot-a", "slot-b"):
+            settings = Settings(state_dir=tmp_path / name,
+                                endpoint_url=f"http://127.0.0.1:{free_port()}")
+            endpoint_up(settings)
+            spec = write_spec(tmp_path, name, {
+                "name": name, "data.url": churn_data, "evaluation.minimum": 0.5,
+                "model.params": {"max_iter": 20}, "evaluation.bootstrap.samples": 50,
+            })
+            found[name] = (spec, settings)
+        yield found
+    finally:
+        for _, settings in found.values():
+            down(settings)
+
+
+def _start(spec: str, settings: Settings, log) -> subprocess.Popen:
+    env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value(),
+           "MLOPS_STATE_DIR": str(settings.state_dir),
+           "MLOPS_ENDPOINT_URL": settings.endpoint_url}
+    return subprocess.Popen([sys.executable, "-c", RUN.format(spec)], env=env, cwd=ROOT,
+                            stdout=log, stderr=subprocess.STDOUT)
+
+
+def _held(spec: str) -> list[tuple]:
+    """(slot taken, last task end) of each training run of `spec`, in order of taking."""
+    held = []
+    with get_client(sync_client=True) as client:
+        runs = client.read_flow_runs(flow_filter=FlowFilter(name=FlowFilterName(any_=["training"])))
+        for run in (r for r in runs if r.parameters.get("spec_path") == spec):
+            logs = client.read_logs(
+                log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run.id])), limit=200)
+            tasks = client.read_task_runs(
+                flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run.id])), limit=200)
+            taken = [log.timestamp for log in logs
+                     if "Holding the training slot" in log.message]
+            assert taken, f"run {run.name} of {spec} never held its slot: {run.state}"
+            held.append((min(taken), max(t.end_time for t in tasks if t.end_time)))
+    return sorted(held)
+
+
+def test_two_models_train_at_once_one_model_never_twice(models, tmp_path):
+    procs = []
+    with open(tmp_path / "runs.log", "wb") as log:
+        for spec, settings in models.values():
+            procs += [_start(spec, settings, log), _start(spec, settings, log)]
+        codes = [proc.wait(600) for proc in procs]
+    assert codes == [0, 0, 0, 0], (tmp_path / "runs.log").read_text()[-4000:]
+
+    (a1, a2), (b1, b2) = (_held(spec) for spec, _ in models.values())
+    assert a1[1] <= a2[0], f"slot-a's two runs overlapped: {a1} {a2}"
+    assert b1[1] <= b2[0], f"slot-b's two runs overlapped: {b1} {b2}"
+    # the two models did not wait for each other: some run of one held its slot while a
+    # run of the other held its own
+    assert any(x[0] < y[1] and y[0] < x[1] for x in (a1, a2) for y in (b1, b2)), (a1, a2, b1, b2)
