@@ -42,6 +42,7 @@ SCHEDULE_KIND: dict[str, str | None] = {
     "training-manual": None,
     "training-on-new-data": "on_new_data",
     "drift-check": "drift",
+    "rollback": None,
     "watch-data": "on_new_data",
     "batch-scoring-nightly": "batch",
     "batch-scoring-on-new-data": "batch",
