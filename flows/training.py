@@ -14,6 +14,7 @@ from prefect.runtime import flow_run
 from flows import _runtime
 from mlops.core.settings import DEFAULT_SPEC, get_settings
 from mlops.core.spec import PipelineSpec
+from mlops.tracking.recorder import Recorder
 from tasks._options import run_stage
 from tasks._slots import training_slot
 from tasks.approval import request_approval, withdraw_candidate
@@ -22,6 +23,7 @@ from tasks.deploy import deploy_model, promote, smoke_test
 from tasks.evaluation import check_label_drift, evaluate_vs_champion
 from tasks.features import build_features
 from tasks.registry import register_model
+from tasks.tracking import track_evaluation, track_outcome, tracked_run
 from tasks.training import train_model
 
 _runtime.install()  # heartbeat join and exit collection (see flows/_runtime.py)
@@ -57,15 +59,18 @@ def training(
     spec = read_spec(spec_path, data_url)
     run_dir = Path(get_settings().outputs_location) / spec.name / str(flow_run.id or "local")
 
-    with training_slot(spec.name):
-        return _train_and_ship(
-            spec, run_dir, force, require_approval, approval_timeout_s, expect_label_shift
+    with training_slot(spec.name), tracked_run(spec, "training") as recorder:
+        result = _train_and_ship(
+            spec, run_dir, recorder, force, require_approval, approval_timeout_s,
+            expect_label_shift,
         )
+        track_outcome(recorder, result)
+        return result
 
 
 def _train_and_ship(
-    spec: PipelineSpec, run_dir: Path, force: bool, require_approval: bool,
-    approval_timeout_s: int, expect_label_shift: bool,
+    spec: PipelineSpec, run_dir: Path, recorder: Recorder | None, force: bool,
+    require_approval: bool, approval_timeout_s: int, expect_label_shift: bool,
 ) -> dict:
     logger = get_run_logger()
     data = locate_data(spec)
@@ -75,6 +80,7 @@ def _train_and_ship(
     split = run_stage(build_features, clean, data, spec, force=force)
     trained = train_model.with_options(refresh_cache=force)(split, data, spec)
     evaluation = evaluate_vs_champion(trained, split, data, spec, str(run_dir))
+    track_evaluation(recorder, evaluation, data, spec, str(run_dir))
     if not evaluation.decision.promote:
         logger.info(
             "Champion v%s retained: %s",
@@ -82,7 +88,7 @@ def _train_and_ship(
         )
         return {"outcome": "retained", "champion": evaluation.champion_version}
 
-    version = register_model(trained, split, data, spec, evaluation, raw.rows)
+    version = register_model(trained, split, data, spec, evaluation, raw.rows, recorder)
     plan = deploy_model(version, spec)
     smoke_test(plan, trained, split, spec)
     if require_approval:
@@ -96,5 +102,5 @@ def _train_and_ship(
             )
             return {"outcome": "rejected", "version": version.version, "reason": verdict.reason}
         logger.info("%s v%s %s", version.name, version.version, verdict.reason)
-    traffic = promote(plan, version, spec)
+    traffic = promote(plan, version, spec, recorder)
     return {"outcome": "promoted", "version": version.version, "traffic": traffic}

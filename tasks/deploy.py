@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
 
 from mlops.core.errors import DeploymentError, MlopsError
 from mlops.core.settings import get_settings
@@ -20,6 +21,7 @@ from mlops.endpoint.payloads import frame_to_request
 from mlops.model.results import DeployPlan, Split, TrainedModel
 from mlops.registry.backend import registry_for
 from mlops.registry.protocol import ModelVersion
+from mlops.tracking.recorder import Recorder
 from tasks._options import IO_TASK
 
 SLOTS = ("blue", "green")
@@ -89,9 +91,12 @@ def _remove_candidate(client, plan: DeployPlan) -> None:
         get_run_logger().warning("Could not remove '%s' after failure: %s", plan.target, exc)
 
 
-@task
-def promote(plan: DeployPlan, version: ModelVersion, spec: PipelineSpec) -> dict[str, int]:
-    """Move traffic in the spec's steps, then point `champion` at the new version."""
+@task(cache_policy=NO_CACHE)
+def promote(
+    plan: DeployPlan, version: ModelVersion, spec: PipelineSpec, recorder: Recorder | None = None
+) -> dict[str, int]:
+    """Move traffic in the spec's steps, then point `champion` at the new version (and, with a
+    `recorder`, MLflow's `champion` alias at its mirror)."""
     logger = get_run_logger()
     client = endpoint_for(spec, get_settings())
     live = _live(plan.previous_traffic)
@@ -115,4 +120,6 @@ def promote(plan: DeployPlan, version: ModelVersion, spec: PipelineSpec) -> dict
             f"to {plan.previous_traffic or 'none'}: {exc}"
         ) from exc
     logger.info("Champion of %s is now version %s", version.name, version.version)
+    if recorder is not None:
+        recorder.mirror_champion(version.name, version.version, version.url)
     return traffic

@@ -36,6 +36,7 @@ from mlops.core.spec.targets import (
     RegistrySpec,
     TrainingSpec,
 )
+from mlops.core.spec.tracking import TrackingSpec
 from serving.columns import normalize_name
 
 
@@ -58,6 +59,7 @@ class PipelineSpec(_Strict):
     azureml: AzureMLSpec | None = Field(None, description="Workspace of the 'azureml' backends.")
     drift: DriftSpec = Field(default_factory=DriftSpec)
     batch: BatchSpec = Field(default_factory=BatchSpec)
+    tracking: TrackingSpec = Field(default_factory=TrackingSpec)
 
     @model_validator(mode="after")
     def _azure_targets(self) -> PipelineSpec:
@@ -76,6 +78,8 @@ class PipelineSpec(_Strict):
                 "managed online endpoint serves models from Azure ML, the local endpoint loads "
                 "them from a folder"
             )
+        if (self.tracking.uri or "").startswith("azureml://") and self.azureml is None:
+            problems.append("tracking.uri 'azureml://...' needs an 'azureml' section")
         if self.registry.azureml_registry and self.registry.backend != "azureml":
             problems.append("registry.azureml_registry needs registry.backend 'azureml'")
         if self.training.backend == "azureml" and not self.training.compute:
@@ -137,11 +141,11 @@ class PipelineSpec(_Strict):
     def spec_hash(self) -> str:
         """Digest of everything that changes the model (not where it is trained, registered or
         served: the Azure ML environment pins the same libraries as the local one; nor how its
-        drift is judged or how it scores in batch)."""
+        drift is judged, how it scores in batch or where its runs are tracked)."""
         payload = self.model_dump(
             mode="json",
             exclude={"registry", "endpoint", "training", "azureml", "description", "drift",
-                     "batch"},
+                     "batch", "tracking"},
         )
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 

@@ -1,0 +1,132 @@
+"""Tracking stages: every training and drift run is an MLflow run (docs/tracking.md).
+
+The recorder makes the MLflow calls on its own thread; these only queue them, so a store that is
+down or slow costs a warning in the run's log, never the run nor what it ships.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+from prefect.runtime import flow_run
+
+from mlops.core.lineage import DataRef, code_version
+from mlops.core.settings import Settings, get_settings
+from mlops.core.spec import PipelineSpec
+from mlops.model.results import Evaluation
+from mlops.tracking.protocol import Store
+from mlops.tracking.recorder import Recorder
+from mlops.tracking.records import (
+    data_tags,
+    decision_tags,
+    evaluation_metrics,
+    failure_tags,
+    metrics_table,
+    outcome_tags,
+    run_tags,
+    training_params,
+    write_json,
+)
+
+
+def _open_store(spec: PipelineSpec, settings: Settings) -> Store:
+    from mlops.tracking.backend import tracking_target  # noqa: PLC0415 - may import azure.ai.ml
+    from mlops.tracking.store import MlflowStore  # noqa: PLC0415 - mlflow, ~1.4 s
+
+    return MlflowStore(tracking_target(spec, settings), spec.tracking.timeout_s,
+                       spec.tracking.max_retries)
+
+
+def warn_problems(recorder: Recorder | None) -> None:
+    """Log the recorder's new warnings in the run, where people look."""
+    if recorder is not None:
+        for problem in recorder.new_problems():
+            get_run_logger().warning("%s", problem)
+
+
+def tracking_run_id(recorder: Recorder | None) -> str | None:
+    """The MLflow run's id for the registered version's manifest (a bounded wait)."""
+    return None if recorder is None else recorder.wait_run_id()
+
+
+@contextmanager
+def tracked_run(spec: PipelineSpec, kind: str) -> Iterator[Recorder | None]:
+    """An MLflow run for this flow run, in the experiment named after the model (drift checks:
+    ``<model>-drift``); None when the spec's `tracking.enabled` is false.
+
+    A failure inside ends the run FAILED with the error as a tag, and is raised unchanged.
+    """
+    if not spec.tracking.enabled:
+        yield None
+        return
+    settings = get_settings()
+    recorder = Recorder(lambda: _open_store(spec, settings), spec.tracking.timeout_s)
+    run_id = str(flow_run.id) if flow_run.id else None
+    tags = run_tags(spec, kind, run_id, flow_run.ui_url if run_id else None, code_version())
+    experiment = spec.model_name if kind == "training" else f"{spec.model_name}-{kind}"
+    recorder.start(experiment, flow_run.name or kind, tags)
+    if kind == "training":
+        params = training_params(spec)
+        recorder.on_run("logging the spec's params", lambda s, rid: s.log(rid, params=params))
+    try:
+        yield recorder
+    except Exception as exc:
+        tags = failure_tags(exc)
+        recorder.on_run("recording the failure", lambda s, rid: _end(s, rid, tags, "FAILED"))
+        raise
+    finally:
+        for problem in recorder.close():
+            get_run_logger().warning("%s", problem)
+
+
+def _end(store: Store, run_id: str, tags: dict[str, str], status: str) -> None:
+    store.log(run_id, tags=tags)
+    store.end_run(run_id, status)
+
+
+@task(cache_policy=NO_CACHE)
+def track_evaluation(
+    recorder: Recorder | None, evaluation: Evaluation, data: DataRef, spec: PipelineSpec,
+    run_dir: str,
+) -> None:
+    """Queue the holdout metrics, the decision and the lineage; the metrics table, the spec and
+    the pictures as artifacts."""
+    if recorder is None:
+        return
+    metrics = evaluation_metrics(evaluation)
+    tags = {**data_tags(data.url, data.fingerprint), **decision_tags(evaluation)}
+    folder = Path(run_dir) / "tracking"
+
+    def record(store: Store, run_id: str) -> None:
+        store.log(run_id, metrics=metrics, tags=tags)
+        files = [
+            ("evaluation", write_json(folder / "metrics.json", metrics_table(evaluation))),
+            ("evaluation", _write(folder / "decision.md", evaluation.markdown)),
+            ("spec", write_json(folder / "spec.json", spec.model_dump(mode="json"))),
+        ]
+        if evaluation.plot_path:
+            files.append(("evaluation", evaluation.plot_path))
+        store.log_files(run_id, files)
+
+    recorder.on_run("recording the evaluation", record)
+    warn_problems(recorder)
+
+
+def _write(path: Path, text: str) -> str:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return str(path)
+
+
+@task(cache_policy=NO_CACHE)
+def track_outcome(recorder: Recorder | None, result: dict) -> None:
+    """Queue how the run ended, and end it."""
+    if recorder is None:
+        return
+    tags = outcome_tags(result)
+    recorder.on_run("recording the outcome", lambda s, rid: _end(s, rid, tags, "FINISHED"))
+    warn_problems(recorder)

@@ -1,0 +1,91 @@
+"""Every training run is an MLflow run: what a promoted, a rejected and a retained run recorded,
+read back through MLflow's own client, and the link between a registered version and its run."""
+
+from __future__ import annotations
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from flows.training import training
+from mlops.registry.local import LocalRegistry
+from mlops.tracking.local import local_target
+from tests.conftest import write_spec
+
+pytestmark = [pytest.mark.slow, pytest.mark.service, pytest.mark.usefixtures("prefect_server")]
+
+WEAK = {"model.params": {"max_iter": 3, "max_depth": 1, "learning_rate": 0.05}}
+STRONG = {"model.params": {"max_iter": 120, "learning_rate": 0.08}}
+
+
+def _mlflow_run(client: MlflowClient, experiment: str, state):
+    """The MLflow run of a flow run, found by the Prefect flow run id it carries."""
+    found = client.search_experiments(filter_string=f"name = '{experiment}'")
+    assert len(found) == 1, found
+    flow_run_id = state.state_details.flow_run_id
+    runs = client.search_runs(
+        [found[0].experiment_id],
+        filter_string=f"tags.`mlops.prefect_flow_run_id` = '{flow_run_id}'",
+    )
+    assert len(runs) == 1, f"{len(runs)} MLflow runs for flow run {flow_run_id}"
+    return runs[0]
+
+
+def _artifacts(client: MlflowClient, run_id: str) -> set[str]:
+    return {f.path for folder in client.list_artifacts(run_id)
+            for f in (client.list_artifacts(run_id, folder.path) if folder.is_dir else [folder])}
+
+
+def _champion_version(client: MlflowClient, name: str) -> str:
+    return client.get_model_version_by_alias(name, "champion").tags["mlops.version"]
+
+
+def test_promoted_rejected_and_retained_runs(use_stack, churn_data, tmp_path):
+    changes = {"name": "tracked", "evaluation.minimum": 0.5}
+    weak = write_spec(tmp_path, "weak", {**changes, **WEAK})
+    strong = write_spec(tmp_path, "strong", {**changes, **STRONG})
+    registry = LocalRegistry(use_stack.registry_location)
+    client = MlflowClient(local_target(use_stack.state_dir).uri)
+
+    first = training(spec_path=weak, data_url=churn_data, return_state=True)
+    assert first.result()["outcome"] == "promoted"
+    run = _mlflow_run(client, "tracked", first)
+    manifest = registry.get("tracked", 1).manifest
+    assert manifest["mlflow_run_id"] == run.info.run_id
+    assert run.info.status == "FINISHED"
+    tags, params, metrics = run.data.tags, run.data.params, run.data.metrics
+    assert tags["mlops.outcome"] == "promoted" and tags["mlops.decision"] == "promote"
+    assert (tags["mlops.model_name"], tags["mlops.model_version"]) == ("tracked", "1")
+    for key in ("data_fingerprint", "spec_hash", "code_version"):
+        assert tags[f"mlops.{key}"] == manifest[key], key
+    assert str(first.state_details.flow_run_id) in tags["mlops.prefect_flow_run_url"]
+    assert params["model.params.max_iter"] == "3" and params["split.seed"] == "42"
+    assert any(k.startswith("features.") for k in params), params
+    assert metrics["candidate.roc_auc"] == pytest.approx(manifest["metrics"]["roc_auc"])
+    assert not any(k.startswith("champion.") for k in metrics)
+    assert {"evaluation/metrics.json", "evaluation/evaluation.png", "evaluation/decision.md",
+            "spec/spec.json"} <= _artifacts(client, run.info.run_id)
+    assert _champion_version(client, "tracked") == "1"
+
+    rejected = training(spec_path=strong, data_url=churn_data, require_approval=True,
+                        approval_timeout_s=1, return_state=True)
+    assert rejected.result()["outcome"] == "rejected"
+    run = _mlflow_run(client, "tracked", rejected)
+    tags, metrics = run.data.tags, run.data.metrics
+    assert tags["mlops.outcome"] == "rejected" and tags["mlops.decision"] == "promote"
+    assert "no approval" in tags["mlops.outcome_reason"]
+    assert tags["mlops.model_version"] == "2"
+    assert registry.get("tracked", 2).manifest["mlflow_run_id"] == run.info.run_id
+    assert tags["mlops.champion_version"] == "1"
+    assert metrics["bootstrap.low"] <= metrics["bootstrap.diff"] <= metrics["bootstrap.high"]
+    assert metrics["delta.margin.roc_auc"] == pytest.approx(
+        metrics["candidate.roc_auc"] - metrics["champion.roc_auc"])
+    assert _champion_version(client, "tracked") == "1"
+
+    retained = training(spec_path=weak, data_url=churn_data, return_state=True)
+    assert retained.result() == {"outcome": "retained", "champion": 1}
+    run = _mlflow_run(client, "tracked", retained)
+    tags = run.data.tags
+    assert tags["mlops.outcome"] == "retained" and tags["mlops.decision"] == "retain"
+    assert "champion v1 itself" in tags["mlops.reasons"]
+    assert "mlops.model_version" not in tags
+    assert registry.versions("tracked") == [1, 2]
