@@ -3,13 +3,20 @@ read back through MLflow's own client, and the link between a registered version
 
 from __future__ import annotations
 
+import contextlib
+import socket
+import threading
+from collections.abc import Iterator
+
 import pytest
 from mlflow.tracking import MlflowClient
 
 from flows.training import training
 from mlops.registry.local import LocalRegistry
 from mlops.tracking.local import local_target
+from mlops.tracking.store import MlflowStore
 from tests.conftest import write_spec
+from tools.datasets import make_churn
 
 pytestmark = [pytest.mark.slow, pytest.mark.service, pytest.mark.usefixtures("prefect_server")]
 
@@ -89,3 +96,85 @@ def test_promoted_rejected_and_retained_runs(use_stack, churn_data, tmp_path):
     assert "champion v1 itself" in tags["mlops.reasons"]
     assert "mlops.model_version" not in tags
     assert registry.versions("tracked") == [1, 2]
+
+
+@pytest.fixture
+def hanging_store() -> Iterator[str]:
+    """An HTTP 'server' that accepts connections and never answers: a store that hangs."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(16)
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        server.settimeout(0.2)
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                held.append(server.accept()[0])
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.getsockname()[1]}"
+    stop.set()
+    thread.join()
+    for conn in held:
+        conn.close()
+    server.close()
+
+
+def _warnings(caplog) -> list[str]:
+    return [r.getMessage() for r in caplog.records
+            if r.levelname == "WARNING" and "MLflow" in r.getMessage()]
+
+
+def test_a_store_that_hangs_or_raises_changes_nothing(
+    use_stack, churn_data, tmp_path, hanging_store, monkeypatch, caplog
+):
+    # the store sets MLflow's HTTP bounds in the environment: restore them after the test
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "120")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "7")
+    base = {**WEAK, "evaluation.minimum": 0.5}
+    registry = LocalRegistry(use_stack.registry_location)
+
+    rows = make_churn(50, seed=5).drop(columns=["churned"])
+
+    def shipped(name: str, tracking: dict) -> tuple[dict, dict, list]:
+        spec = write_spec(tmp_path, name, {**base, "name": name, "tracking": tracking})
+        result = training(spec_path=spec, data_url=churn_data, return_state=True).result()
+        # one endpoint serves every model here: the traffic table is not the model's own
+        outcome = {k: result[k] for k in ("outcome", "version")}
+        manifest = registry.get(name, 1).manifest
+        predictions = registry.load(name, 1).model.predict_proba(rows)[:, 1].tolist()
+        return outcome, manifest, predictions
+
+    def same_model(manifest: dict, other: dict) -> None:
+        # what differs by run: the time, the ids, the name (and with it the spec hash), and the
+        # model file's bytes (its zip entries carry the time they were written)
+        varies = {"trained_at", "flow_run_id", "mlflow_run_id", "model_sha256", "spec_name",
+                  "spec_hash", "model_name", "registered_at"}
+        assert {k: v for k, v in manifest.items() if k not in varies} == {
+            k: v for k, v in other.items() if k not in varies}
+
+    result, manifest, predictions = shipped("untracked", {"enabled": False})
+    assert result["outcome"] == "promoted" and manifest["mlflow_run_id"] is None
+    assert _warnings(caplog) == []
+
+    hung, hung_manifest, hung_predictions = shipped(
+        "hung", {"uri": hanging_store, "timeout_s": 1})
+    assert (hung, hung_predictions) == (result, predictions)
+    same_model(hung_manifest, manifest)
+    assert hung_manifest["mlflow_run_id"] is None
+    assert any("tracking stopped while starting run" in w for w in _warnings(caplog))
+
+    caplog.clear()
+
+    def refuse(*args, **kwargs):
+        raise RuntimeError("store refused the batch")
+
+    monkeypatch.setattr(MlflowStore, "log", refuse)
+    raised, raised_manifest, raised_predictions = shipped("refused", {})
+    assert (raised, raised_predictions) == (result, predictions)
+    same_model(raised_manifest, manifest)
+    assert raised_manifest["mlflow_run_id"]  # the run started; only its records were refused
+    assert any("store refused the batch" in w for w in _warnings(caplog))
