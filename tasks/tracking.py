@@ -17,12 +17,16 @@ from prefect.runtime import flow_run
 from mlops.core.lineage import DataRef, code_version
 from mlops.core.settings import Settings, get_settings
 from mlops.core.spec import PipelineSpec
+from mlops.drift.compute import DriftResult
+from mlops.drift.report import RESULT_FILE
 from mlops.model.results import Evaluation
 from mlops.tracking.protocol import Store
 from mlops.tracking.recorder import Recorder
 from mlops.tracking.records import (
     data_tags,
     decision_tags,
+    drift_metrics,
+    drift_tags,
     evaluation_metrics,
     failure_tags,
     metrics_table,
@@ -129,4 +133,27 @@ def track_outcome(recorder: Recorder | None, result: dict) -> None:
         return
     tags = outcome_tags(result)
     recorder.on_run("recording the outcome", lambda s, rid: _end(s, rid, tags, "FINISHED"))
+    warn_problems(recorder)
+
+
+@task(cache_policy=NO_CACHE)
+def track_drift(
+    recorder: Recorder | None, result: DriftResult, champion_version: int, source: str,
+    report_url: str,
+) -> None:
+    """Queue each column's drift score and the verdict; Evidently's report as an artifact when
+    it is a local file (a report in Blob Storage is linked by its URL tag)."""
+    if recorder is None:
+        return
+    metrics = drift_metrics(result)
+    tags = {**drift_tags(result, champion_version, source), "mlops.report_url": report_url}
+    local = Path(report_url)
+
+    def record(store: Store, run_id: str) -> None:
+        store.log(run_id, metrics=metrics, tags=tags)
+        if local.is_absolute() and local.exists():
+            result_file = local.parent / RESULT_FILE
+            store.log_files(run_id, [("drift", str(local)), ("drift", str(result_file))])
+
+    recorder.on_run("recording the drift verdict", record)
     warn_problems(recorder)

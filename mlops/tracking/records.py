@@ -109,10 +109,11 @@ def version_tags(name: str, version: int, url: str) -> dict[str, str]:
 
 
 def outcome_tags(result: dict[str, Any]) -> dict[str, str]:
-    """How the run ended (promoted, retained, rejected) and why, if it says."""
+    """How the run ended (promoted, retained, rejected; drift, no-drift, skipped) and why."""
     tags = {f"{PREFIX}outcome": str(result.get("outcome", "unknown"))}
-    if result.get("reason"):
-        tags[f"{PREFIX}outcome_reason"] = str(result["reason"])[:TAG_LIMIT]
+    why = result.get("reason") or result.get("detail")
+    if why:
+        tags[f"{PREFIX}outcome_reason"] = str(why)[:TAG_LIMIT]
     return tags
 
 

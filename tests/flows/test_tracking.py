@@ -11,6 +11,7 @@ from collections.abc import Iterator
 import pytest
 from mlflow.tracking import MlflowClient
 
+from flows.drift_check import drift_check
 from flows.training import training
 from mlops.registry.local import LocalRegistry
 from mlops.tracking.local import local_target
@@ -22,6 +23,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.service, pytest.mark.usefixtures("pr
 
 WEAK = {"model.params": {"max_iter": 3, "max_depth": 1, "learning_rate": 0.05}}
 STRONG = {"model.params": {"max_iter": 120, "learning_rate": 0.08}}
+DRIFT = {"age": 1.0, "monthly_charges": 0.6, "tenure_months": 0.5, "region": 1.0,
+         "contract": 0.8}
 
 
 def _mlflow_run(client: MlflowClient, experiment: str, state):
@@ -178,3 +181,24 @@ def test_a_store_that_hangs_or_raises_changes_nothing(
     same_model(raised_manifest, manifest)
     assert raised_manifest["mlflow_run_id"]  # the run started; only its records were refused
     assert any("store refused the batch" in w for w in _warnings(caplog))
+
+
+def test_a_drift_check_is_a_run_with_scores_and_report(use_stack, churn_data, tmp_path):
+    spec = write_spec(tmp_path, "drifty", {"name": "drifty", **WEAK,
+                                           "evaluation.minimum": 0.5,
+                                           "drift": {"drift_share": 0.3}})
+    assert training(spec_path=spec, data_url=churn_data).get("outcome") == "promoted"
+    current = tmp_path / "current.parquet"
+    make_churn(2000, seed=7, drift=DRIFT).to_parquet(current)
+
+    state = drift_check(spec_path=spec, data_url=str(current), retrain=False, return_state=True)
+    result = state.result()
+    assert result["outcome"] == "drift"
+    client = MlflowClient(local_target(use_stack.state_dir).uri)
+    run = _mlflow_run(client, "drifty-drift", state)
+    tags, metrics = run.data.tags, run.data.metrics
+    assert tags["mlops.kind"] == "drift" and tags["mlops.outcome"] == "drift"
+    assert tags["mlops.dataset_drift"] == "true" and tags["mlops.champion_version"] == "1"
+    assert set(result["drifted_columns"]) <= {k.removeprefix("drift.") for k in metrics}
+    assert metrics["drift.age"] > 0 and metrics["drift.drifted_share"] >= 0.3
+    assert {"drift/report.html", "drift/drift.json"} <= _artifacts(client, run.info.run_id)
