@@ -91,7 +91,9 @@ class MlflowStore:
                      run_id: str | None) -> None:
         """Point the registered model's `champion` alias at our `version`, adding that version
         to MLflow's registry first if it is not there yet (MLflow numbers its own versions;
-        the tag `mlops.version` holds ours)."""
+        the tag `mlops.version` holds ours). Not on a target whose own registry holds it."""
+        if not self.target.mirror_champion:
+            return
         self._authorize()
         try:
             self.client.get_registered_model(model_name)

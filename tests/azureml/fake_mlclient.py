@@ -46,6 +46,7 @@ from azure.ai.ml.entities import (
     Model,
     OnlineDeployment,
     OnlineEndpoint,
+    Workspace,
 )
 from azure.ai.ml.exceptions import AssetPathException, ErrorCategory, ErrorTarget
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
@@ -54,6 +55,7 @@ SUB, RG, WS, LOCATION = "00000000-0000-0000-0000-000000000000", "rg-mlops", "ws-
 ARM = f"/subscriptions/{SUB}/resourceGroups/{RG}/providers/Microsoft.MachineLearningServices"
 WORKSPACE_ID = f"{ARM}/workspaces/{WS}"
 TERMINAL = {"Completed", "Failed", "Canceled"}
+MLFLOW_URI = f"azureml://{LOCATION}.api.azureml.ms/mlflow/v1.0{WORKSPACE_ID}"
 
 
 def http_error(status: int, message: str) -> HttpResponseError:
@@ -453,6 +455,21 @@ class Jobs:
         shutil.copytree(source, Path(download_path) / "named-outputs" / output_name)
 
 
+class Workspaces:
+    """The workspace as ARM describes it, parsed by the SDK's own entity (its MLflow URI)."""
+
+    def __init__(self, service: Service) -> None:
+        self.s = service
+
+    def get(self, name: str | None = None, **kwargs: Any) -> Workspace:
+        self.s.record("workspaces.get", name=name)
+        if name != WS:
+            raise not_found(f"workspace {name}")
+        body = {"name": WS, "location": LOCATION, "id": WORKSPACE_ID,
+                "properties": {"mlFlowTrackingUri": MLFLOW_URI}}
+        return Workspace._from_rest_object(rest.Workspace(body))
+
+
 class FakeMLClient:
     """MLClient's operation groups over one in-memory workspace."""
 
@@ -464,6 +481,7 @@ class FakeMLClient:
         self.online_endpoints = OnlineEndpoints(self.service)
         self.online_deployments = OnlineDeployments(self.service)
         self.jobs = Jobs(self.service)
+        self.workspaces = Workspaces(self.service)
 
     @property
     def calls(self) -> list[tuple[str, dict[str, Any]]]:
