@@ -20,7 +20,7 @@ ifdef PREFECT_API_URL
 export PREFECT_API_URL
 endif
 
-.PHONY: all setup azmlinfsrv-env browser data run up endpoint-up down status test test-unit lint lock lock-check bench clean
+.PHONY: all setup azmlinfsrv-env mlflow-env browser data run up endpoint-up down status test test-unit lint lock lock-check bench clean
 
 all: run
 
@@ -38,6 +38,14 @@ azmlinfsrv-env: $(AZ_VENV)/.installed
 $(AZ_VENV)/.installed: requirements-azmlinfsrv.lock
 	$(PYTHON) -m venv $(AZ_VENV)
 	$(AZ_VENV)/bin/pip install --quiet --disable-pip-version-check --no-deps --require-hashes -r requirements-azmlinfsrv.lock
+	touch $@
+
+## mlflow-env: the MLflow UI in its own venv (full mlflow pins an older pyarrow than our lock)
+MLFLOW_VENV := .venv-mlflow
+mlflow-env: $(MLFLOW_VENV)/.installed
+$(MLFLOW_VENV)/.installed: requirements-mlflow.lock
+	$(PYTHON) -m venv $(MLFLOW_VENV)
+	$(MLFLOW_VENV)/bin/pip install --quiet --disable-pip-version-check --no-deps --require-hashes -r requirements-mlflow.lock
 	touch $@
 
 ## node-env: Node tools from package-lock.json (Azurite, the Blob Storage emulator the tests use)
@@ -69,8 +77,8 @@ run: setup data endpoint-up
 	$(MLOPS) train $(SPEC_ARG)
 	$(MLOPS) predict $(SPEC_ARG)
 
-## up: the local stack (Prefect server, worker, endpoint, deployments, first training run)
-up: setup data
+## up: the local stack (Prefect server, worker, endpoint, MLflow UI, deployments, first run)
+up: setup mlflow-env data
 	$(MLOPS) up $(SPEC_ARG)
 
 endpoint-up: setup
@@ -83,7 +91,7 @@ status: setup
 	$(MLOPS) status
 
 ## test: lint, then the whole test suite (CI runs exactly this)
-test: setup azmlinfsrv-env node-env browser
+test: setup azmlinfsrv-env mlflow-env node-env browser
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 
@@ -96,8 +104,9 @@ lint: setup
 
 ## lock: regenerate requirements.lock from requirements.in (and the Azure ML conda file)
 lock: setup
-	for name in requirements requirements-azmlinfsrv; do \
+	for name in requirements requirements-azmlinfsrv requirements-mlflow; do \
 	  $(BIN)/uv pip compile $$name.in --generate-hashes --python-version 3.11 \
+	    $$([ -f $$name.override ] && echo --override $$name.override) \
 	    --custom-compile-command "make lock" -o $$name.lock && \
 	  echo "# $$name.in sha256: $$(sha256sum $$name.in | cut -d' ' -f1)" >> $$name.lock; \
 	done

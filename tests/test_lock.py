@@ -9,7 +9,7 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 ROOT = Path(__file__).resolve().parent.parent
-PAIRS = ["requirements", "requirements-azmlinfsrv"]
+PAIRS = ["requirements", "requirements-azmlinfsrv", "requirements-mlflow"]
 # Libraries that compute predictions: both environments must pin them identically.
 MODEL_LIBRARIES = ["scikit-learn", "scipy", "numpy", "pandas", "pyarrow", "skops", "joblib"]
 
@@ -78,3 +78,9 @@ def test_the_azure_ml_environment_pins_what_the_tests_run():
               if main.get(lib) != pinned.get(lib)}
     assert not differ, f"model libraries pinned differently (main, Azure ML): {differ}"
     assert CONDA_YML.read_text() == conda_text(), "conda.yml is stale: run `make lock`"
+
+
+def test_the_mlflow_ui_is_the_version_of_the_tracking_client():
+    """An older MLflow server refuses a database a newer client has migrated."""
+    client, ui = _pins("requirements")["mlflow-skinny"], _pins("requirements-mlflow")
+    assert (ui["mlflow"], ui["mlflow-skinny"]) == (client, client)
