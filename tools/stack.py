@@ -1,7 +1,8 @@
 """The local stack: start and stop the services as background processes with recorded PIDs.
 
 ``mlops up`` brings up, from nothing: a Prefect server (SQLite in the state folder, analytics
-off, on 127.0.0.1), the process work pool and a worker, the local endpoint;
+off, on 127.0.0.1), the process work pool and a worker, the local endpoint, the MLflow UI (from
+its own environment, `.venv-mlflow`, on the tracking store in the state folder);
 deploys everything in prefect.yaml, starts the first training run, waits for it and prints the
 URLs. ``endpoint-up`` starts only the endpoint. ``down`` stops exactly the processes started
 here (by their recorded PIDs), ``status`` says what runs. Logs go to ``<state>/logs/``.
@@ -28,12 +29,14 @@ from urllib.parse import urlsplit
 import httpx
 
 from mlops.core.settings import DEFAULT_SPEC, Settings
+from mlops.tracking.local import local_folder, local_target
 from serving.config import state_fingerprint
 
 logger = logging.getLogger(__name__)
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
+MLFLOW_BIN = ROOT / ".venv-mlflow" / "bin" / "mlflow"
 FIRST_RUN_DEPLOYMENT = "training/training-manual"
 WATCH_DEPLOYMENT = "watch-data/watch-data"
 
@@ -268,6 +271,35 @@ def prefect_server_up(settings: Settings, timeout_s: float = 120.0) -> None:
     (settings.state_dir / "stack.env").write_text(f"PREFECT_API_URL={url}/api\n")
 
 
+def mlflow_url(settings: Settings) -> str:
+    return f"http://127.0.0.1:{settings.mlflow_port}"
+
+
+def mlflow_ui_up(settings: Settings, timeout_s: float = 180.0) -> None:
+    """`mlflow server` (one worker, loopback) on the SQLite store and artifact folder the flows
+    write (mlops/tracking/local.py). Without `.venv-mlflow` it says how to get it and goes on:
+    runs are recorded either way."""
+    url = mlflow_url(settings)
+    if _answers(f"{url}/health"):
+        logger.info("MLflow UI already up at %s", url)
+        return
+    if not MLFLOW_BIN.exists():
+        logger.warning("MLflow UI not started: %s is missing; `make mlflow-env` installs it",
+                       MLFLOW_BIN)
+        return
+    target = local_target(settings.state_dir)
+    artifacts = local_folder(settings.state_dir) / "artifacts"
+    artifacts.mkdir(parents=True, exist_ok=True)
+    _start(
+        settings, "mlflow-ui",
+        [str(MLFLOW_BIN), "server", "--backend-store-uri", target.uri,
+         "--default-artifact-root", str(target.artifact_location),
+         "--artifacts-destination", str(artifacts),
+         "--host", "127.0.0.1", "--port", str(settings.mlflow_port), "--workers", "1"],
+        f"{url}/health", stack_env(settings), timeout_s,
+    )
+
+
 def _prefect(settings: Settings, *args: str) -> None:
     """Run a `prefect` CLI command against the stack's server; fail loudly with its output."""
     result = subprocess.run(
@@ -349,6 +381,7 @@ def up(settings: Settings, spec_path: str = DEFAULT_SPEC, timeout_s: float = 900
     """Everything, from nothing; idempotent (what already runs is kept)."""
     (ROOT / "data" / "incoming").mkdir(parents=True, exist_ok=True)  # the watched folder
     endpoint_up(settings)
+    mlflow_ui_up(settings)
     prefect_server_up(settings)
     worker_up(settings)
     deploy_all(settings)
@@ -356,9 +389,10 @@ def up(settings: Settings, spec_path: str = DEFAULT_SPEC, timeout_s: float = 900
     if spec_path:
         first_run(settings, spec_path, timeout_s)
     logger.info(
-        "\nPrefect UI:  %s\nEndpoint:    %s  (keys in %s)\nLogs:        %s\n"
+        "\nPrefect UI:  %s\nMLflow UI:   %s\nEndpoint:    %s  (keys in %s)\nLogs:        %s\n"
         "Drop data files into data/incoming/ to start a training run; `make down` stops all.",
-        prefect_url(settings), settings.endpoint_url, settings.endpoint_state_dir,
+        prefect_url(settings), mlflow_url(settings), settings.endpoint_url,
+        settings.endpoint_state_dir,
         settings.state_dir / "logs",
     )
 
@@ -440,4 +474,6 @@ def status(settings: Settings) -> None:
     logger.info("endpoint %s: %s", url, "healthy" if _healthy(url) else "not answering")
     api = prefect_url(settings)
     logger.info("prefect %s: %s", api, "healthy" if _healthy(f"{api}/api") else "not answering")
+    ui = mlflow_url(settings)
+    logger.info("mlflow %s: %s", ui, "healthy" if _healthy(ui) else "not answering")
 
