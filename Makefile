@@ -116,7 +116,7 @@ lock-check: setup
 	$(BIN)/python -m pytest -q tests/test_lock.py
 
 bench: setup
-	$(BIN)/python -m benchmarks.bench_training
+	$(BIN)/python -m benchmarks.bench_training --tracking
 
 clean: down
 	rm -rf .mlops data/generated
