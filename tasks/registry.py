@@ -75,5 +75,6 @@ def register_model(
     )
     get_run_logger().info("Registered %s version %s", version.name, version.version)
     if recorder is not None:
-        recorder.link_version(version_tags(version.name, version.version, version.url))
+        recorder.log("linking the registered version",
+                     tags=version_tags(version.name, version.version, version.url))
     return version

@@ -35,6 +35,7 @@ from mlops.tracking.records import (
     training_params,
     write_json,
 )
+from mlops.tracking.replay import hand_off
 
 
 def _open_store(spec: PipelineSpec, settings: Settings) -> Store:
@@ -68,28 +69,25 @@ def tracked_run(spec: PipelineSpec, kind: str) -> Iterator[Recorder | None]:
         yield None
         return
     settings = get_settings()
-    recorder = Recorder(lambda: _open_store(spec, settings), spec.tracking.timeout_s)
+    recorder = Recorder(
+        lambda: _open_store(spec, settings), spec.tracking.timeout_s,
+        lambda ops, run_id: hand_off(settings.state_dir, spec.model_dump(mode="json"), ops,
+                                     run_id),
+    )
     run_id = str(flow_run.id) if flow_run.id else None
     tags = run_tags(spec, kind, run_id, flow_run.ui_url if run_id else None, code_version())
     experiment = spec.model_name if kind == "training" else f"{spec.model_name}-{kind}"
     recorder.start(experiment, flow_run.name or kind, tags)
     if kind == "training":
-        params = training_params(spec)
-        recorder.on_run("logging the spec's params", lambda s, rid: s.log(rid, params=params))
+        recorder.log("logging the spec's params", params=training_params(spec))
     try:
         yield recorder
     except Exception as exc:
-        tags = failure_tags(exc)
-        recorder.on_run("recording the failure", lambda s, rid: _end(s, rid, tags, "FAILED"))
+        recorder.end("recording the failure", failure_tags(exc), "FAILED")
         raise
     finally:
         for problem in recorder.close():
             get_run_logger().warning("%s", problem)
-
-
-def _end(store: Store, run_id: str, tags: dict[str, str], status: str) -> None:
-    store.log(run_id, tags=tags)
-    store.end_run(run_id, status)
 
 
 @task(cache_policy=NO_CACHE)
@@ -101,22 +99,17 @@ def track_evaluation(
     the pictures as artifacts."""
     if recorder is None:
         return
-    metrics = evaluation_metrics(evaluation)
-    tags = {**data_tags(data.url, data.fingerprint), **decision_tags(evaluation)}
+    recorder.log("recording the evaluation", metrics=evaluation_metrics(evaluation),
+                 tags={**data_tags(data.url, data.fingerprint), **decision_tags(evaluation)})
     folder = Path(run_dir) / "tracking"
-
-    def record(store: Store, run_id: str) -> None:
-        store.log(run_id, metrics=metrics, tags=tags)
-        files = [
-            ("evaluation", write_json(folder / "metrics.json", metrics_table(evaluation))),
-            ("evaluation", _write(folder / "decision.md", evaluation.markdown)),
-            ("spec", write_json(folder / "spec.json", spec.model_dump(mode="json"))),
-        ]
-        if evaluation.plot_path:
-            files.append(("evaluation", evaluation.plot_path))
-        store.log_files(run_id, files)
-
-    recorder.on_run("recording the evaluation", record)
+    files = [
+        ("evaluation", write_json(folder / "metrics.json", metrics_table(evaluation))),
+        ("evaluation", _write(folder / "decision.md", evaluation.markdown)),
+        ("spec", write_json(folder / "spec.json", spec.model_dump(mode="json"))),
+    ]
+    if evaluation.plot_path:
+        files.append(("evaluation", evaluation.plot_path))
+    recorder.log_files("recording the evaluation's files", files)
     warn_problems(recorder)
 
 
@@ -131,8 +124,7 @@ def track_outcome(recorder: Recorder | None, result: dict) -> None:
     """Queue how the run ended, and end it."""
     if recorder is None:
         return
-    tags = outcome_tags(result)
-    recorder.on_run("recording the outcome", lambda s, rid: _end(s, rid, tags, "FINISHED"))
+    recorder.end("recording the outcome", outcome_tags(result), "FINISHED")
     warn_problems(recorder)
 
 
@@ -145,15 +137,11 @@ def track_drift(
     it is a local file (a report in Blob Storage is linked by its URL tag)."""
     if recorder is None:
         return
-    metrics = drift_metrics(result)
-    tags = {**drift_tags(result, champion_version, source), "mlops.report_url": report_url}
+    recorder.log("recording the drift verdict", metrics=drift_metrics(result),
+                 tags={**drift_tags(result, champion_version, source),
+                       "mlops.report_url": report_url})
     local = Path(report_url)
-
-    def record(store: Store, run_id: str) -> None:
-        store.log(run_id, metrics=metrics, tags=tags)
-        if local.is_absolute() and local.exists():
-            result_file = local.parent / RESULT_FILE
-            store.log_files(run_id, [("drift", str(local)), ("drift", str(result_file))])
-
-    recorder.on_run("recording the drift verdict", record)
+    if local.is_absolute() and local.exists():
+        recorder.log_files("recording the drift report",
+                           [("drift", str(local)), ("drift", str(local.parent / RESULT_FILE))])
     warn_problems(recorder)

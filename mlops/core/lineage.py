@@ -38,7 +38,8 @@ UNHASHED_MODULES = {
     **{
         f"mlops.tracking.{module}": "records runs in MLflow after the fact; it reads results, "
                                     "never feeds one"
-        for module in ("protocol", "local", "azureml", "backend", "store", "recorder", "records")
+        for module in ("protocol", "local", "azureml", "backend", "store", "recorder", "records",
+                       "replay")
     },
 }
 

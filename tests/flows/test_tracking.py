@@ -6,11 +6,13 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
 from mlflow.tracking import MlflowClient
 
+import tasks.tracking
 from flows.drift_check import drift_check
 from flows.training import training
 from mlops.registry.local import LocalRegistry
@@ -27,16 +29,22 @@ DRIFT = {"age": 1.0, "monthly_charges": 0.6, "tenure_months": 0.5, "region": 1.0
          "contract": 0.8}
 
 
-def _mlflow_run(client: MlflowClient, experiment: str, state):
-    """The MLflow run of a flow run, found by the Prefect flow run id it carries."""
-    found = client.search_experiments(filter_string=f"name = '{experiment}'")
-    assert len(found) == 1, found
+def _mlflow_run(client: MlflowClient, experiment: str, state, wait_s: float = 120):
+    """The MLflow run of a flow run, found by the Prefect flow run id it carries, once it has
+    ended: a run that ended before its store was open is recorded by a process of its own."""
     flow_run_id = state.state_details.flow_run_id
-    runs = client.search_runs(
-        [found[0].experiment_id],
-        filter_string=f"tags.`mlops.prefect_flow_run_id` = '{flow_run_id}'",
-    )
+    deadline = time.monotonic() + wait_s
+    while True:
+        found = client.search_experiments(filter_string=f"name = '{experiment}'")
+        runs = client.search_runs(
+            [found[0].experiment_id],
+            filter_string=f"tags.`mlops.prefect_flow_run_id` = '{flow_run_id}'",
+        ) if found else []
+        if runs and runs[0].info.status != "RUNNING" or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
     assert len(runs) == 1, f"{len(runs)} MLflow runs for flow run {flow_run_id}"
+    assert runs[0].info.status != "RUNNING", f"run {runs[0].info.run_id} never ended"
     return runs[0]
 
 
@@ -202,3 +210,28 @@ def test_a_drift_check_is_a_run_with_scores_and_report(use_stack, churn_data, tm
     assert set(result["drifted_columns"]) <= {k.removeprefix("drift.") for k in metrics}
     assert metrics["drift.age"] > 0 and metrics["drift.drifted_share"] >= 0.3
     assert {"drift/report.html", "drift/drift.json"} <= _artifacts(client, run.info.run_id)
+
+
+def test_a_run_that_ends_before_its_store_opens_is_recorded_by_another_process(
+    use_stack, churn_data, tmp_path, monkeypatch
+):
+    spec = write_spec(tmp_path, "handed", {"name": "handed", **WEAK, "evaluation.minimum": 0.5})
+    assert training(spec_path=spec, data_url=churn_data)["outcome"] == "promoted"
+    opening = threading.Event()
+    real_open = tasks.tracking._open_store
+
+    def slow_open(*args):
+        opening.wait(60)  # as importing mlflow would, on a re-run that takes less
+        return real_open(*args)
+
+    monkeypatch.setattr(tasks.tracking, "_open_store", slow_open)
+    again = training(spec_path=spec, data_url=churn_data, return_state=True)
+    assert again.result() == {"outcome": "retained", "champion": 1}
+    opening.set()
+    client = MlflowClient(local_target(use_stack.state_dir).uri)
+    run = _mlflow_run(client, "handed", again)
+    assert run.data.tags["mlops.outcome"] == "retained" and run.info.status == "FINISHED"
+    assert run.data.params["model.params.max_iter"] == "3"
+    handoff = use_stack.state_dir / "mlflow" / "handoff"
+    assert list(handoff.glob("*.json")) == []  # the process deleted what it recorded
+    assert "Recorded" in (handoff.parent / "replay.log").read_text()

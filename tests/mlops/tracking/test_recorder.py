@@ -1,11 +1,12 @@
 """The recorder: records in order on its own thread; a store that fails or hangs becomes a
-warning and a bounded wait, never an error in the caller."""
+warning and a bounded wait, never an error in the caller; a store not open yet when the flow
+ends gets its records through a hand-off instead of a wait."""
 
 from __future__ import annotations
 
 import threading
 
-from mlops.tracking.recorder import Recorder
+from mlops.tracking.recorder import Op, Recorder, apply
 
 
 class Store:
@@ -15,6 +16,12 @@ class Store:
         self.calls: list[tuple] = []
         self.fail_on = fail_on
         self.hold = hold
+
+    def opened(self) -> Store:
+        """This store, once `hold` allows (opening a store is what takes seconds)."""
+        if self.hold is not None:
+            self.hold.wait()
+        return self
 
     def _call(self, name: str, *args) -> None:
         if self.hold is not None:
@@ -44,21 +51,23 @@ def test_records_go_in_order_and_name_the_run():
     store = Store()
     recorder = Recorder(lambda: store, timeout_s=5)
     recorder.start("churn", "a-run", {})
-    recorder.on_run("params", lambda s, rid: s.log(rid, params={"a": "1"}))
+    recorder.log("params", params={"a": "1"})
     assert recorder.wait_run_id() == "run-1"
-    recorder.link_version({"mlops.model_version": "3"})
+    recorder.log("link", tags={"mlops.model_version": "3"})
     recorder.mirror_champion("churn", 3, "/registry/churn/3")
-    recorder.on_run("end", lambda s, rid: s.end_run(rid, "FINISHED"))
+    recorder.end("end", {"mlops.outcome": "promoted"}, "FINISHED")
     assert recorder.close() == []
-    assert [c[0] for c in store.calls] == ["start_run", "log", "log", "set_champion", "end_run"]
+    assert [c[0] for c in store.calls] == [
+        "start_run", "log", "log", "set_champion", "log", "end_run"]
     assert store.calls[2][4] == {"mlops.model_version": "3"}
     assert store.calls[3] == ("set_champion", "churn", 3, "run-1")
+    assert store.calls[5] == ("end_run", "run-1", "FINISHED")
 
 
 def test_records_without_a_run_are_dropped_quietly():
     store = Store()
     recorder = Recorder(lambda: store, timeout_s=5)
-    recorder.on_run("end", lambda s, rid: s.end_run(rid, "FAILED"))
+    recorder.end("end", {}, "FAILED")
     assert recorder.close() == [] and store.calls == []
 
 
@@ -79,8 +88,8 @@ def test_the_first_failure_stops_the_recording():
     store = Store(fail_on="log")
     recorder = Recorder(lambda: store, timeout_s=5)
     recorder.start("churn", "a-run", {})
-    recorder.on_run("recording the evaluation", lambda s, rid: s.log(rid, metrics={"m": 1.0}))
-    recorder.on_run("end", lambda s, rid: s.end_run(rid, "FINISHED"))
+    recorder.log("recording the evaluation", metrics={"m": 1.0})
+    recorder.end("end", {}, "FINISHED")
     problems = recorder.close()
     assert [c[0] for c in store.calls] == ["start_run"]  # nothing after the failure
     assert problems == [
@@ -107,3 +116,35 @@ def test_warnings_are_handed_out_once():
     recorder.wait_run_id()
     assert len(recorder.new_problems()) == 1
     assert recorder.new_problems() == [] and recorder.close() == []
+
+
+def test_records_go_to_the_handoff_when_the_store_is_not_open_yet():
+    hold, handed = threading.Event(), []
+    store = Store(hold=hold)
+    recorder = Recorder(store.opened, timeout_s=5,
+                        handoff=lambda ops, run_id: handed.append((ops, run_id)) or "there")
+    recorder.start("churn", "a-run", {"k": "v"})
+    recorder.end("end", {"mlops.outcome": "retained"}, "FINISHED")
+    assert recorder.close() == []  # at once: no wait for the store
+    hold.set()
+    recorder._thread.join(5)
+    assert store.calls == []  # the thread stops once the store opens: nothing twice
+    ops, run_id = handed[0]
+    assert run_id is None and [op["method"] for op in ops] == ["start_run", "log", "end_run"]
+    replayed = Store()
+    run = None
+    for op in ops:  # what the replay process does with them
+        run = apply(replayed, Op(**op), run)
+    assert [c[0] for c in replayed.calls] == ["start_run", "log", "end_run"]
+    assert replayed.calls[2] == ("end_run", "run-1", "FINISHED")
+
+
+def test_an_open_store_is_waited_for_not_handed_off():
+    handed = []
+    store = Store()
+    recorder = Recorder(lambda: store, timeout_s=5, handoff=lambda ops, run_id: handed.append(1))
+    recorder.start("churn", "a-run", {})
+    assert recorder.wait_run_id() == "run-1"
+    recorder.end("end", {}, "FINISHED")
+    assert recorder.close() == [] and handed == []
+    assert [c[0] for c in store.calls] == ["start_run", "log", "end_run"]
