@@ -2,7 +2,8 @@
 
 reference (champion's training sample) + current (recent inference log or a data URL) -> drift
 per column -> Evidently's report -> if the dataset drifted: start the training deployment,
-unless a training run for the model is already pending. Run it once with ``mlops drift``.
+unless a training run for the model is already pending. Each check is also an MLflow run
+(docs/tracking.md). Run it once with ``mlops drift``.
 """
 
 from __future__ import annotations

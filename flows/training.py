@@ -1,7 +1,8 @@
 """The training flow: data to a model serving behind the endpoint, never a worse one.
 
 load -> validate -> label drift -> features -> train -> evaluate_vs_champion -> register -> deploy
--> smoke_test -> promote. Run it once with ``mlops train``.
+-> smoke_test -> promote. Each run is also an MLflow run, whatever its outcome (docs/tracking.md).
+Run it once with ``mlops train``.
 """
 
 from __future__ import annotations

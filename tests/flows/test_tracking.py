@@ -15,6 +15,7 @@ from mlflow.tracking import MlflowClient
 import tasks.tracking
 from flows.drift_check import drift_check
 from flows.training import training
+from mlops.core.errors import ModelQualityError
 from mlops.registry.local import LocalRegistry
 from mlops.tracking.local import local_target
 from mlops.tracking.store import MlflowStore
@@ -235,3 +236,21 @@ def test_a_run_that_ends_before_its_store_opens_is_recorded_by_another_process(
     handoff = use_stack.state_dir / "mlflow" / "handoff"
     assert list(handoff.glob("*.json")) == []  # the process deleted what it recorded
     assert "Recorded" in (handoff.parent / "replay.log").read_text()
+
+
+def test_a_run_that_fails_after_training_is_a_failed_run_with_its_error(
+    use_stack, churn_data, tmp_path
+):
+    spec = write_spec(tmp_path, "floored", {"name": "floored", **WEAK,
+                                            "evaluation.minimum": 0.99})
+    state = training(spec_path=spec, data_url=churn_data, return_state=True)
+    assert state.is_failed()
+    with pytest.raises(ModelQualityError):
+        state.result()
+    client = MlflowClient(local_target(use_stack.state_dir).uri)
+    run = _mlflow_run(client, "floored", state)
+    assert run.info.status == "FAILED"
+    assert run.data.tags["mlops.outcome"] == "failed"
+    assert run.data.tags["mlops.error"].startswith("ModelQualityError: first model of 'floored'")
+    assert run.data.params["model.params.max_iter"] == "3"
+    assert LocalRegistry(use_stack.registry_location).versions("floored") == []
