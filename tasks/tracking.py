@@ -53,11 +53,6 @@ def warn_problems(recorder: Recorder | None) -> None:
             get_run_logger().warning("%s", problem)
 
 
-def tracking_run_id(recorder: Recorder | None) -> str | None:
-    """The MLflow run's id for the registered version's manifest (a bounded wait)."""
-    return None if recorder is None else recorder.wait_run_id()
-
-
 @contextmanager
 def tracked_run(spec: PipelineSpec, kind: str) -> Iterator[Recorder | None]:
     """An MLflow run for this flow run, in the experiment named after the model (drift checks:
@@ -88,6 +83,9 @@ def tracked_run(spec: PipelineSpec, kind: str) -> Iterator[Recorder | None]:
     finally:
         for problem in recorder.close():
             get_run_logger().warning("%s", problem)
+        if recorder.handed_to:
+            get_run_logger().info("MLflow store not open yet: this run's records are written "
+                                  "by %s", recorder.handed_to)
 
 
 @task(cache_policy=NO_CACHE)

@@ -14,7 +14,6 @@ small file. Otherwise `close` waits at most `timeout_s` for the queue; what is l
 
 from __future__ import annotations
 
-import logging
 import queue
 import threading
 from collections.abc import Callable
@@ -22,8 +21,6 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from mlops.tracking.protocol import Store
-
-logger = logging.getLogger(__name__)
 
 # The store calls an `Op` may name; the ones marked True act on the run and get its id first.
 OPERATIONS = {"start_run": False, "log": True, "log_files": True, "end_run": True,
@@ -79,6 +76,7 @@ class Recorder:
                  handoff: Callable[[list[dict[str, Any]], str | None], str] | None = None):
         self.timeout_s = timeout_s
         self.run_id: str | None = None
+        self.handed_to: str | None = None  # where `close` sent the records, if it did
         self._handoff = handoff
         self._problems: list[str] = []
         self._reported = 0
@@ -168,8 +166,10 @@ class Recorder:
             op = self._ops.get_nowait()
             if op is not None:
                 ops.append(asdict(op))
-        where = self._handoff(ops, self.run_id)
-        logger.info("MLflow store not open yet: %d record(s) handed to %s", len(ops), where)
+        try:
+            self.handed_to = self._handoff(ops, self.run_id)
+        except Exception as exc:  # noqa: BLE001 - as in _work: tracking never fails the run
+            self._problems.append(stopped(f"handing {len(ops)} record(s) off", exc))
         return True
 
     def close(self) -> list[str]:

@@ -126,6 +126,7 @@ def test_records_go_to_the_handoff_when_the_store_is_not_open_yet():
     recorder.start("churn", "a-run", {"k": "v"})
     recorder.end("end", {"mlops.outcome": "retained"}, "FINISHED")
     assert recorder.close() == []  # at once: no wait for the store
+    assert recorder.handed_to == "there"
     hold.set()
     recorder._thread.join(5)
     assert store.calls == []  # the thread stops once the store opens: nothing twice
@@ -148,3 +149,19 @@ def test_an_open_store_is_waited_for_not_handed_off():
     recorder.end("end", {}, "FINISHED")
     assert recorder.close() == [] and handed == []
     assert [c[0] for c in store.calls] == ["start_run", "log", "end_run"]
+
+
+def test_a_handoff_that_fails_is_a_warning():
+    hold = threading.Event()
+
+    def refuse(ops, run_id):
+        raise OSError("No space left on device")
+
+    recorder = Recorder(Store(hold=hold).opened, timeout_s=5, handoff=refuse)
+    recorder.start("churn", "a-run", {})
+    problems = recorder.close()
+    hold.set()
+    assert problems == [
+        "MLflow tracking stopped while handing 1 record(s) off: OSError: No space left on "
+        "device; the run goes on, its MLflow record is incomplete"
+    ]
