@@ -40,7 +40,7 @@ $(AZ_VENV)/.installed: requirements-azmlinfsrv.lock
 	$(AZ_VENV)/bin/pip install --quiet --disable-pip-version-check --no-deps --require-hashes -r requirements-azmlinfsrv.lock
 	touch $@
 
-## mlflow-env: the MLflow UI in its own venv (full mlflow pins an older pyarrow than our lock)
+## mlflow-env: the MLflow UI in its own venv (its server stack stays out of our lock)
 MLFLOW_VENV := .venv-mlflow
 mlflow-env: $(MLFLOW_VENV)/.installed
 $(MLFLOW_VENV)/.installed: requirements-mlflow.lock
