@@ -20,7 +20,7 @@ ifdef PREFECT_API_URL
 export PREFECT_API_URL
 endif
 
-.PHONY: all setup azmlinfsrv-env browser data run up endpoint-up down status test test-unit lint lock lock-check bench clean
+.PHONY: all setup azmlinfsrv-env mlflow-env browser data run up endpoint-up down status test test-unit lint lock lock-check bench clean
 
 all: run
 
@@ -38,6 +38,14 @@ azmlinfsrv-env: $(AZ_VENV)/.installed
 $(AZ_VENV)/.installed: requirements-azmlinfsrv.lock
 	$(PYTHON) -m venv $(AZ_VENV)
 	$(AZ_VENV)/bin/pip install --quiet --disable-pip-version-check --no-deps --require-hashes -r requirements-azmlinfsrv.lock
+	touch $@
+
+## mlflow-env: the MLflow UI in its own venv (its server stack stays out of our lock)
+MLFLOW_VENV := .venv-mlflow
+mlflow-env: $(MLFLOW_VENV)/.installed
+$(MLFLOW_VENV)/.installed: requirements-mlflow.lock
+	$(PYTHON) -m venv $(MLFLOW_VENV)
+	$(MLFLOW_VENV)/bin/pip install --quiet --disable-pip-version-check --no-deps --require-hashes -r requirements-mlflow.lock
 	touch $@
 
 ## node-env: Node tools from package-lock.json (Azurite, the Blob Storage emulator the tests use)
@@ -69,8 +77,8 @@ run: setup data endpoint-up
 	$(MLOPS) train $(SPEC_ARG)
 	$(MLOPS) predict $(SPEC_ARG)
 
-## up: the local stack (Prefect server, worker, endpoint, deployments, first training run)
-up: setup data
+## up: the local stack (Prefect server, worker, endpoint, MLflow UI, deployments, first run)
+up: setup mlflow-env data
 	$(MLOPS) up $(SPEC_ARG)
 
 endpoint-up: setup
@@ -83,7 +91,7 @@ status: setup
 	$(MLOPS) status
 
 ## test: lint, then the whole test suite (CI runs exactly this)
-test: setup azmlinfsrv-env node-env browser
+test: setup azmlinfsrv-env mlflow-env node-env browser
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 
@@ -103,7 +111,7 @@ lock-check: setup
 	$(BIN)/python -m pytest -q tests/test_lock.py
 
 bench: setup
-	$(BIN)/python -m benchmarks.bench_training
+	$(BIN)/python -m benchmarks.bench_training --tracking
 
 clean: down
 	rm -rf .mlops data/generated

@@ -10,6 +10,9 @@ machine, it measures
 - the flow again with nothing changed, after each first run (target: <= 0.15x the first run,
   judged from 1,000,000 rows up: below that the first run is so short that the re-run's floor,
   the interpreter and Prefect's import, is more than 0.15x of it);
+- with ``--tracking``, both again with the spec's MLflow tracking off, interleaved with the
+  rest (target: tracking adds at most 0.5 s to the first run, the median of the rounds'
+  differences, and next to nothing to the re-run);
 - time and peak memory of the flow at each ``--scaling`` size (target: the peak above the
   process's fixed footprint at most 2.5x the in-memory size of the loaded table), with the
   plain script's beside it, the re-run's time, and the flow's peak broken down by stage,
@@ -92,6 +95,8 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=5, help="rounds of the overhead runs")
     parser.add_argument("--scaling", default="100000,1000000,10000000")
+    parser.add_argument("--tracking", action="store_true",
+                        help="also run the flow without MLflow tracking, to measure its cost")
     args = parser.parse_args()
     shutil.rmtree(WORK / "state", ignore_errors=True)
     WORK.mkdir(parents=True, exist_ok=True)
@@ -106,7 +111,7 @@ def main() -> None:
                         endpoint_url=f"http://127.0.0.1:{_free_port()}")
     endpoint_up(endpoint)
     try:
-        lines = _overhead(args.rows, args.repeat, api_url, endpoint.endpoint_url)
+        lines = _overhead(args.rows, args.repeat, api_url, endpoint.endpoint_url, args.tracking)
         lines += _scaling([int(n) for n in args.scaling.split(",")], api_url,
                           endpoint.endpoint_url)
     finally:
@@ -119,15 +124,22 @@ def _verdict(value: float, limit: float) -> str:
     return f"<= {limit:.2f}x {'met' if value <= limit else 'NOT met'}"
 
 
-def _overhead(rows: int, repeat: int, api_url: str, endpoint_url: str) -> list[str]:
+def _overhead(rows: int, repeat: int, api_url: str, endpoint_url: str,
+              tracking: bool = False) -> list[str]:
     data = _data(rows)
     runs: dict[str, list[dict]] = {"plain": [], "first": [], "cached": []}
+    untracked: dict[str, list[dict]] = {"first": [], "cached": []}
     for i in range(1, repeat + 1):  # interleaved, so a busy spell hits every contender
         runs["plain"].append(_step("plain", data, _env(f"plain-{i}", api_url, endpoint_url),
                                    f"plain-{i}"))
         env = _env(f"flow-{i}", api_url, endpoint_url)
         runs["first"].append(_step("flow", data, env, f"flow-first-{i}"))
         runs["cached"].append(_step("flow", data, env, f"flow-cached-{i}"))
+        if tracking:
+            env = _env(f"flow-untracked-{i}", api_url, endpoint_url)
+            for key in ("first", "cached"):
+                untracked[key].append(_step("flow", data, env, f"flow-untracked-{key}-{i}",
+                                            "--no-tracking"))
     ratio = [f["wall_s"] / p["wall_s"] for p, f in zip(runs["plain"], runs["first"], strict=True)]
     cached = [c["wall_s"] / f["wall_s"] for f, c in zip(runs["first"], runs["cached"], strict=True)]
     ratio_m, cached_m = statistics.median(ratio), statistics.median(cached)
@@ -160,8 +172,30 @@ def _overhead(rows: int, repeat: int, api_url: str, endpoint_url: str) -> list[s
         f"the target allows {FIXED_COST_S} s).",
         f"Outcomes: plain {outcomes['plain']}, first run {outcomes['first']}, re-run "
         f"{outcomes['cached']}. Load average (1 min) at the start of each run, in order: "
-        f"{loads}.", "",
+        f"{loads}.", "", *(_tracking_cost(runs, untracked) if tracking else []),
     ]
+
+
+TRACKING_COST_S = 0.5  # what MLflow tracking may add to a first run (median of the rounds)
+
+
+def _tracking_cost(tracked: dict[str, list[dict]], untracked: dict[str, list[dict]]) -> list[str]:
+    """The flow with tracking minus the flow without, round by round."""
+    lines = ["### MLflow tracking", "",
+             "| run | with tracking (median) | without (median) | added (median of rounds) "
+             "| target |", "|---|---|---|---|---|"]
+    for key, name in (("first", "first run"), ("cached", "re-run, nothing changed")):
+        added = [t["wall_s"] - u["wall_s"]
+                 for t, u in zip(tracked[key], untracked[key], strict=True)]
+        median = statistics.median(added)
+        target = (f"<= {TRACKING_COST_S} s {'met' if median <= TRACKING_COST_S else 'NOT met'}"
+                  if key == "first" else "one small run record")
+        lines.append(
+            f"| {name} | {statistics.median(r['wall_s'] for r in tracked[key]):.1f} s | "
+            f"{statistics.median(r['wall_s'] for r in untracked[key]):.1f} s | {median:+.2f} s "
+            f"({', '.join(f'{a:+.2f}' for a in added)}) | {target} |")
+    return [*lines, "", "Tracked runs write to the SQLite store in their state folder; the "
+            "first run of each round also creates that store.", ""]
 
 
 FOOTPRINT_ROWS = 2_000

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+from pathlib import Path
 
 from benchmarks._measure import own_peak_bytes, report
 
@@ -75,7 +76,23 @@ def plain(data_url: str) -> dict:
     return {"outcome": "promoted", "version": version.version}
 
 
-def flow(data_url: str, stage_peaks: bool) -> tuple[dict, dict]:
+SPEC = "configs/churn.yaml"
+
+
+def untracked_spec(folder: Path) -> str:
+    """configs/churn.yaml with `tracking.enabled: false` (the same spec hash: tracking is not
+    part of it), so the same cached stages serve both."""
+    import yaml
+
+    spec = yaml.safe_load(Path(SPEC).read_text())
+    spec["tracking"] = {"enabled": False}
+    path = folder / "churn-untracked.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(spec))
+    return str(path)
+
+
+def flow(data_url: str, stage_peaks: bool, tracking: bool = True) -> tuple[dict, dict]:
     """The flow's result, and its peak memory: overall, and per stage if asked.
 
     The per-stage figures come from a thread that wakes every 10 ms and competes with the
@@ -83,13 +100,15 @@ def flow(data_url: str, stage_peaks: bool) -> tuple[dict, dict]:
     comparisons run without it.
     """
     from flows.training import training
+    from mlops.core.settings import get_settings
 
+    spec = SPEC if tracking else untracked_spec(get_settings().state_dir)
     if not stage_peaks:
-        return training(spec_path="configs/churn.yaml", data_url=data_url), {}
+        return training(spec_path=spec, data_url=data_url), {}
     from benchmarks._peaks import StagePeaks
 
     with StagePeaks() as peaks:
-        result = training(spec_path="configs/churn.yaml", data_url=data_url)
+        result = training(spec_path=spec, data_url=data_url)
     peak = max(peaks.overall, own_peak_bytes())
     return result, {"peak_rss_bytes": peak, "stage_peaks": peaks.peaks}
 
@@ -101,11 +120,13 @@ def main() -> None:
     parser.add_argument("--data", required=True)
     parser.add_argument("--stage-peaks", action="store_true",
                         help="flow: also record each stage's peak memory (an extra thread)")
+    parser.add_argument("--no-tracking", action="store_true",
+                        help="flow: with the spec's tracking turned off (no MLflow run)")
     args = parser.parse_args()
     if args.step == "table":
         report(table_bytes=table_bytes(args.data))
     elif args.step == "flow":
-        result, memory = flow(args.data, args.stage_peaks)
+        result, memory = flow(args.data, args.stage_peaks, tracking=not args.no_tracking)
         report(result=result, **memory)
     else:
         report(result=plain(args.data))

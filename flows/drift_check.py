@@ -2,7 +2,8 @@
 
 reference (champion's training sample) + current (recent inference log or a data URL) -> drift
 per column -> Evidently's report -> if the dataset drifted: start the training deployment,
-unless a training run for the model is already pending. Run it once with ``mlops drift``.
+unless a training run for the model is already pending. Each check is also an MLflow run
+(docs/tracking.md). Run it once with ``mlops drift``.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from mlops.core.settings import DEFAULT_SPEC
 from mlops.core.spec import PipelineSpec
 from mlops.drift.compute import DriftResult
 from mlops.drift.report import drift_markdown
+from mlops.tracking.recorder import Recorder
 from tasks.drift import (
     find_champion,
     judge_drift,
@@ -34,6 +36,7 @@ from tasks.retraining import (
     flow_name_of,
     start_training,
 )
+from tasks.tracking import track_drift, track_outcome, tracked_run
 
 _runtime.install()  # heartbeat join and exit collection (see flows/_runtime.py)
 
@@ -57,6 +60,17 @@ def drift_check(
     """
     flow_name_of(training_deployment)
     spec = read_drift_spec(spec_path)
+    with tracked_run(spec, "drift") as recorder:
+        outcome = _check(spec, spec_path, data_url, window_hours, training_deployment, retrain,
+                         recorder)
+        track_outcome(recorder, outcome if isinstance(outcome, dict) else outcome.data)
+        return outcome
+
+
+def _check(
+    spec: PipelineSpec, spec_path: str, data_url: str | None, window_hours: int | None,
+    training_deployment: str, retrain: bool, recorder: Recorder | None,
+) -> dict[str, Any] | State:
     champion = find_champion(spec)
     if champion is None:
         return _skip(spec, f"model '{spec.model_name}' has no champion yet: nothing to compare")
@@ -68,6 +82,7 @@ def drift_check(
     result = judge_drift(reference, current, spec)
     context = {"champion_version": champion.version, "current": current.source}
     report = write_drift_report(reference, current, result, spec, context)
+    track_drift(recorder, result, champion.version, current.source, report.url)
     outcome, training_run = _retrain_gate(
         spec, spec_path, result, report.url, training_deployment, retrain
     )

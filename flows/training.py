@@ -1,7 +1,8 @@
 """The training flow: data to a model serving behind the endpoint, never a worse one.
 
 load -> validate -> label drift -> features -> train -> evaluate_vs_champion -> register -> deploy
--> smoke_test -> promote. Run it once with ``mlops train``.
+-> smoke_test -> promote. Each run is also an MLflow run, whatever its outcome (docs/tracking.md).
+Run it once with ``mlops train``.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from prefect.runtime import flow_run
 from flows import _runtime
 from mlops.core.settings import DEFAULT_SPEC, get_settings
 from mlops.core.spec import PipelineSpec
+from mlops.tracking.recorder import Recorder
 from tasks._options import run_stage
 from tasks._slots import training_slot
 from tasks.approval import record_verdict, request_approval, withdraw_candidate
@@ -23,6 +25,7 @@ from tasks.evaluation import check_label_drift, evaluate_vs_champion
 from tasks.features import build_features
 from tasks.notify import CANDIDATE_REJECTED, announce_model_event
 from tasks.registry import register_model
+from tasks.tracking import track_evaluation, track_outcome, tracked_run
 from tasks.training import train_model
 
 _runtime.install()  # heartbeat join and exit collection (see flows/_runtime.py)
@@ -58,16 +61,19 @@ def training(
     spec = read_spec(spec_path, data_url)
     run_dir = Path(get_settings().outputs_location) / spec.name / str(flow_run.id or "local")
 
-    with training_slot(spec.name):
-        return _train_and_ship(
-            spec, run_dir, force, require_approval, approval_timeout_s, expect_label_shift,
-            reason,
+    with training_slot(spec.name), tracked_run(spec, "training") as recorder:
+        result = _train_and_ship(
+            spec, run_dir, recorder, force, require_approval, approval_timeout_s,
+            expect_label_shift, reason,
         )
+        track_outcome(recorder, result)
+        return result
 
 
 def _train_and_ship(
-    spec: PipelineSpec, run_dir: Path, force: bool, require_approval: bool,
-    approval_timeout_s: int, expect_label_shift: bool, reason: str | None,
+    spec: PipelineSpec, run_dir: Path, recorder: Recorder | None, force: bool,
+    require_approval: bool, approval_timeout_s: int, expect_label_shift: bool,
+    reason: str | None,
 ) -> dict:
     logger = get_run_logger()
     data = locate_data(spec)
@@ -77,6 +83,7 @@ def _train_and_ship(
     split = run_stage(build_features, clean, data, spec, force=force)
     trained = train_model.with_options(refresh_cache=force)(split, data, spec)
     evaluation = evaluate_vs_champion(trained, split, data, spec, str(run_dir))
+    track_evaluation(recorder, evaluation, data, spec, str(run_dir))
     if not evaluation.decision.promote:
         logger.info(
             "Champion v%s retained: %s",
@@ -87,7 +94,7 @@ def _train_and_ship(
             "champion_version": evaluation.champion_version})
         return {"outcome": "retained", "champion": evaluation.champion_version}
 
-    version = register_model(trained, split, data, spec, evaluation, raw.rows)
+    version = register_model(trained, split, data, spec, evaluation, raw.rows, recorder)
     plan = deploy_model(version, spec)
     smoke_test(plan, trained, split, spec)
     if require_approval:
@@ -104,5 +111,5 @@ def _train_and_ship(
                 "reason": verdict.reason, "by": "approval", "version": version.version})
             return {"outcome": "rejected", "version": version.version, "reason": verdict.reason}
         logger.info("%s v%s %s", version.name, version.version, verdict.reason)
-    traffic = promote(plan, version, spec, reason)
+    traffic = promote(plan, version, spec, reason, recorder)
     return {"outcome": "promoted", "version": version.version, "traffic": traffic}

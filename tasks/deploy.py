@@ -14,6 +14,7 @@ from typing import NoReturn
 import numpy as np
 from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
 
 from mlops.core.errors import CanaryBreachError, DeploymentError, MlopsError, ProvisioningError
 from mlops.core.settings import get_settings
@@ -26,6 +27,7 @@ from mlops.model.results import DeployPlan, Split, TrainedModel
 from mlops.registry.backend import registry_for
 from mlops.registry.protocol import ModelVersion
 from mlops.release.canary import CanaryWatch, as_steps
+from mlops.tracking.recorder import Recorder
 from tasks._options import IO_TASK
 from tasks._release import HoldProgress, record_release
 
@@ -115,12 +117,14 @@ def _step_table(target: str, live: str | None, share: int) -> dict[str, int]:
     return {target: share, **({live: 100 - share} if live else {})}
 
 
-@task
+@task(cache_policy=NO_CACHE)
 def promote(
     plan: DeployPlan, version: ModelVersion, spec: PipelineSpec, reason: str | None = None,
+    recorder: Recorder | None = None,
 ) -> dict[str, int]:
     """Move traffic in the spec's steps, holding and watching those with a hold, then point
-    `champion` at the new version.
+    `champion` at the new version (and, with a `recorder`, MLflow's `champion` alias at its
+    mirror).
 
     Raises:
         DeploymentError: a step broke the spec's guards (`CanaryBreachError` is its cause) or
@@ -157,6 +161,8 @@ def promote(
     record_release(spec, "promotion", version.version, champion_before=champion,
                    champion_after=version.version, traffic_before=plan.previous_traffic,
                    traffic_after=traffic, reason=reason)
+    if recorder is not None:
+        recorder.mirror_champion(version.name, version.version, version.url)
     return traffic
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
 from mlops.core.lineage import DataRef, code_version, git_commit
@@ -13,6 +14,8 @@ from mlops.model.bundle import dump_model, feature_dtypes
 from mlops.model.results import Evaluation, Split, TrainedModel
 from mlops.registry.backend import registry_for
 from mlops.registry.protocol import ModelVersion
+from mlops.tracking.recorder import Recorder
+from mlops.tracking.records import version_tags
 from tasks._options import IO_TASK
 
 
@@ -46,13 +49,14 @@ def _lineage(
     }
 
 
-@task(**IO_TASK)
+@task(**IO_TASK, cache_policy=NO_CACHE)
 def register_model(
     trained: TrainedModel, split: Split, data: DataRef, spec: PipelineSpec,
-    evaluation: Evaluation, source_rows: int,
+    evaluation: Evaluation, source_rows: int, recorder: Recorder | None = None,
 ) -> ModelVersion:
     """Write model, manifest, reference sample and trusted holdout; the registry assigns the
-    version."""
+    version. With a `recorder`, the manifest names the MLflow run and the run the version."""
+    mlflow_run_id = recorder.wait_run_id() if recorder is not None else None
     names = [c.name for c in spec.feature_columns]
     # the reference sample, gathered from the training checkpoint (not the whole table);
     # its dtypes are the table's: checkpoints carry pandas' dtypes in their schema
@@ -67,9 +71,12 @@ def register_model(
         model_bytes=dump_model(trained.pipeline),
         features=feature_dtypes(sample, names),
         lineage={**_lineage(trained, split, data, spec, evaluation, source_rows),
-                 "trusted_holdout_rows": len(holdout)},
+                 "trusted_holdout_rows": len(holdout), "mlflow_run_id": mlflow_run_id},
         reference=sample,
         holdout=holdout,
     )
     get_run_logger().info("Registered %s version %s", version.name, version.version)
+    if recorder is not None:
+        recorder.log("linking the registered version",
+                     tags=version_tags(version.name, version.version, version.url))
     return version

@@ -9,7 +9,7 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 ROOT = Path(__file__).resolve().parent.parent
-PAIRS = ["requirements", "requirements-azmlinfsrv"]
+PAIRS = ["requirements", "requirements-azmlinfsrv", "requirements-mlflow"]
 # Libraries that compute predictions: both environments must pin them identically.
 MODEL_LIBRARIES = ["scikit-learn", "scipy", "numpy", "pandas", "pyarrow", "skops", "joblib"]
 
@@ -90,3 +90,9 @@ def test_the_azure_ml_lock_is_resolved_for_linux_x86_64_on_any_machine():
     assert azure[azure.index("--python-version") + 1] == "3.11"
     assert "--python-platform" not in compile_command("requirements")
     assert "python -m tools.lock" in (ROOT / "Makefile").read_text()  # what `make lock` runs
+
+
+def test_the_mlflow_ui_is_the_version_of_the_tracking_client():
+    """An older MLflow server refuses a database a newer client has migrated."""
+    client, ui = _pins("requirements")["mlflow-skinny"], _pins("requirements-mlflow")
+    assert (ui["mlflow"], ui["mlflow-skinny"]) == (client, client)

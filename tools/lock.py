@@ -1,6 +1,7 @@
 """``make lock``: compile the hash-pinned lock files from their ``.in`` files.
 
-``requirements-azmlinfsrv.lock`` is what Azure ML builds (its pins become
+``requirements-mlflow.lock`` is the MLflow UI's own environment. ``requirements-azmlinfsrv.lock``
+is what Azure ML builds (its pins become
 ``deployments/azureml/conda.yml``), so it is resolved for Azure ML's machines, linux x86_64 with
 Python 3.11, whatever machine runs ``make lock``: a lock made on a Mac must not pin macOS-only
 wheels or drop packages whose markers select Linux. ``requirements.lock`` is the local
@@ -18,7 +19,8 @@ from mlops.azureml.shipping import PROJECT_ROOT, PYTHON_VERSION
 
 AZURE_ML_PLATFORM = "x86_64-unknown-linux-gnu"
 # lock name -> the platform it is resolved for (None: the machine running `make lock`)
-LOCKS = {"requirements": None, "requirements-azmlinfsrv": AZURE_ML_PLATFORM}
+LOCKS = {"requirements": None, "requirements-azmlinfsrv": AZURE_ML_PLATFORM,
+         "requirements-mlflow": None}
 
 
 def compile_command(name: str, uv: str = "uv") -> list[str]:
@@ -28,6 +30,8 @@ def compile_command(name: str, uv: str = "uv") -> list[str]:
             "-o", f"{name}.lock"]
     if LOCKS[name]:
         argv += ["--python-platform", LOCKS[name]]
+    if (PROJECT_ROOT / f"{name}.override").exists():  # requirements the index cannot serve
+        argv += ["--override", f"{name}.override"]
     return argv
 
 

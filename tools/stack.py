@@ -1,7 +1,8 @@
 """The local stack: start and stop the services as background processes with recorded PIDs.
 
 ``mlops up`` brings up, from nothing: a Prefect server (SQLite in the state folder, analytics
-off, on 127.0.0.1), the process work pool and a worker, the local endpoint;
+off, on 127.0.0.1), the process work pool and a worker, the local endpoint, the MLflow UI (from
+its own environment, `.venv-mlflow`, on the tracking store in the state folder);
 deploys every model's deployments (prefect.yaml's set, repeated for each spec under configs/ by
 tools/deployments.py), starts the first training run, waits for it and prints the
 URLs. ``endpoint-up`` starts only the endpoint. ``down`` stops exactly the processes started
@@ -30,6 +31,7 @@ import httpx
 
 from mlops.core.settings import DEFAULT_SPEC, Settings
 from mlops.core.spec import load_spec
+from mlops.tracking.local import local_folder, local_target
 from serving.config import state_fingerprint
 from tools.deployments import deploy, deployment_name, model_specs, write_deployments
 from tools.notifications import install_automations
@@ -38,6 +40,7 @@ logger = logging.getLogger(__name__)
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
+MLFLOW_BIN = ROOT / ".venv-mlflow" / "bin" / "mlflow"
 FIRST_RUN_DEPLOYMENT = "training/training-manual"
 WATCH_FLOW = "watch-data"
 
@@ -272,6 +275,35 @@ def prefect_server_up(settings: Settings, timeout_s: float = 120.0) -> None:
     (settings.state_dir / "stack.env").write_text(f"PREFECT_API_URL={url}/api\n")
 
 
+def mlflow_url(settings: Settings) -> str:
+    return f"http://127.0.0.1:{settings.mlflow_port}"
+
+
+def mlflow_ui_up(settings: Settings, timeout_s: float = 180.0) -> None:
+    """`mlflow server` (one worker, loopback) on the SQLite store and artifact folder the flows
+    write (mlops/tracking/local.py). Without `.venv-mlflow` it says how to get it and goes on:
+    runs are recorded either way."""
+    url = mlflow_url(settings)
+    if _answers(f"{url}/health"):
+        logger.info("MLflow UI already up at %s", url)
+        return
+    if not MLFLOW_BIN.exists():
+        logger.warning("MLflow UI not started: %s is missing; `make mlflow-env` installs it",
+                       MLFLOW_BIN)
+        return
+    target = local_target(settings.state_dir)
+    artifacts = local_folder(settings.state_dir) / "artifacts"
+    artifacts.mkdir(parents=True, exist_ok=True)
+    _start(
+        settings, "mlflow-ui",
+        [str(MLFLOW_BIN), "server", "--backend-store-uri", target.uri,
+         "--default-artifact-root", str(target.artifact_location),
+         "--artifacts-destination", str(artifacts),
+         "--host", "127.0.0.1", "--port", str(settings.mlflow_port), "--workers", "1"],
+        f"{url}/health", stack_env(settings), timeout_s,
+    )
+
+
 def _prefect(settings: Settings, *args: str) -> None:
     """Run a `prefect` CLI command against the stack's server; fail loudly with its output."""
     result = subprocess.run(
@@ -364,6 +396,7 @@ def first_run(settings: Settings, spec_path: str, timeout_s: float) -> str:
 def up(settings: Settings, spec_path: str = DEFAULT_SPEC, timeout_s: float = 900) -> None:
     """Everything, from nothing; idempotent (what already runs is kept)."""
     endpoint_up(settings)
+    mlflow_ui_up(settings)
     prefect_server_up(settings)
     worker_up(settings)
     deploy_all(settings)
@@ -371,10 +404,11 @@ def up(settings: Settings, spec_path: str = DEFAULT_SPEC, timeout_s: float = 900
     if spec_path:
         first_run(settings, spec_path, timeout_s)
     logger.info(
-        "\nPrefect UI:  %s\nEndpoint:    %s  (keys in %s)\nLogs:        %s\n"
+        "\nPrefect UI:  %s\nMLflow UI:   %s\nEndpoint:    %s  (keys in %s)\nLogs:        %s\n"
         "Drop data files into data/incoming/<model>/ to start a training run of that model; "
         "`make down` stops all.",
-        prefect_url(settings), settings.endpoint_url, settings.endpoint_state_dir,
+        prefect_url(settings), mlflow_url(settings), settings.endpoint_url,
+        settings.endpoint_state_dir,
         settings.state_dir / "logs",
     )
 
@@ -456,4 +490,6 @@ def status(settings: Settings) -> None:
     logger.info("endpoint %s: %s", url, "healthy" if _healthy(url) else "not answering")
     api = prefect_url(settings)
     logger.info("prefect %s: %s", api, "healthy" if _healthy(f"{api}/api") else "not answering")
+    ui = mlflow_url(settings)
+    logger.info("mlflow %s: %s", ui, "healthy" if _healthy(ui) else "not answering")
 

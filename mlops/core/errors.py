@@ -35,6 +35,11 @@ class LabelDriftError(MlopsError):
     say the shift is expected; nothing was trained."""
 
 
+class TrackingError(MlopsError):
+    """The MLflow tracking store could not be reached or refused a record. A run never fails on
+    it: the recorder turns it into a warning (mlops/tracking/recorder.py)."""
+
+
 class BundleError(MlopsError):
     """A model bundle is incomplete, tampered with, or holds types we do not trust."""
 

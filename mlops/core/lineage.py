@@ -35,6 +35,12 @@ UNHASHED_MODULES = {
                           "decided in mlops.drift",
     "mlops.data.watch": "lists a data location for the watcher; a training run identifies its "
                         "data by the data's fingerprint",
+    **{
+        f"mlops.tracking.{module}": "records runs in MLflow after the fact; it reads results, "
+                                    "never feeds one"
+        for module in ("protocol", "local", "azureml", "backend", "store", "recorder", "records",
+                       "replay")
+    },
 }
 
 

@@ -41,6 +41,7 @@ class Settings(BaseSettings):
         None, description="Control-API key; default: read from the endpoint's state folder."
     )
     prefect_port: int = Field(4200, description="Port of the local stack's Prefect server.")
+    mlflow_port: int = Field(5050, description="Port of the local stack's MLflow UI.")
     work_pool: str = Field("local-process", description="The local stack's process work pool.")
     http_timeout_s: float = Field(30.0, gt=0, description="Timeout of calls to the endpoint.")
     notify_block: str = Field(

@@ -47,7 +47,8 @@ def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         {"name": "stackchurn", "data.url": str(data), "evaluation.minimum": 0.5, **WEAK},
     )
     settings = Settings(
-        state_dir=state, endpoint_url=f"http://127.0.0.1:{free_port()}", prefect_port=free_port()
+        state_dir=state, endpoint_url=f"http://127.0.0.1:{free_port()}", prefect_port=free_port(),
+        mlflow_port=free_port(),
     )
     try:
         up(settings, spec_path=spec, timeout_s=600)

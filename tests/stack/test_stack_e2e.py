@@ -12,6 +12,7 @@ import uuid
 from datetime import datetime
 from pathlib import Path
 
+import httpx
 import pytest
 from prefect import get_client
 from prefect.client.schemas.filters import (
@@ -30,7 +31,7 @@ from tasks.watch import EVENT_NAME
 from tests.conftest import write_spec
 from tests.stack.conftest import STRONG, Stack
 from tools.datasets import write_churn
-from tools.stack import _descendants, down, stack_api
+from tools.stack import _descendants, down, mlflow_url, stack_api
 
 pytestmark = [pytest.mark.slow, pytest.mark.service]
 
@@ -153,6 +154,26 @@ def test_two_triggers_at_once_run_one_after_the_other(local_stack: Stack, tmp_pa
         first, second = sorted(_held(r.id) for r in runs)
     assert first[1] <= second[0], f"the two runs of one model overlapped: {first} {second}"
     assert Path(files[0].removeprefix("file://")).exists()
+
+
+def test_the_first_run_is_in_the_stacks_mlflow_ui(local_stack: Stack):
+    """The run `up` started, in a worker's process, is an MLflow run the stack's UI serves."""
+    api = f"{mlflow_url(local_stack.settings)}/api/2.0/mlflow"
+
+    def finished_runs() -> list:
+        found = httpx.get(f"{api}/experiments/get-by-name", timeout=10,
+                          params={"experiment_name": "stackchurn"})
+        if found.status_code != 200:
+            return []
+        runs = httpx.post(f"{api}/runs/search", timeout=10, json={
+            "experiment_ids": [found.json()["experiment"]["experiment_id"]],
+            "filter": "tags.`mlops.outcome` = 'promoted'"}).json().get("runs", [])
+        return [r for r in runs if r["info"]["status"] == "FINISHED"]
+
+    _wait_for(finished_runs, "the first run's promoted MLflow run")
+    alias = httpx.get(f"{api}/registered-models/alias", timeout=10,
+                      params={"name": "stackchurn", "alias": "champion"})
+    assert alias.status_code == 200, alias.text
 
 
 def test_zz_down_stops_everything_it_started(local_stack: Stack):

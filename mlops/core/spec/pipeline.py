@@ -37,6 +37,7 @@ from mlops.core.spec.targets import (
     RegistrySpec,
     TrainingSpec,
 )
+from mlops.core.spec.tracking import TrackingSpec
 from serving.columns import normalize_name
 
 
@@ -60,6 +61,7 @@ class PipelineSpec(_Strict):
     drift: DriftSpec = Field(default_factory=DriftSpec)
     batch: BatchSpec = Field(default_factory=BatchSpec)
     schedule: ScheduleSpec = Field(default_factory=ScheduleSpec)
+    tracking: TrackingSpec = Field(default_factory=TrackingSpec)
 
     @model_validator(mode="after")
     def _azure_targets(self) -> PipelineSpec:
@@ -78,6 +80,8 @@ class PipelineSpec(_Strict):
                 "managed online endpoint serves models from Azure ML, the local endpoint loads "
                 "them from a folder"
             )
+        if (self.tracking.uri or "").startswith("azureml://") and self.azureml is None:
+            problems.append("tracking.uri 'azureml://...' needs an 'azureml' section")
         if self.registry.azureml_registry and self.registry.backend != "azureml":
             problems.append("registry.azureml_registry needs registry.backend 'azureml'")
         if self.training.backend == "azureml" and not self.training.compute:
@@ -149,11 +153,12 @@ class PipelineSpec(_Strict):
     def spec_hash(self) -> str:
         """Digest of everything that changes the model (not where it is trained, registered or
         served: the Azure ML environment pins the same libraries as the local one; nor how its
-        drift is judged, how it scores in batch or when its deployments run)."""
+        drift is judged, how it scores in batch, when its deployments run or where its runs
+        are tracked)."""
         payload = self.model_dump(
             mode="json",
             exclude={"registry", "endpoint", "training", "azureml", "description", "drift",
-                     "batch", "schedule"},
+                     "batch", "schedule", "tracking"},
         )
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
