@@ -20,7 +20,9 @@ from mlops.tracking.backend import tracking_target
 from mlops.tracking.protocol import TrackingTarget
 from mlops.tracking.store import MlflowStore
 from tests.azureml.conftest import azure_spec
-from tests.azureml.fake_mlclient import LOCATION, MLFLOW_URI, WORKSPACE_ID, FakeMLClient
+from tests.azureml.standin.http import LOCATION, WORKSPACE_PATH
+
+MLFLOW_URI = f"azureml://{LOCATION}.api.azureml.ms/mlflow/v1.0{WORKSPACE_PATH}"
 
 RUN = {"info": {"run_id": "r1", "run_uuid": "r1", "experiment_id": "7", "status": "RUNNING",
                 "start_time": 1, "lifecycle_stage": "active", "artifact_uri": ""},
@@ -77,10 +79,12 @@ def workspace_server() -> Iterator[tuple[str, list[dict]]]:
     server.server_close()
 
 
-def test_the_uri_comes_from_the_workspace_and_the_token_from_the_credential(tmp_path):
+@pytest.mark.azurite
+def test_the_uri_comes_from_the_workspace_and_the_token_from_the_credential(ml_client):
+    """The SDK reads the workspace (answered by the HTTP stand-in) for its tracking URI."""
     cred = Credential()
-    target = azureml_target(azure_spec().azureml, client=FakeMLClient(tmp_path), cred=cred)
-    assert target.uri == f"https://{LOCATION}.api.azureml.ms/mlflow/v1.0{WORKSPACE_ID}"
+    target = azureml_target(azure_spec().azureml, client=ml_client, cred=cred)
+    assert target.uri == f"https://{LOCATION}.api.azureml.ms/mlflow/v1.0{WORKSPACE_PATH}"
     assert target.token() == "token-1" and cred.scopes == [ARM_SCOPE]
     assert not target.artifacts and not target.mirror_champion
 
@@ -115,7 +119,7 @@ def test_mlflow_sends_the_bearer_token_to_the_workspace_path(workspace_server, m
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "120")  # restored after the store sets it
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "7")
     base, seen = workspace_server
-    path = f"/mlflow/v1.0{WORKSPACE_ID}"
+    path = f"/mlflow/v1.0{WORKSPACE_PATH}"
     cred = Credential()
     store = MlflowStore(TrackingTarget(uri=base + path, token=lambda: cred.get_token(
         ARM_SCOPE).token, artifacts=False, mirror_champion=False), timeout_s=2, max_retries=0)
