@@ -286,7 +286,8 @@ def _write(lines: list[str], args: argparse.Namespace, load: tuple[float, float]
         f"Measured {stamp()} on {machine()}. Load average (1 min) {load[0]:.2f} at the start, "
         f"{load[1]:.2f} at the end: the machine is shared, so wall times move between runs.",
         f"Command: `python -m benchmarks.bench_training --rows {args.rows} --repeat "
-        f"{args.repeat} --scaling {args.scaling}`. Spec: configs/churn.yaml "
+        f"{args.repeat} --scaling {args.scaling}{' --tracking' if args.tracking else ''}`. "
+        "Spec: configs/churn.yaml "
         "(HistGradientBoostingClassifier, time split). Wall time includes process start and "
         "imports.", "",
     ]
