@@ -173,6 +173,7 @@ def _overhead(rows: int, repeat: int, api_url: str, endpoint_url: str,
         f"Outcomes: plain {outcomes['plain']}, first run {outcomes['first']}, re-run "
         f"{outcomes['cached']}. Load average (1 min) at the start of each run, in order: "
         f"{loads}.", "", *(_tracking_cost(runs, untracked) if tracking else []),
+        *(_untracked_fixed_cost(runs["plain"], untracked["first"]) if tracking else []),
     ]
 
 
@@ -196,6 +197,15 @@ def _tracking_cost(tracked: dict[str, list[dict]], untracked: dict[str, list[dic
             f"({', '.join(f'{a:+.2f}' for a in added)}) | {target} |")
     return [*lines, "", "Tracked runs write to the SQLite store in their state folder; the "
             "first run of each round also creates that store.", ""]
+
+
+def _untracked_fixed_cost(plain: list[dict], untracked: list[dict]) -> list[str]:
+    """The fixed cost of the flow alone: without tracking, over the plain script, by round."""
+    extra = [u["wall_s"] - p["wall_s"] for p, u in zip(plain, untracked, strict=True)]
+    median = statistics.median(extra)
+    return [f"Without tracking, the flow's extra time over the plain script, each round: "
+            f"{', '.join(f'{d:+.1f}' for d in extra)} s (median {median:+.1f} s; "
+            f"<= {FIXED_COST_S} s {'met' if median <= FIXED_COST_S else 'NOT met'}).", ""]
 
 
 FOOTPRINT_ROWS = 2_000
