@@ -25,10 +25,8 @@ def use_system_allocator() -> None:
     """Give the buffers Arrow frees back to the system at once.
 
     pyarrow's default pool (mimalloc) keeps what Arrow's reader threads freed for reuse, and
-    `pyarrow.MemoryPool.release_unused` reaches only the calling thread's share: after loading
-    100,000 churn rows (16 MiB in pandas) it held 30 MiB more than the C library's allocator
-    does, carried into every later stage's peak. Loading costs the same either way (see
-    docs/design-decisions.md).
+    `pyarrow.MemoryPool.release_unused` reaches only the calling thread's share, so what loading
+    left behind is carried into every later stage's peak (figures in docs/design-decisions.md).
     """
     if not os.environ.get("ARROW_DEFAULT_MEMORY_POOL"):
         pa.set_memory_pool(pa.system_memory_pool())
