@@ -11,44 +11,26 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
-import pandas as pd
 import pytest
-from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
 
 import mlops.registry.local
 from mlops.core.errors import RegistryError
-from mlops.model.bundle import dump_model, feature_dtypes
 from mlops.registry.local import CLAIM_FILE, LocalRegistry
 from serving.bundle import MANIFEST_FILE, MODEL_FILE, REFERENCE_FILE, load_bundle
 from tests.azure.conftest import container_name
+from tests.mlops.registry._fitted import fit_small, register_fitted
 
 pytestmark = [pytest.mark.azurite, pytest.mark.service]
 
 
 @pytest.fixture(scope="module")
 def fitted():
-    rng = np.random.default_rng(0)
-    frame = pd.DataFrame({"a": rng.normal(size=200), "b": rng.normal(size=200)})
-    target = (frame.a + frame.b > 0).astype(int)
-    return make_pipeline(StandardScaler(), LogisticRegression()).fit(frame, target), frame
-
-
-def _register(registry: LocalRegistry, fitted, name: str = "m"):
-    model, frame = fitted
-    return registry.register(
-        name,
-        model_bytes=dump_model(model),
-        features=feature_dtypes(frame, ["a", "b"]),
-        lineage={"target": "y", "task": "classification", "metrics": {"roc_auc": 0.9}},
-        reference=frame.head(20),
-    )
+    return fit_small()
 
 
 def test_versions_aliases_and_loading_from_a_container(container, blobs, fitted):
     registry = LocalRegistry(f"abfs://{container}/registry")
-    first, second = _register(registry, fitted), _register(registry, fitted)
+    first, second = register_fitted(registry, fitted), register_fitted(registry, fitted)
     assert (first.version, second.version) == (1, 2)
     assert second.url == f"abfs://{container}/registry/m/2"
     assert registry.versions("m") == [1, 2]
@@ -70,7 +52,7 @@ def test_versions_aliases_and_loading_from_a_container(container, blobs, fitted)
 
 def test_a_tampered_model_blob_is_refused(container, blobs, fitted):
     registry = LocalRegistry(f"abfs://{container}/registry")
-    _register(registry, fitted)
+    register_fitted(registry, fitted)
     blobs.put("registry/m/1/model.skops", blobs.get("registry/m/1/model.skops") + b"x")
     with pytest.raises(RegistryError, match="does not match"):
         registry.load("m", 1)
@@ -80,13 +62,13 @@ def test_a_version_written_by_another_process_is_seen_at_once(container, fitted)
     """Each thread has its own filesystem object, like another process; no stale listings."""
     url = f"abfs://{container}/registry"
     here = LocalRegistry(url)
-    _register(here, fitted)
+    register_fitted(here, fitted)
     assert here.versions("m") == [1]
-    elsewhere = threading.Thread(target=lambda: _register(LocalRegistry(url), fitted))
+    elsewhere = threading.Thread(target=lambda: register_fitted(LocalRegistry(url), fitted))
     elsewhere.start()
     elsewhere.join()
     assert here.versions("m") == [1, 2]
-    assert _register(here, fitted).version == 3
+    assert register_fitted(here, fitted).version == 3
 
 
 def test_concurrent_claims_never_share_a_number(container):
@@ -111,7 +93,7 @@ def test_concurrent_registrations_are_all_complete_and_distinct(container, fitte
     def register(_: int) -> int:
         registry = LocalRegistry(url)
         start.wait()
-        return _register(registry, fitted).version
+        return register_fitted(registry, fitted).version
 
     with ThreadPoolExecutor(4) as pool:
         versions = list(pool.map(register, range(4)))
@@ -125,7 +107,7 @@ def test_a_writer_that_crashes_mid_bundle_leaves_no_visible_version(
     container, blobs, fitted, monkeypatch
 ):
     registry = LocalRegistry(f"abfs://{container}/registry")
-    _register(registry, fitted)
+    register_fitted(registry, fitted)
     real = mlops.registry.local.write_bundle
 
     def crash_after_the_model(fs, root, model_bytes, manifest, reference, holdout=None):
@@ -134,7 +116,7 @@ def test_a_writer_that_crashes_mid_bundle_leaves_no_visible_version(
 
     monkeypatch.setattr(mlops.registry.local, "write_bundle", crash_after_the_model)
     with pytest.raises(ConnectionError):
-        _register(registry, fitted)
+        register_fitted(registry, fitted)
     monkeypatch.setattr(mlops.registry.local, "write_bundle", real)
 
     left = blobs.names("registry/m/2/")
@@ -145,11 +127,11 @@ def test_a_writer_that_crashes_mid_bundle_leaves_no_visible_version(
         reader.get("m", 2)
     with pytest.raises(RegistryError, match="missing"):
         reader.set_alias("m", 2)
-    assert _register(registry, fitted).version == 3  # the crashed number is not reused
+    assert register_fitted(registry, fitted).version == 3  # the crashed number is not reused
     assert reader.versions("m") == [1, 3]
 
 
 def test_the_first_version_creates_the_container(blob_env, fitted):
     url = f"abfs://{container_name('new')}/registry"
-    assert _register(LocalRegistry(url), fitted).version == 1
+    assert register_fitted(LocalRegistry(url), fitted).version == 1
     assert LocalRegistry(url).versions("m") == [1]

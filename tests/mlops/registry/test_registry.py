@@ -7,38 +7,22 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
 
 from mlops.core.errors import RegistryError
 from mlops.model.bundle import dump_model, feature_dtypes
 from mlops.registry.local import LocalRegistry
 from serving.bundle import MANIFEST_FILE, MODEL_FILE, BundleLoadError, load_bundle
+from tests.mlops.registry._fitted import fit_small, register_fitted
 
 
 @pytest.fixture(scope="module")
 def fitted():
-    rng = np.random.default_rng(0)
-    frame = pd.DataFrame({"a": rng.normal(size=200), "b": rng.normal(size=200)})
-    target = (frame.a + frame.b > 0).astype(int)
-    return make_pipeline(StandardScaler(), LogisticRegression()).fit(frame, target), frame
-
-
-def _register(registry, fitted, name="m"):
-    model, frame = fitted
-    return registry.register(
-        name,
-        model_bytes=dump_model(model),
-        features=feature_dtypes(frame, ["a", "b"]),
-        lineage={"target": "y", "task": "classification", "metrics": {"roc_auc": 0.9}},
-        reference=frame.head(20),
-    )
+    return fit_small()
 
 
 def test_versions_are_assigned_in_order_and_load_back(tmp_path, fitted):
     registry = LocalRegistry(str(tmp_path / "reg"))
-    first, second = _register(registry, fitted), _register(registry, fitted)
+    first, second = register_fitted(registry, fitted), register_fitted(registry, fitted)
     assert (first.version, second.version) == (1, 2)
     assert registry.versions("m") == [1, 2]
     bundle = registry.load("m", 2)
@@ -51,7 +35,7 @@ def test_versions_are_assigned_in_order_and_load_back(tmp_path, fitted):
 
 def test_half_written_version_is_invisible_and_its_number_is_not_reused(tmp_path, fitted):
     registry = LocalRegistry(str(tmp_path / "reg"))
-    _register(registry, fitted)
+    register_fitted(registry, fitted)
     crashed = tmp_path / "reg" / "m" / "2"
     crashed.mkdir()
     (crashed / ".claim").write_bytes(b"claimed")
@@ -59,12 +43,12 @@ def test_half_written_version_is_invisible_and_its_number_is_not_reused(tmp_path
     assert registry.versions("m") == [1]
     with pytest.raises(RegistryError, match="no version 2"):
         registry.get("m", 2)
-    assert _register(registry, fitted).version == 3
+    assert register_fitted(registry, fitted).version == 3
 
 
 def test_tampered_model_is_refused(tmp_path, fitted):
     registry = LocalRegistry(str(tmp_path / "reg"))
-    version = _register(registry, fitted)
+    version = register_fitted(registry, fitted)
     path = tmp_path / "reg" / "m" / "1" / MODEL_FILE
     path.write_bytes(path.read_bytes() + b"x")
     with pytest.raises(RegistryError, match="does not match"):
@@ -78,7 +62,7 @@ def test_untrusted_types_are_refused_even_with_a_matching_digest(tmp_path, fitte
     from sklearn.preprocessing import FunctionTransformer
 
     registry = LocalRegistry(str(tmp_path / "reg"))
-    _register(registry, fitted)
+    register_fitted(registry, fitted)
     hostile = sio.dumps(FunctionTransformer(func=json.loads))
     folder = tmp_path / "reg" / "m" / "1"
     (folder / MODEL_FILE).write_bytes(hostile)
@@ -92,8 +76,8 @@ def test_untrusted_types_are_refused_even_with_a_matching_digest(tmp_path, fitte
 def test_champion_alias_points_at_one_existing_version(tmp_path, fitted):
     registry = LocalRegistry(str(tmp_path / "reg"))
     assert registry.alias("m") is None
-    _register(registry, fitted)
-    _register(registry, fitted)
+    register_fitted(registry, fitted)
+    register_fitted(registry, fitted)
     registry.set_alias("m", 1)
     registry.set_alias("m", 2)
     assert registry.alias("m") == 2
@@ -107,7 +91,7 @@ def test_bundle_url_holds_the_reference_sample(tmp_path, fitted):
     from serving.bundle import REFERENCE_FILE
 
     registry = LocalRegistry(str(tmp_path / "reg"))
-    _register(registry, fitted)
+    register_fitted(registry, fitted)
     reference = pd.read_parquet(f"{registry.bundle_url('m', 1)}/{REFERENCE_FILE}")
     pd.testing.assert_frame_equal(reference, fitted[1].head(20))
     with pytest.raises(RegistryError, match="no version 2"):
@@ -124,7 +108,7 @@ def test_a_version_keeps_its_trusted_holdout_with_its_dtypes(tmp_path, fitted):
     registry.register("m", model_bytes=dump_model(model),
                       features=feature_dtypes(frame, ["a", "b"]), lineage={"target": "y"},
                       reference=frame.head(20), holdout=holdout)
-    _register(registry, fitted)  # registered without one, as older versions were
+    register_fitted(registry, fitted)  # registered without one, as older versions were
     pd.testing.assert_frame_equal(registry.holdout("m", 1), holdout)
     assert (tmp_path / "reg" / "m" / "1" / HOLDOUT_FILE).is_file()
     assert registry.holdout("m", 2) is None
