@@ -15,7 +15,7 @@ from prefect.states import Running
 
 from mlops.core.settings import get_settings
 from mlops.core.spec import PipelineSpec
-from mlops.endpoint.backend import endpoint_for
+from mlops.endpoint.backend import endpoint_session
 from mlops.registry.backend import registry_for
 from mlops.registry.releases import Kind, Release
 from mlops.release.canary import Reading, Verdict
@@ -53,7 +53,8 @@ def record_release(
         release.model, kind, version, champion_before, champion_after, traffic_before,
         traffic_after, release.reason,
     )
-    endpoint = endpoint_for(spec, get_settings()).state()
+    with endpoint_session(spec, get_settings()) as client:
+        endpoint = client.state()
     create_markdown_artifact(
         status_markdown(spec.model_name, registry.alias(spec.model_name), endpoint,
                         registry.releases(spec.model_name)),

@@ -18,7 +18,7 @@ from prefect.states import Running
 from mlops.core.errors import MlopsError
 from mlops.core.settings import get_settings
 from mlops.core.spec import PipelineSpec
-from mlops.endpoint.backend import endpoint_for
+from mlops.endpoint.backend import endpoint_session
 from mlops.model.results import DeployPlan, Evaluation
 from tasks._release import record_release
 
@@ -121,18 +121,18 @@ def withdraw_candidate(
 ) -> None:
     """Remove the unapproved candidate's deployment (it never carried traffic) and say so in
     the release history."""
-    client = endpoint_for(spec, get_settings())
-    try:
-        client.delete_deployment(plan.target)
-    except MlopsError as exc:
-        get_run_logger().warning("Could not remove '%s': %s", plan.target, exc)
-        raise
-    get_run_logger().info(
-        "Removed %s v%s from '%s'; traffic unchanged: %s",
-        plan.model_name, plan.version, plan.target, plan.previous_traffic or "none",
-    )
-    record_release(
-        spec, "withdrawal", plan.version, champion_before=champion, champion_after=champion,
-        traffic_before=plan.previous_traffic, traffic_after=plan.previous_traffic,
-        reason=reason, detail=f"deployment '{plan.target}' removed",
-    )
+    with endpoint_session(spec, get_settings()) as client:
+        try:
+            client.delete_deployment(plan.target)
+        except MlopsError as exc:
+            get_run_logger().warning("Could not remove '%s': %s", plan.target, exc)
+            raise
+        get_run_logger().info(
+            "Removed %s v%s from '%s'; traffic unchanged: %s",
+            plan.model_name, plan.version, plan.target, plan.previous_traffic or "none",
+        )
+        record_release(
+            spec, "withdrawal", plan.version, champion_before=champion, champion_after=champion,
+            traffic_before=plan.previous_traffic, traffic_after=plan.previous_traffic,
+            reason=reason, detail=f"deployment '{plan.target}' removed",
+        )

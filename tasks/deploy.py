@@ -20,7 +20,7 @@ from mlops.core.errors import CanaryBreachError, DeploymentError, MlopsError, Pr
 from mlops.core.settings import get_settings
 from mlops.core.spec import PipelineSpec
 from mlops.data.frames import head_frame
-from mlops.endpoint.backend import endpoint_for
+from mlops.endpoint.backend import endpoint_session
 from mlops.endpoint.payloads import frame_to_request
 from mlops.endpoint.protocol import EndpointClient
 from mlops.model.results import DeployPlan, Split, TrainedModel
@@ -42,24 +42,24 @@ def _live(traffic: dict[str, int]) -> str | None:
 @task(**IO_TASK)
 def deploy_model(version: ModelVersion, spec: PipelineSpec) -> DeployPlan:
     """Put the candidate on the idle slot, with no traffic, and wait until it is loaded."""
-    client = endpoint_for(spec, get_settings())
-    traffic = {k: int(v) for k, v in client.state()["traffic"].items()}
-    live = _live(traffic)
-    target = "green" if live == "blue" else "blue"
-    if traffic.get(target, 0) > 0:
-        raise DeploymentError(
-            f"both slots carry traffic {traffic}; finish or roll back that release first"
+    with endpoint_session(spec, get_settings()) as client:
+        traffic = {k: int(v) for k, v in client.state()["traffic"].items()}
+        live = _live(traffic)
+        target = "green" if live == "blue" else "blue"
+        if traffic.get(target, 0) > 0:
+            raise DeploymentError(
+                f"both slots carry traffic {traffic}; finish or roll back that release first"
+            )
+        try:
+            client.put_deployment(target, version.url)
+        except ProvisioningError as exc:
+            _publish_logs(spec, target, exc)
+            raise
+        get_run_logger().info(
+            "Deployed %s v%s to '%s' at 0%% traffic (live: %s)",
+            version.name, version.version, target, live or "none",
         )
-    try:
-        client.put_deployment(target, version.url)
-    except ProvisioningError as exc:
-        _publish_logs(spec, target, exc)
-        raise
-    get_run_logger().info(
-        "Deployed %s v%s to '%s' at 0%% traffic (live: %s)",
-        version.name, version.version, target, live or "none",
-    )
-    return DeployPlan(target, traffic, version.name, version.version)
+        return DeployPlan(target, traffic, version.name, version.version)
 
 
 def _publish_logs(spec: PipelineSpec, slot: str, exc: ProvisioningError) -> None:
@@ -86,23 +86,24 @@ def smoke_test(plan: DeployPlan, trained: TrainedModel, split: Split, spec: Pipe
     names = [c.name for c in spec.feature_columns]
     features = head_frame(split.test, spec.endpoint.smoke_rows, names)
     offline = np.asarray(trained.pipeline.predict(features))
-    client = endpoint_for(spec, get_settings())
-    try:
-        answer = client.score(frame_to_request(features), deployment=plan.target)
-        problems = []
-        if str(answer.get("model_version")) != str(plan.version):
-            problems.append(f"served version {answer.get('model_version')}, not {plan.version}")
-        served = answer.get("predictions", [])
-        if len(served) != len(offline):
-            problems.append(f"{len(served)} predictions for {len(offline)} rows")
-        elif not _same_predictions(served, offline):
-            problems.append("predictions differ from the offline ones for the same rows")
-        if problems:
-            raise DeploymentError(f"smoke test of '{plan.target}' failed: {'; '.join(problems)}")
-    except MlopsError:
-        _remove_candidate(client, plan)
-        raise
-    get_run_logger().info("Smoke test passed on '%s': %d rows match", plan.target, len(offline))
+    with endpoint_session(spec, get_settings()) as client:
+        try:
+            answer = client.score(frame_to_request(features), deployment=plan.target)
+            problems = []
+            if str(answer.get("model_version")) != str(plan.version):
+                problems.append(f"served version {answer.get('model_version')}, not {plan.version}")
+            served = answer.get("predictions", [])
+            if len(served) != len(offline):
+                problems.append(f"{len(served)} predictions for {len(offline)} rows")
+            elif not _same_predictions(served, offline):
+                problems.append("predictions differ from the offline ones for the same rows")
+            if problems:
+                raise DeploymentError(
+                    f"smoke test of '{plan.target}' failed: {'; '.join(problems)}")
+        except MlopsError:
+            _remove_candidate(client, plan)
+            raise
+        get_run_logger().info("Smoke test passed on '%s': %d rows match", plan.target, len(offline))
 
 
 def _remove_candidate(client, plan: DeployPlan) -> None:
@@ -132,38 +133,38 @@ def promote(
             candidate kept at 0% or removed as ``endpoint.guards.on_rollback`` says.
     """
     logger = get_run_logger()
-    client = endpoint_for(spec, get_settings())
-    registry = registry_for(spec, get_settings())
-    champion = registry.alias(version.name)
-    live = _live(plan.previous_traffic)
-    # with nothing else serving, the first model takes all traffic at once
-    steps = [s for s in as_steps(spec.endpoint.traffic_steps) if live or s.share == 100]
-    held = bool(live) and any(s.hold for s in steps)
-    traffic: dict[str, int] = {}
-    try:
-        if held:
-            client.metrics()  # a hold needs live numbers: fail before traffic moves
-            watch = CanaryWatch(client, plan.target, live, spec.endpoint.guards,
-                                HoldProgress(plan.model_name, plan.version, len(steps)))
-        for number, step in enumerate(steps, 1):
-            traffic = _step_table(plan.target, live, step.share)
-            client.set_traffic(traffic)
-            logger.info("Traffic now %s", traffic)
-            if held and step.hold:
-                watch.hold(number, len(steps), step)
-        if traffic.get(plan.target) != 100:
-            traffic = _step_table(plan.target, live, 100)
-            client.set_traffic(traffic)
-        registry.set_alias(version.name, version.version)
-    except MlopsError as exc:
-        _roll_back(client, plan, spec, exc, (champion, reason))
-    logger.info("Champion of %s is now version %s", version.name, version.version)
-    record_release(spec, "promotion", version.version, champion_before=champion,
-                   champion_after=version.version, traffic_before=plan.previous_traffic,
-                   traffic_after=traffic, reason=reason)
-    if recorder is not None:
-        recorder.mirror_champion(version.name, version.version, version.url)
-    return traffic
+    with endpoint_session(spec, get_settings()) as client:
+        registry = registry_for(spec, get_settings())
+        champion = registry.alias(version.name)
+        live = _live(plan.previous_traffic)
+        # with nothing else serving, the first model takes all traffic at once
+        steps = [s for s in as_steps(spec.endpoint.traffic_steps) if live or s.share == 100]
+        held = bool(live) and any(s.hold for s in steps)
+        traffic: dict[str, int] = {}
+        try:
+            if held:
+                client.metrics()  # a hold needs live numbers: fail before traffic moves
+                watch = CanaryWatch(client, plan.target, live, spec.endpoint.guards,
+                                    HoldProgress(plan.model_name, plan.version, len(steps)))
+            for number, step in enumerate(steps, 1):
+                traffic = _step_table(plan.target, live, step.share)
+                client.set_traffic(traffic)
+                logger.info("Traffic now %s", traffic)
+                if held and step.hold:
+                    watch.hold(number, len(steps), step)
+            if traffic.get(plan.target) != 100:
+                traffic = _step_table(plan.target, live, 100)
+                client.set_traffic(traffic)
+            registry.set_alias(version.name, version.version)
+        except MlopsError as exc:
+            _roll_back(client, plan, spec, exc, (champion, reason))
+        logger.info("Champion of %s is now version %s", version.name, version.version)
+        record_release(spec, "promotion", version.version, champion_before=champion,
+                       champion_after=version.version, traffic_before=plan.previous_traffic,
+                       traffic_after=traffic, reason=reason)
+        if recorder is not None:
+            recorder.mirror_champion(version.name, version.version, version.url)
+        return traffic
 
 
 def _roll_back(client: EndpointClient, plan: DeployPlan, spec: PipelineSpec,

@@ -17,7 +17,7 @@ from prefect import get_run_logger, task
 from mlops.core.errors import DeploymentError, shorten
 from mlops.core.settings import get_settings
 from mlops.core.spec import PipelineSpec
-from mlops.endpoint.backend import endpoint_for
+from mlops.endpoint.backend import endpoint_session
 from mlops.endpoint.payloads import frame_to_request
 from mlops.model.results import RollbackPlan
 from mlops.registry.backend import registry_for
@@ -56,7 +56,8 @@ def plan_rollback(spec: PipelineSpec, version: int | None = None) -> RollbackPla
     if int(target) == champion:
         raise DeploymentError(f"{name} v{champion} already is the champion; traffic unchanged")
     entry = registry.get(name, int(target))
-    state = endpoint_for(spec, get_settings()).state()
+    with endpoint_session(spec, get_settings()) as client:
+        state = client.state()
     warm = next((n for n, d in state.get("deployments", {}).items() if _serves(d, entry.url)),
                 None)
     traffic = {k: int(v) for k, v in state.get("traffic", {}).items()}
@@ -72,7 +73,8 @@ def _smoke_test(spec: PipelineSpec, plan: RollbackPlan, slot: str) -> None:
     rows = (holdout[bundle.feature_names].head(spec.endpoint.smoke_rows) if holdout is not None
             else probe_frame(bundle.features, plan.url))
     offline = [str(v) for v in np.asarray(bundle.model.predict(rows))]
-    answer = endpoint_for(spec, get_settings()).score(frame_to_request(rows), deployment=slot)
+    with endpoint_session(spec, get_settings()) as client:
+        answer = client.score(frame_to_request(rows), deployment=slot)
     served = [str(v) for v in answer.get("predictions", [])]
     if str(answer.get("model_version")) != str(plan.version) or served != offline:
         raise DeploymentError(
@@ -87,20 +89,21 @@ def roll_back(plan: RollbackPlan, spec: PipelineSpec, reason: str | None = None)
     """Flip traffic to the warm deployment, or redeploy to the idle slot, smoke-test and flip;
     then move `champion` and record the rollback."""
     logger = get_run_logger()
-    client = endpoint_for(spec, get_settings())
-    slot, how = plan.warm_slot, f"traffic flip to the warm deployment '{plan.warm_slot}'"
-    if slot is None:
-        live = max(plan.previous_traffic, key=plan.previous_traffic.get, default=None)
-        slot = "green" if live == "blue" else "blue"
-        logger.info("No deployment serves v%s any more: deploying it to '%s'", plan.version, slot)
-        client.put_deployment(slot, plan.url)
-        _smoke_test(spec, plan, slot)
-        how = f"redeployed to '{slot}', smoke-tested, traffic flipped"
-    traffic = client.set_traffic({slot: 100})
-    registry_for(spec, get_settings()).set_alias(plan.model_name, plan.version)
-    logger.info("Rolled %s back from v%s to v%s: %s; traffic %s", plan.model_name,
-                plan.champion, plan.version, how, traffic)
-    record_release(spec, "rollback", plan.version, champion_before=plan.champion,
-                   champion_after=plan.version, traffic_before=plan.previous_traffic,
-                   traffic_after=traffic, reason=reason, detail=how)
-    return {"outcome": "rolled back", "champion": plan.version, "traffic": traffic, "how": how}
+    with endpoint_session(spec, get_settings()) as client:
+        slot, how = plan.warm_slot, f"traffic flip to the warm deployment '{plan.warm_slot}'"
+        if slot is None:
+            live = max(plan.previous_traffic, key=plan.previous_traffic.get, default=None)
+            slot = "green" if live == "blue" else "blue"
+            logger.info("No deployment serves v%s any more: deploying it to '%s'",
+                        plan.version, slot)
+            client.put_deployment(slot, plan.url)
+            _smoke_test(spec, plan, slot)
+            how = f"redeployed to '{slot}', smoke-tested, traffic flipped"
+        traffic = client.set_traffic({slot: 100})
+        registry_for(spec, get_settings()).set_alias(plan.model_name, plan.version)
+        logger.info("Rolled %s back from v%s to v%s: %s; traffic %s", plan.model_name,
+                    plan.champion, plan.version, how, traffic)
+        record_release(spec, "rollback", plan.version, champion_before=plan.champion,
+                       champion_after=plan.version, traffic_before=plan.previous_traffic,
+                       traffic_after=traffic, reason=reason, detail=how)
+        return {"outcome": "rolled back", "champion": plan.version, "traffic": traffic, "how": how}

@@ -10,7 +10,7 @@ from mlops.core.settings import DEFAULT_SPEC, get_settings
 from mlops.core.spec import load_spec
 from mlops.data.loading import conform_columns, read_table
 from mlops.data.storage import list_data_files
-from mlops.endpoint.backend import endpoint_for
+from mlops.endpoint.backend import endpoint_session
 from mlops.endpoint.payloads import frame_to_request
 from mlops.registry.backend import registry_for
 
@@ -35,7 +35,8 @@ def predict(spec_path: str = DEFAULT_SPEC, rows: int = 3) -> None:
     files = list_data_files(spec.data.url, spec.data.format)[:1]
     frame = conform_columns(read_table(files, spec.data.format), spec).head(rows)
     features = frame[[c.name for c in spec.feature_columns]]
-    answer = endpoint_for(spec, settings).score(frame_to_request(features))
+    with endpoint_session(spec, settings) as client:
+        answer = client.score(frame_to_request(features))
     # the command's output is its answer, for a person to read: stdout, not the log
     sys.stdout.write(f"Rows sent to {settings.endpoint_url}/score:\n")
     sys.stdout.write(features.to_string(max_cols=8) + "\n")

@@ -6,7 +6,7 @@ import logging
 
 from mlops.core.settings import Settings
 from mlops.core.spec import load_spec
-from mlops.endpoint.backend import endpoint_for
+from mlops.endpoint.backend import endpoint_session
 from mlops.registry.backend import registry_for
 from mlops.release.status import status_markdown
 from tools import stack
@@ -26,9 +26,9 @@ def status(settings: Settings, spec_path: str | None = None) -> str | None:
         return None
     spec = load_spec(spec_path)
     registry = registry_for(spec, settings)
-    text = status_markdown(
-        spec.model_name, registry.alias(spec.model_name), endpoint_for(spec, settings).state(),
-        registry.releases(spec.model_name),
-    )
+    with endpoint_session(spec, settings) as client:
+        endpoint = client.state()
+    text = status_markdown(spec.model_name, registry.alias(spec.model_name), endpoint,
+                           registry.releases(spec.model_name))
     logger.info("%s", text)
     return text

@@ -258,6 +258,10 @@ class AzureMLEndpointClient:
         logger.info("Traffic of %s now %s", self.endpoint_name, table)
         return table
 
+    def close(self) -> None:
+        """Nothing to release: scoring opens its own request, and the MLClient's pipeline
+        belongs to the workspace client the backends share."""
+
     def metrics(self) -> dict[str, DeploymentStats]:
         """Not read yet: on Azure ML these numbers live in Azure Monitor, which this client
         does not query, so a release with held traffic steps stops before moving traffic."""

@@ -6,6 +6,9 @@ selects it.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from mlops.core.settings import Settings
 from mlops.core.spec import PipelineSpec
 from mlops.endpoint.protocol import EndpointClient
@@ -21,3 +24,14 @@ def endpoint_for(spec: PipelineSpec, settings: Settings) -> EndpointClient:
     if spec.endpoint.url:
         settings = settings.model_copy(update={"endpoint_url": spec.endpoint.url})
     return LocalEndpointClient.from_settings(settings)
+
+
+@contextmanager
+def endpoint_session(spec: PipelineSpec, settings: Settings) -> Iterator[EndpointClient]:
+    """`endpoint_for`'s client for the length of a block, closed after it (the local client
+    holds a connection pool; a task that drops it leaves its sockets to the collector)."""
+    client = endpoint_for(spec, settings)
+    try:
+        yield client
+    finally:
+        client.close()

@@ -24,3 +24,7 @@ class EndpointClient(Protocol):
         """Each deployment's request counters and latency histogram, as they grow; the canary
         of a release works with differences of two readings."""
         ...
+
+    def close(self) -> None:
+        """Release what the client holds (connections); it is not used after."""
+        ...
