@@ -31,6 +31,14 @@ def local_threads() -> int:
         os.cpu_count() or 1)
 
 
+def predict_threads(kind: RunnerKind, partitions: int) -> int | None:
+    """OpenMP threads per partition's predict: the cores shared by the partitions the local
+    runner scores at once; None for Dask, whose workers start with OMP_NUM_THREADS=1."""
+    if kind != "local":
+        return None
+    return max(1, local_threads() // max(1, min(local_threads(), partitions)))
+
+
 def task_runner_for(kind: RunnerKind, dask_address: str | None = None,
                     dask_workers: int = 2) -> TaskRunner:
     """The runner for `kind`.
