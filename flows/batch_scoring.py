@@ -9,6 +9,7 @@ listed as missing and the run ends Failed after the others are done. Run it once
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from prefect import flow, get_run_logger, unmapped
@@ -16,7 +17,7 @@ from prefect.futures import as_completed
 from prefect.states import Failed, State
 
 from flows import _runtime
-from flows._task_runners import RunnerKind, task_runner_for
+from flows._task_runners import RunnerKind, predict_threads, task_runner_for
 from mlops.batch.partitions import OutputPlan, Partition
 from mlops.batch.run import PartitionResult
 from mlops.core.settings import DEFAULT_SPEC
@@ -84,6 +85,7 @@ def batch_scoring(
     spec = read_batch_spec(spec_path)
     plan = output_plan(spec, resolve_model(spec, version), output_url)
     partitions = list_partitions(input_url, spec)
+    plan = replace(plan, predict_threads=predict_threads(task_runner, len(partitions)))
     results, failures, progress = score_partitions.with_options(task_runner=runner)(
         partitions, plan)
     manifest = write_batch_manifest(input_url, plan, partitions, results, failures)

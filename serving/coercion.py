@@ -150,11 +150,27 @@ def _numpy_bool(values: Column) -> np.ndarray:
     return result.to_numpy(dtype=bool)
 
 
+VECTOR_MIN_ROWS = 1024  # rows from which a text column is checked in C
+
+
+def _many_texts(values: Column) -> bool:
+    """Whether `values` is a long object array of text and nulls (None or NaN, both missing
+    after coercion), so that it can be checked and converted without a Python step per value."""
+    return (isinstance(values, np.ndarray) and values.dtype == object
+            and len(values) >= VECTOR_MIN_ROWS
+            and pd.api.types.infer_dtype(values, skipna=True) == "string")
+
+
 def _text(dtype: str) -> Coercer:
     resolved = pd.api.types.pandas_dtype(dtype)  # once, not per request
     on_arrow = getattr(resolved, "storage", None) == "pyarrow"
 
     def coerce(values: Column) -> Any:
+        if on_arrow and _many_texts(values):
+            # A batch's column: the same array, checked and built in C (the check below
+            # costs a Python step per value).
+            return pd.arrays.ArrowStringArray(
+                pa.array(values, type=pa.large_string(), from_pandas=True), dtype=resolved)
         if on_arrow and all(type(v) is str or v is None for v in values):
             # The array pd.array builds from text and nulls, without its conversion pass
             # over every value (half the cost of a one-row column).

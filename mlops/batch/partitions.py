@@ -46,6 +46,7 @@ class OutputPlan:
     fmt: str = "auto"
     separator: str = ","
     fast: bool = True
+    predict_threads: int | None = None  # OpenMP threads of one partition's predict; None: as is
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,10 @@
 
 `score_partition` is a plain function of picklable values (a `Partition`, an `OutputPlan`), so
 a thread, a process or a Dask worker can run it. Each process loads the model once
-(`scorer_for`) and keeps it for the partitions that follow.
+(`scorer_for`) and keeps it for the partitions that follow. When partitions share a process's
+cores (the local runner's threads), the plan's `predict_threads` caps the OpenMP threads of the
+calling thread's tree walks, so two partitions on two cores do not run four threads that wait
+on each other at every tree.
 """
 
 from __future__ import annotations
@@ -13,8 +16,10 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import pyarrow as pa
 
@@ -114,6 +119,15 @@ def scored_batches(info: FileInfo, plan: OutputPlan, scorer: BatchScorer) -> Ite
                 yield _output(batch, found, copied, scored, plan.model), scored.failed
 
 
+def _openmp_threads(limit: int | None) -> Any:
+    """A cap on this thread's OpenMP threads while it is entered (none for None)."""
+    if limit is None:
+        return nullcontext()
+    from threadpoolctl import threadpool_limits  # noqa: PLC0415 - only when capped
+
+    return threadpool_limits(limits=limit, user_api="openmp")
+
+
 def score_partition(partition: Partition, plan: OutputPlan) -> PartitionResult:
     """Score one input file into its output file, unless a finished one holds its key.
 
@@ -133,7 +147,8 @@ def score_partition(partition: Partition, plan: OutputPlan) -> PartitionResult:
                                this_worker())
     scorer = scorer_for(plan.model, plan.probabilities, plan.fast)
     rows = failed = 0
-    with PartitionWriter(plan.output_url, partition.output_name, key) as out:
+    with _openmp_threads(plan.predict_threads), PartitionWriter(
+            plan.output_url, partition.output_name, key) as out:
         for batch, bad in scored_batches(info, plan, scorer):
             out.write(batch)
             rows, failed = rows + batch.num_rows, failed + bad

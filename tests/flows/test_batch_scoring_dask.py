@@ -10,7 +10,8 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from flows._task_runners import task_runner_for
+from flows import _task_runners
+from flows._task_runners import local_threads, task_runner_for
 from mlops.batch.manifest import read_manifest
 from mlops.core.errors import SpecError
 from tests.mlops.batch._batch import ROOT, make_champion, write_partitions
@@ -60,7 +61,19 @@ def test_dask_runner_settings():
     assert cluster.cluster_kwargs == {"n_workers": 3, "threads_per_worker": 1, "processes": True,
                                       "dashboard_address": None}
     assert task_runner_for("dask", "tcp://10.0.0.1:8786").address == "tcp://10.0.0.1:8786"
-    assert type(task_runner_for("local")).__name__ == "ThreadPoolTaskRunner"
+    local = task_runner_for("local")
+    assert type(local).__name__ == "ThreadPoolTaskRunner"
+    # one thread per core, not Prefect's unbounded default (every partition held at once)
+    assert local._max_workers == local_threads() == len(os.sched_getaffinity(0))
+
+
+@pytest.mark.parametrize(("cores", "partitions", "threads"),
+                         [(2, 1, 2), (2, 2, 1), (2, 9, 1), (4, 2, 2), (4, 3, 1), (1, 5, 1)])
+def test_local_partitions_share_the_cores_between_their_tree_walks(monkeypatch, cores,
+                                                                   partitions, threads):
+    monkeypatch.setattr(_task_runners, "local_threads", lambda: cores)
+    assert _task_runners.predict_threads("local", partitions) == threads
+    assert _task_runners.predict_threads("dask", partitions) is None  # OMP_NUM_THREADS=1
 
 
 def test_the_flow_imports_without_dask():

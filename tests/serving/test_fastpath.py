@@ -31,6 +31,7 @@ from mlops.model.features import build_pipeline
 from serving import fastpath
 from serving.bundle import Bundle, Feature
 from serving.errors import ScoringInputError
+from serving.fastpath import steps
 from serving.scoring import Scorer
 
 COLORS = ["red", "green", "blue", "amber", "teal", "plum"]
@@ -291,6 +292,22 @@ def test_declined_requests_get_the_pipelines_own_error(frame):
     assert outcome(Scorer(bundle), payload)[0] == 422
     assert Scorer(bundle).fast.run([np.array([1.0]), np.array([3]), pd.array(
         ["never-seen"], dtype="str")], 1, False) is None
+
+
+@pytest.mark.parametrize("rows", [steps.FACTORIZE_MIN_ROWS - 1, steps.FACTORIZE_MIN_ROWS, 3000])
+def test_category_codes_are_the_same_factorized_and_cell_by_cell(rows, monkeypatch):
+    """Long columns are factorized before their distinct values are looked up: the codes equal
+    the cell-by-cell lookup's, for text, missing values and values that are not text."""
+    pool = ["red", "green", "blue", "never", "", "Red", None, np.nan, pd.NA, 3, 3.0, True]
+    rng = np.random.default_rng(rows)
+    X = np.empty((rows, 2), dtype=object)
+    X[:] = [[pool[i] for i in pair] for pair in rng.integers(0, len(pool), (rows, 2))]
+    columns = [steps._Column({"red": 0, "green": 1, "blue": 2}, -1),
+               steps._Column({"blue": 0, "": 1, "never": 2}, 7)]
+    got = steps._codes(columns, X)
+    monkeypatch.setattr(steps, "FACTORIZE_MIN_ROWS", 10**9)
+    np.testing.assert_array_equal(got, steps._codes(columns, X))
+    assert set(np.unique(got[:, 1])) == {0, 1, 2, 7}
 
 
 @pytest.mark.parametrize("rows", [1, 5, fastpath.WALK_MAX_ROWS, fastpath.WALK_MAX_ROWS + 1, 300])

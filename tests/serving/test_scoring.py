@@ -9,7 +9,7 @@ import pytest
 
 from mlops.endpoint.payloads import frame_to_request
 from serving.bundle import Bundle, Feature
-from serving.coercion import coercer_for
+from serving.coercion import VECTOR_MIN_ROWS, coercer_for
 from serving.columns import normalize_name
 from serving.errors import ScoringInputError
 from serving.request_shapes import parse_json, raw_table, wants_probabilities
@@ -167,6 +167,20 @@ def test_text_columns_are_the_arrays_pandas_builds(dtype):
     mixed = ["a", 3, None, True]  # not all text: pandas converts them
     pd.testing.assert_extension_array_equal(coercer_for(dtype)(mixed),
                                             pd.array(mixed, dtype=expected.dtype))
+
+
+@pytest.mark.parametrize("dtype", ["str", "string", "category"])
+@pytest.mark.parametrize("rows", [VECTOR_MIN_ROWS - 1, VECTOR_MIN_ROWS, 3000])
+@pytest.mark.parametrize("pool", [["a", None, "Zürich", "", np.nan], ["a", 3, None, True, 2.5]])
+def test_long_text_arrays_are_the_arrays_pandas_builds(dtype, rows, pool):
+    """A batch's long object array (checked and converted in C) gives the very array the
+    value-by-value path gives for the same values, with NaN missing as None is."""
+    values = np.empty(rows, dtype=object)
+    values[:] = [pool[i] for i in np.random.default_rng(rows).integers(0, len(pool), rows)]
+    expected = pd.array(list(values), dtype="str" if dtype == "category" else dtype)
+    built = coercer_for(dtype)(values)
+    assert type(built) is type(expected) and built.dtype == expected.dtype
+    pd.testing.assert_extension_array_equal(built, expected)
 
 
 @pytest.mark.parametrize(

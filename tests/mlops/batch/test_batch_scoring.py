@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -180,3 +181,28 @@ def test_csv_partitions_are_read_in_batches(champion, inputs, tmp_path):
                            rows_per_batch=1024)
     assert result.rows == 3000 and result.failed_rows == 0
     assert pq.ParquetFile(next((tmp_path / "out").glob("*.parquet"))).num_row_groups == 3
+
+
+@pytest.mark.parametrize("limit", [1, None])
+def test_a_partitions_tree_walks_use_the_plans_openmp_threads(champion, inputs, tmp_path,
+                                                                monkeypatch, limit):
+    """The local runner's threads share the cores: each caps its own OpenMP threads (and only
+    its own, while it scores); without a cap the process's default stays."""
+    from sklearn.utils._openmp_helpers import _openmp_effective_n_threads
+
+    from mlops.batch.scorer import BatchScorer
+
+    seen: list[int] = []
+    original = BatchScorer.score
+
+    def recording(self, batch):
+        seen.append(_openmp_effective_n_threads())
+        return original(self, batch)
+
+    monkeypatch.setattr(BatchScorer, "score", recording)
+    default = _openmp_effective_n_threads()
+    folder, _ = inputs
+    plan = replace(plan_for(champion, str(tmp_path / "out")), predict_threads=limit)
+    score_partition(plan_partitions(str(folder))[0], plan)
+    assert seen and set(seen) == {limit or default}
+    assert _openmp_effective_n_threads() == default
