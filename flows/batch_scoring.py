@@ -19,7 +19,7 @@ from prefect.states import Failed, State
 from flows import _runtime
 from flows._task_runners import RunnerKind, predict_threads, task_runner_for
 from mlops.batch.partitions import OutputPlan, Partition
-from mlops.batch.run import PartitionResult
+from mlops.batch.run import PartitionResult, preload
 from mlops.core.settings import DEFAULT_SPEC
 from tasks.batch import (
     Progress,
@@ -84,6 +84,8 @@ def batch_scoring(
     runner = task_runner_for(task_runner, dask_address, dask_workers)
     spec = read_batch_spec(spec_path)
     plan = output_plan(spec, resolve_model(spec, version), output_url)
+    if task_runner == "local":  # this process scores: load the model while tasks are set up
+        preload(plan.model, plan.probabilities, plan.fast)
     partitions = list_partitions(input_url, spec)
     plan = replace(plan, predict_threads=predict_threads(task_runner, len(partitions)))
     results, failures, progress = score_partitions.with_options(task_runner=runner)(

@@ -77,6 +77,24 @@ def scorer_for(model: ModelRef, probabilities: bool, fast: bool) -> BatchScorer:
         return _scorers[key]
 
 
+def preload(model: ModelRef, probabilities: bool, fast: bool) -> threading.Thread:
+    """Start loading `model`'s scorer on a thread while the caller sets up the partitions'
+    tasks: the local runner's first partitions then find it loaded (loading imports
+    scikit-learn and checks the bundle, about 2 s). A failure here is left to the partitions:
+    each one loads the model again and raises the error with its own context."""
+
+    def load() -> None:
+        try:
+            scorer_for(model, probabilities, fast)
+        except Exception as exc:  # noqa: BLE001 - each partition's own load raises it again
+            logger.debug("Preloading %s v%s failed (%s); the partitions will load it", model.name,
+                         model.version, exc)
+
+    thread = threading.Thread(target=load, name="batch-preload", daemon=True)
+    thread.start()
+    return thread
+
+
 def copied_columns(plan: OutputPlan) -> list[str]:
     """The input columns every output row carries: the ids, then the passthrough columns."""
     return list(dict.fromkeys([*plan.ids, *plan.passthrough]))

@@ -43,3 +43,25 @@ def test_no_champion_is_a_clear_error(tmp_path):
                           version=7, return_state=True)
     assert state.is_failed()
     assert "has no version 7" in state.message
+
+
+def test_the_local_runner_loads_the_model_while_the_tasks_are_set_up(tmp_path, monkeypatch):
+    """The model is loaded once, on the preload thread, not by the first partitions."""
+    import threading
+
+    from mlops.batch import run
+
+    champion = make_champion(tmp_path / "model")
+    write_partitions(tmp_path / "in", parts=2, rows=300)
+    loads: list[str] = []
+    original = run.load_bundle
+
+    def recording(*args, **kwargs):
+        loads.append(threading.current_thread().name)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(run, "load_bundle", recording)
+    state = batch_scoring(str(tmp_path / "in"), str(tmp_path / "out"), champion.spec_path,
+                          return_state=True)
+    assert state.is_completed()
+    assert loads == ["batch-preload"]
