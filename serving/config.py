@@ -118,6 +118,12 @@ def endpoint_dir(state_dir: Path) -> Path:
     return Path(state_dir) / "endpoint"
 
 
+def named_endpoint_dir(state_dir: Path, name: str) -> Path:
+    """Where an endpoint other than the default keeps its state and keys (``serving.endpoints``);
+    the one place this path is built."""
+    return endpoint_dir(state_dir) / "endpoints" / name
+
+
 def state_fingerprint(endpoint_dir: Path) -> str:
     """What ``/health`` says about the endpoint's state folder: a digest of its absolute path,
     so a caller can tell whether the endpoint answering at a URL is the one it meant (the
