@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from mlops.core.settings import Settings
+from mlops.core.settings import DEFAULT_MODEL, Settings
 from mlops.core.spec import PipelineSpec
 from mlops.endpoint.protocol import EndpointClient
 
@@ -21,9 +21,19 @@ def endpoint_for(spec: PipelineSpec, settings: Settings) -> EndpointClient:
         return AzureMLEndpointClient.from_spec(spec, settings)
     from mlops.endpoint.local import LocalEndpointClient  # noqa: PLC0415
 
+    return LocalEndpointClient.from_settings(settings, local_endpoint_url(spec, settings))
+
+
+def local_endpoint_url(spec: PipelineSpec, settings: Settings) -> str:
+    """Where a spec's model is served locally: ``endpoint.url`` if the spec sets it; else, for
+    the default model, the server's plain URL (``MLOPS_ENDPOINT_URL``, its default endpoint),
+    and for any other, its own endpoint on that server, ``<URL>/endpoints/<endpoint name>``
+    (``endpoint.name``, default ``<spec name>-endpoint``)."""
     if spec.endpoint.url:
-        settings = settings.model_copy(update={"endpoint_url": spec.endpoint.url})
-    return LocalEndpointClient.from_settings(settings)
+        return spec.endpoint.url
+    if spec.name == DEFAULT_MODEL:
+        return settings.endpoint_url
+    return f"{settings.endpoint_url.rstrip('/')}/endpoints/{spec.endpoint_name}"
 
 
 @contextmanager

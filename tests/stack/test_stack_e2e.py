@@ -25,10 +25,9 @@ from prefect.client.schemas.filters import (
 )
 from prefect.deployments import run_deployment
 
-from mlops.endpoint.local import LocalEndpointClient
 from mlops.registry.local import LocalRegistry
 from tasks.watch import EVENT_NAME
-from tests.conftest import write_spec
+from tests.conftest import spec_endpoint, write_spec
 from tests.stack.conftest import STRONG, Stack
 from tools.datasets import write_churn
 from tools.stack import _descendants, down, mlflow_url, stack_api
@@ -40,7 +39,7 @@ TIMEOUT_S = 600
 
 def _serving(stack: Stack) -> tuple[str, str]:
     """(model version, deployment) that the live slot serves."""
-    state = LocalEndpointClient.from_settings(stack.settings).state()
+    state = spec_endpoint(stack.spec_path, stack.settings).state()
     live = max(state["traffic"], key=lambda name: state["traffic"][name])
     return str(state["deployments"][live]["model_version"]), live
 
