@@ -1,5 +1,6 @@
 """The local endpoint's process: start it, or keep the one at the URL if it serves this state
-folder (``mlops endpoint-up``), and name whatever else holds its port."""
+folder (``mlops endpoint-up``), and name whatever else holds its port; then the endpoint of
+every model that the server hosts besides its default one."""
 
 from __future__ import annotations
 
@@ -15,8 +16,11 @@ from urllib.parse import urlsplit
 import httpx
 
 from mlops.core.settings import Settings
+from mlops.endpoint.backend import local_endpoint_url
+from mlops.endpoint.local import LocalEndpointClient
 from serving.config import state_fingerprint
-from tools.processes import record_pid, start_process
+from tools.deployments import model_specs
+from tools.processes import ROOT, record_pid, start_process
 
 logger = logging.getLogger(__name__)
 
@@ -127,3 +131,19 @@ def endpoint_up(settings: Settings, timeout_s: float = 60.0) -> None:
         log_path=settings.state_dir / "logs" / "endpoint.log",
     )
     record_pid(settings, "endpoint", proc.pid)
+
+
+def model_endpoints_up(settings: Settings, configs: Path = ROOT / "configs") -> dict[str, str]:
+    """Create on the running server the endpoint of every model under `configs` that it serves
+    besides the default (kept if it exists), so each answers before its first deployment;
+    returns each local model's endpoint URL by model name."""
+    server = f"{settings.endpoint_url.rstrip('/')}/endpoints/"
+    urls = {}
+    for _, spec in model_specs(configs):
+        if spec.endpoint.backend != "local":
+            continue
+        urls[spec.name] = url = local_endpoint_url(spec, settings)
+        if url.startswith(server):
+            with LocalEndpointClient.from_settings(settings, url) as client:
+                client.ensure_endpoint()
+    return urls

@@ -1,7 +1,8 @@
 """The local stack: start and stop the services as background processes with recorded PIDs.
 
 ``mlops up`` brings up, from nothing: a Prefect server (SQLite in the state folder, analytics
-off, on 127.0.0.1), the process work pool and a worker, the local endpoint, the MLflow UI (from
+off, on 127.0.0.1), the process work pool and a worker, the local endpoint server (with the
+endpoint of every model under configs/, docs/endpoints.md), the MLflow UI (from
 its own environment, `.venv-mlflow`, on the tracking store in the state folder);
 deploys every model's deployments (prefect.yaml's set, repeated for each spec under configs/ by
 tools/deployments.py), starts the first training run, waits for it and prints the
@@ -28,7 +29,7 @@ from mlops.core.settings import DEFAULT_SPEC, Settings
 from mlops.core.spec import load_spec
 from mlops.tracking.local import local_folder, local_target
 from tools.deployments import deploy, deployment_name, model_specs, write_deployments
-from tools.endpoint_process import endpoint_up
+from tools.endpoint_process import endpoint_up, model_endpoints_up
 from tools.notifications import install_automations
 from tools.processes import ROOT, answers, pid_path, record_pid, running, start_process
 
@@ -217,6 +218,7 @@ def first_run(settings: Settings, spec_path: str, timeout_s: float) -> str:
 def up(settings: Settings, spec_path: str = DEFAULT_SPEC, timeout_s: float = 900) -> None:
     """Everything, from nothing; idempotent (what already runs is kept)."""
     endpoint_up(settings)
+    endpoints = model_endpoints_up(settings)
     mlflow_ui_up(settings)
     prefect_server_up(settings)
     worker_up(settings)
@@ -224,13 +226,13 @@ def up(settings: Settings, spec_path: str = DEFAULT_SPEC, timeout_s: float = 900
     first_look(settings)
     if spec_path:
         first_run(settings, spec_path, timeout_s)
+    served = "".join(f"\n  {model}: {url}" for model, url in endpoints.items())
     logger.info(
-        "\nPrefect UI:  %s\nMLflow UI:   %s\nEndpoint:    %s  (keys in %s)\nLogs:        %s\n"
+        "\nPrefect UI:  %s\nMLflow UI:   %s\nEndpoint:    %s  (keys in %s)%s\nLogs:        %s\n"
         "Drop data files into data/incoming/<model>/ to start a training run of that model; "
         "`make down` stops all.",
         prefect_url(settings), mlflow_url(settings), settings.endpoint_url,
-        settings.endpoint_state_dir,
-        settings.state_dir / "logs",
+        settings.endpoint_state_dir, served, settings.state_dir / "logs",
     )
 
 
