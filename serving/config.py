@@ -9,10 +9,15 @@ first start into the state folder.
 from __future__ import annotations
 
 import hashlib
+import re
 from pathlib import Path
 
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Azure ML's rule for endpoint (and deployment) names: 3-32 letters, digits or '-', a letter
+# first, no '-' last. The local server's endpoints and the specs' endpoint names both follow it.
+ENDPOINT_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{1,30}[A-Za-z0-9]$")
 
 
 class EndpointConfig(BaseSettings):

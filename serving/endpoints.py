@@ -18,14 +18,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from serving.collect import InferenceCollector
-from serving.config import EndpointConfig, named_endpoint_dir
+from serving.config import ENDPOINT_NAME, EndpointConfig, named_endpoint_dir
 from serving.errors import ServingError
 from serving.metrics import Metrics
 from serving.model_roots import parse_root
@@ -33,8 +32,6 @@ from serving.state import KEYS_FILE, Endpoint, EndpointState, Keys, resolve_keys
 
 logger = logging.getLogger(__name__)
 
-# Azure ML's rule for endpoint names: 3-32 letters, digits or '-', a letter first, no '-' last.
-ENDPOINT_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{1,30}[A-Za-z0-9]$")
 
 
 def check_endpoint_name(name: str) -> None:
@@ -181,8 +178,9 @@ class Endpoints:
                 f"{sorted(hosted.endpoint.deployments)}; delete them first"
             )
         del self.by_name[name]
+        # two small files, removed before any await: a create of the same name cannot interleave
+        shutil.rmtree(hosted.folder)
         await hosted.close()
-        await asyncio.to_thread(shutil.rmtree, hosted.folder)
         logger.info("Deleted endpoint %s", name)
         return {"deleted": name}
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from mlops.core.settings import DEFAULT_MODEL, Settings
+from mlops.core.settings import Settings
 from mlops.core.spec import PipelineSpec
 from mlops.endpoint.protocol import EndpointClient
 
@@ -29,10 +29,8 @@ def local_endpoint_url(spec: PipelineSpec, settings: Settings) -> str:
     the default model, the server's plain URL (``MLOPS_ENDPOINT_URL``, its default endpoint),
     and for any other, its own endpoint on that server, ``<URL>/endpoints/<endpoint name>``
     (``endpoint.name``, default ``<spec name>-endpoint``)."""
-    if spec.endpoint.url:
-        return spec.endpoint.url
-    if spec.name == DEFAULT_MODEL:
-        return settings.endpoint_url
+    if not spec.serves_at_own_local_endpoint:
+        return spec.endpoint.url or settings.endpoint_url
     return f"{settings.endpoint_url.rstrip('/')}/endpoints/{spec.endpoint_name}"
 
 
