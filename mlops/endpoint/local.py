@@ -115,13 +115,22 @@ class LocalEndpointClient:
                    "no server admin key (MLOPS_ENDPOINT_ADMIN_KEY, or the server's keys file "
                    "in the state folder)")
             )
-        server = self.base_url[: -len(f"{NAMED}{self.endpoint}")]
-        answer = self._call("PUT", f"{server}{NAMED}{self.endpoint}",
+        answer = self._call("PUT", f"{self._server_url}{NAMED}{self.endpoint}",
                             key=self._server_admin_key).json()
         self._key, self._admin_key = answer["key"], answer["admin_key"]
         if answer["created"]:
-            logger.info("Created endpoint %s on %s", self.endpoint, server)
+            logger.info("Created endpoint %s on %s", self.endpoint, self._server_url)
         return answer
+
+    @property
+    def _server_url(self) -> str:
+        return self.base_url[: -len(f"{NAMED}{self.endpoint}")] if self.endpoint else self.base_url
+
+    def endpoints(self) -> dict[str, Any]:
+        """Every endpoint of this client's server, with its deployments and traffic, by name
+        (the server's admin key)."""
+        key = self._server_admin_key if self.endpoint else self._admin_key
+        return self._call("GET", f"{self._server_url}/endpoints", key=key).json()["endpoints"]
 
     def _keys_for(self, admin: bool) -> str | None:
         """The key a call needs, the endpoint created first when it is named and keyless."""

@@ -104,7 +104,8 @@ def _two_endpoints(hosting: Running, toys: Toys, churn: LocalEndpointClient,
         # creating and listing endpoints takes the server's admin key, no endpoint's own
         assert status("PUT", "/endpoints/other-ep", keys["diabetes-ep"]["admin_key"]) == 401
         assert status("GET", "/endpoints", SCORING_KEY) == 401
-        listed = http.get("/endpoints", headers=SERVER_ADMIN).json()["endpoints"]
+    listed = diabetes.endpoints()
+    assert listed == hosting.client.endpoints()
     assert {"local-endpoint", "churn-ep", "diabetes-ep"} <= set(listed)
     assert listed["churn-ep"]["traffic"] == {"blue": 20, "green": 80}
     assert {"churn-ep", "diabetes-ep"} <= set(hosting.client.state()["endpoints"])
