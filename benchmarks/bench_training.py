@@ -40,7 +40,8 @@ from benchmarks._measure import machine, prefect_server, run_measured, stamp
 from benchmarks._peaks import OUTSIDE
 from mlops.core.settings import Settings
 from tools.datasets import write_churn
-from tools.stack import down, endpoint_up
+from tools.endpoint_process import endpoint_up
+from tools.stack import down
 
 logger = logging.getLogger("bench_training")
 WORK = Path("benchmarks/.work/training")

@@ -9,10 +9,15 @@ first start into the state folder.
 from __future__ import annotations
 
 import hashlib
+import re
 from pathlib import Path
 
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Azure ML's rule for endpoint (and deployment) names: 3-32 letters, digits or '-', a letter
+# first, no '-' last. The local server's endpoints and the specs' endpoint names both follow it.
+ENDPOINT_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{1,30}[A-Za-z0-9]$")
 
 
 class EndpointConfig(BaseSettings):
@@ -116,6 +121,12 @@ def endpoint_dir(state_dir: Path) -> Path:
     """Where the endpoint keeps its state and keys inside the project's state folder; the
     one place this path is built (``mlops`` reads the keys from it)."""
     return Path(state_dir) / "endpoint"
+
+
+def named_endpoint_dir(state_dir: Path, name: str) -> Path:
+    """Where an endpoint other than the default keeps its state and keys (``serving.endpoints``);
+    the one place this path is built."""
+    return endpoint_dir(state_dir) / "endpoints" / name
 
 
 def state_fingerprint(endpoint_dir: Path) -> str:

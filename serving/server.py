@@ -16,6 +16,12 @@ Routes:
   ``PUT /admin/deployments/{name}`` with ``{"model_url": ...}``,
   ``DELETE /admin/deployments/{name}``, ``PUT /admin/traffic`` with ``{"blue": 100}``.
 
+Those paths reach the default endpoint. The server hosts more (``serving.endpoints``): each
+answers the same routes under ``/endpoints/<name>/`` with its own keys; with the server's admin
+key (the default endpoint's), ``GET /endpoints`` lists them, ``PUT /endpoints/<name>`` creates
+one (or answers the one that exists) with its keys, ``DELETE /endpoints/<name>`` deletes one
+without deployments. The default paths cost one dict lookup, as with one endpoint.
+
 The app is a hand-written ASGI callable rather than a framework: the per-request path is the
 thing the benchmark measures, so it does only header lookup, one ``orjson`` decode, the
 scoring core and one ``orjson`` encode. Small requests are scored on the event loop (a thread
@@ -25,104 +31,41 @@ hop costs more than it saves); large ones go to a worker thread.
 from __future__ import annotations
 
 import asyncio
-import hmac
 import logging
 import os
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from time import perf_counter
 from typing import Any
-from urllib.parse import parse_qs
 
 import orjson
 
-from serving.collect import InferenceCollector, Record
+from serving.collect import Record
 from serving.config import EndpointConfig, state_fingerprint
+from serving.endpoints import Endpoints, Hosted
 from serving.errors import ServingError
-from serving.metrics import CONTENT_TYPE, Metrics
-from serving.model_roots import parse_root
+from serving.http_request import (
+    Receive,
+    Request,
+    check_key,
+    read_json,
+    wants_probabilities_in_query,
+)
+from serving.metrics import CONTENT_TYPE
 from serving.request_ids import RequestIds
-from serving.request_shapes import parse_json, raw_table, wants_probabilities
-from serving.state import Deployment, Endpoint, Keys, resolve_keys
+from serving.request_shapes import raw_table, wants_probabilities
+from serving.state import Deployment
 
 logger = logging.getLogger(__name__)
 
 Scope = dict[str, Any]
-Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 Reply = tuple[int, Any, list[tuple[bytes, bytes]]]
+Handler = Callable[[Request, Hosted], Awaitable[Reply]]
 
 _JSON = (b"content-type", b"application/json")
-_TRUE_QUERY = {"1", "true", "yes"}
-
-
-@dataclass(frozen=True)
-class Request:
-    method: str
-    path: str
-    headers: dict[bytes, bytes]
-    query: bytes
-    receive: Receive
-    request_id: str
-
-
-def _check_key(request: Request, key: bytes, what: str, also: bytes = b"") -> None:
-    """Refuse the request unless it carries `key` (or `also`, when given) as a bearer token."""
-    value = request.headers.get(b"authorization", b"")
-    token = value[7:].strip() if value[:7].lower() == b"bearer " else b""
-    if not (hmac.compare_digest(token, key) or (also and hmac.compare_digest(token, also))):
-        raise ServingError(401, f"missing or wrong key: this route needs the {what} key as "
-                        "'Authorization: Bearer <key>'")
-
-
-async def _read_body(request: Request, limit: int, timeout_s: float) -> bytes:
-    """The whole body, at most `limit` bytes, within `timeout_s` of the first read.
-
-    A body that arrived with its headers (every small request) is returned without arming a
-    timer; a longer one is read under the timeout, so a client that stalls, or promises more
-    bytes in Content-Length than it sends, gets a 408 and a closed connection.
-    """
-    declared = request.headers.get(b"content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise ServingError(413, f"request body of {int(declared)} bytes is over the {limit} limit",
-                        close=True)
-    message = await request.receive()
-    first = message.get("body", b"")
-    if message["type"] == "http.request" and not message.get("more_body", False):
-        if len(first) > limit:
-            raise ServingError(413, f"request body is over the {limit} byte limit", close=True)
-        return first
-    chunks, size = [first], len(first)
-    try:
-        async with asyncio.timeout(timeout_s):
-            while message["type"] != "http.disconnect" and message.get("more_body", False):
-                message = await request.receive()
-                chunks.append(message.get("body", b""))
-                size += len(chunks[-1])
-                if size > limit:
-                    raise ServingError(413, f"request body is over the {limit} byte limit",
-                                    close=True)
-    except TimeoutError as exc:
-        expected = f"{int(declared)} declared" if declared and declared.isdigit() else "more"
-        raise ServingError(
-            408, f"request body not received within {timeout_s:g} s: got {size} bytes of "
-            f"{expected} (MLOPS_ENDPOINT_BODY_TIMEOUT_S)", close=True,
-        ) from exc
-    if message["type"] == "http.disconnect":
-        raise ServingError(400, "client disconnected before sending the whole body")
-    return b"".join(chunks)
-
-
-async def _read_json(request: Request, config: EndpointConfig) -> Any:
-    return parse_json(await _read_body(request, config.max_body_bytes, config.body_timeout_s))
-
-
-def _wants_probabilities_in_query(query: bytes) -> bool:
-    if not query:
-        return False
-    values = parse_qs(query.decode("latin-1")).get("return_probabilities", [])
-    return any(v.lower() in _TRUE_QUERY for v in values)
+_NAMED = "/endpoints/"
+_DEPLOYMENTS = "/admin/deployments/"
 
 
 def _limit_threads(threads: int) -> object:
@@ -149,23 +92,20 @@ def _error_headers(error: ServingError) -> list[tuple[bytes, bytes]]:
 
 
 class ScoringApp:
-    """The ASGI application; keys, state and the collector are set up at lifespan startup."""
+    """The ASGI application; keys, state and the collectors are set up at lifespan startup.
+
+    Every route of one endpoint is a handler taking the request and the endpoint (`Hosted`)
+    it is for; the plain paths pass the default endpoint, ``/endpoints/<name>/...`` the named
+    one.
+    """
 
     def __init__(self, config: EndpointConfig) -> None:
         self.config = config
-        self.endpoint = Endpoint(
-            config.endpoint_dir, config.drain_timeout_s,
-            [parse_root(root) for root in config.allowed_model_roots], config.fast_path,
-        )
-        self.metrics = Metrics(config.name)
-        self.collector: InferenceCollector | None = None
-        self._keys: Keys | None = None
-        self._scoring_key = b""
-        self._admin_key = b""
-        self._restore: asyncio.Task[None] | None = None
+        self.endpoints = Endpoints(config)
+        self.default = self.endpoints.default
         self._thread_limits: object | None = None
         self._request_id = RequestIds()
-        self._routes: dict[tuple[str, str], Callable[[Request], Awaitable[Reply]]] = {
+        self._routes: dict[tuple[str, str], Handler] = {
             ("GET", "/health"): self.health,
             ("GET", "/ready"): self.ready,
             ("GET", "/metrics"): self.metrics_text,
@@ -182,33 +122,16 @@ class ScoringApp:
         config = self.config
         if config.omp_threads is not None:
             self._thread_limits = _limit_threads(config.omp_threads)
-        self._keys = resolve_keys(
-            config.endpoint_dir,
-            config.key.get_secret_value() if config.key else None,
-            config.admin_key.get_secret_value() if config.admin_key else None,
-        )
+        self.endpoints.open_all()
         self._alive = {"status": "alive", "pid": os.getpid(),
                        "state": state_fingerprint(config.endpoint_dir)}
-        self._scoring_key = self._keys.scoring.encode()
-        self._admin_key = self._keys.admin.encode()
-        if config.collect:
-            self.collector = InferenceCollector(
-                config.inference_url, config.name, flush_rows=config.collect_flush_rows,
-                flush_s=config.collect_flush_s, max_rows=config.collect_queue_rows,
-            )
-            self.collector.start()
-        self.endpoint.recall()
-        self._restore = asyncio.create_task(self.endpoint.restore())
         logger.info(
             "Endpoint %s starting; state in %s; inference data %s", config.name,
             config.endpoint_dir, config.inference_url if config.collect else "off",
         )
 
     async def shutdown(self) -> None:
-        if self._restore is not None and not self._restore.done():
-            self._restore.cancel()
-        if self.collector is not None:
-            await asyncio.to_thread(self.collector.close)
+        await self.endpoints.close_all()
         logger.info("Endpoint %s stopped", self.config.name)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
@@ -272,58 +195,89 @@ class ScoringApp:
 
     async def _route(self, request: Request) -> Reply:
         handler = self._routes.get((request.method, request.path))
-        if handler is not None:
-            return await handler(request)
-        prefix = "/admin/deployments/"
-        if request.path.startswith(prefix) and request.method in ("PUT", "DELETE", "GET"):
-            return await self.admin_deployment(request, request.path[len(prefix):])
-        if request.path in self._paths:
+        if handler is not None:  # the default endpoint: one lookup, as with one endpoint
+            return await handler(request, self.default)
+        if request.path.startswith(_NAMED) or request.path == _NAMED[:-1]:
+            return await self._route_named(request, request.path[len(_NAMED):])
+        return await self._route_rest(request, request.path, self.default)
+
+    async def _route_rest(self, request: Request, path: str, hosted: Hosted) -> Reply:
+        """A route of `hosted` that is not a fixed path: a deployment, or a refusal."""
+        if path.startswith(_DEPLOYMENTS) and request.method in ("PUT", "DELETE", "GET"):
+            return await self.admin_deployment(request, hosted, path[len(_DEPLOYMENTS):])
+        if path in self._paths:
             raise ServingError(405, f"{request.method} is not allowed on {request.path}")
         raise ServingError(404, f"no route {request.method} {request.path}")
 
+    async def _route_named(self, request: Request, rest: str) -> Reply:
+        """``/endpoints``, ``/endpoints/<name>`` (the server's admin key) and
+        ``/endpoints/<name>/<route>`` (the named endpoint's own keys)."""
+        name, slash, route = rest.partition("/")
+        if not slash:
+            check_key(request, self.default.admin_key, "server's admin")
+            return await self._manage(request, name)
+        hosted = self.endpoints.get(name)
+        handler = self._routes.get((request.method, f"/{route}"))
+        if handler is not None:
+            return await handler(request, hosted)
+        return await self._route_rest(request, f"/{route}", hosted)
+
+    async def _manage(self, request: Request, name: str) -> Reply:
+        if not name:
+            if request.method != "GET":
+                raise ServingError(405, f"{request.method} is not allowed on {request.path}")
+            return 200, {"endpoints": self.endpoints.describe()}, []
+        if request.method == "PUT":
+            hosted, created = self.endpoints.create(name)
+            return 200, {"endpoint": name, "created": created, "key": hosted.scoring_key.decode(),
+                         "admin_key": hosted.admin_key.decode()}, []
+        if request.method == "DELETE":
+            return 200, await self.endpoints.delete(name), []
+        if request.method == "GET":
+            return 200, self.endpoints.get(name).describe(), []
+        raise ServingError(405, f"{request.method} is not allowed on {request.path}")
+
     # public routes -------------------------------------------------------------------------
 
-    async def health(self, request: Request) -> Reply:
+    async def health(self, request: Request, hosted: Hosted) -> Reply:
         return 200, self._alive, []
 
-    async def ready(self, request: Request) -> Reply:
-        restoring = self._restore is not None and not self._restore.done()
-        ready, waiting = self.endpoint.ready()
-        if ready and not restoring:
-            return 200, {"ready": True}, []
-        return 503, {"ready": False, "waiting_for": waiting, "restoring": restoring}, []
+    async def ready(self, request: Request, hosted: Hosted) -> Reply:
+        ready, answer = hosted.ready()
+        return (200 if ready else 503), answer, []
 
-    async def metrics_text(self, request: Request) -> Reply:
-        _check_key(request, self._admin_key, "admin or scoring", also=self._scoring_key)
-        return 200, self.metrics.render(), [(b"content-type", CONTENT_TYPE)]
+    async def metrics_text(self, request: Request, hosted: Hosted) -> Reply:
+        check_key(request, hosted.admin_key, "admin or scoring", also=hosted.scoring_key)
+        return 200, hosted.metrics.render(), [(b"content-type", CONTENT_TYPE)]
 
-    async def score(self, request: Request) -> Reply:
-        _check_key(request, self._scoring_key, "scoring")
+    async def score(self, request: Request, hosted: Hosted) -> Reply:
+        check_key(request, hosted.scoring_key, "scoring")
         started = perf_counter()
-        payload = await _read_json(request, self.config)
+        payload = await read_json(request, self.config)
         probabilities = wants_probabilities(
-            payload, _wants_probabilities_in_query(request.query)
+            payload, wants_probabilities_in_query(request.query)
         )
         table = raw_table(payload)
         header = request.headers.get(b"azureml-model-deployment", b"").decode("latin-1")
-        deployment = self.endpoint.pick(header.strip() or None)
+        deployment = hosted.endpoint.pick(header.strip() or None)
         # counted from here on: every answer of the deployment, an error in encoding included
         status = 500
         try:
-            encoded = orjson.dumps(await self._score_on(deployment, table, probabilities,
+            encoded = orjson.dumps(await self._score_on(hosted, deployment, table, probabilities,
                                                         request.request_id))
             status = 200
         except ServingError as exc:
             status = exc.status
             raise
         finally:
-            self.metrics.of(deployment.name).observe(
+            hosted.metrics.of(deployment.name).observe(
                 status, perf_counter() - started, table.n_rows if status == 200 else 0
             )
         return 200, encoded, [(b"azureml-model-deployment", deployment.name.encode())]
 
     async def _score_on(
-        self, deployment: Deployment, table: Any, probabilities: bool, request_id: str,
+        self, hosted: Hosted, deployment: Deployment, table: Any, probabilities: bool,
+        request_id: str,
     ) -> dict[str, Any]:
         deployment.inflight += 1
         try:
@@ -335,50 +289,51 @@ class ScoringApp:
                 scored = scorer.score_table(table, probabilities)
         finally:
             deployment.inflight -= 1
-        self._collect(deployment, scored, request_id)
+        self._collect(hosted, deployment, scored, request_id)
         body = scored.body()
         body["model_name"] = deployment.record.model_name
         body["model_version"] = deployment.record.model_version
         body["deployment"] = deployment.name
         return body
 
-    def _collect(self, deployment: Deployment, scored: Any, request_id: str) -> None:
-        if self.collector is None:
+    @staticmethod
+    def _collect(hosted: Hosted, deployment: Deployment, scored: Any, request_id: str) -> None:
+        if hosted.collector is None:
             return
-        self.collector.add(Record(
+        hosted.collector.add(Record(
             scored.columns, scored.predictions, deployment.name, deployment.record.model_name,
             deployment.record.model_version, request_id, datetime.now(UTC),
         ))
 
     # control API ---------------------------------------------------------------------------
 
-    async def admin_state(self, request: Request) -> Reply:
-        _check_key(request, self._admin_key, "admin")
-        ready, _ = self.endpoint.ready()
-        state = {"endpoint": self.config.name, "ready": ready, **self.endpoint.describe()}
-        if self.collector is not None:
-            state["collection"] = self.collector.stats()
+    async def admin_state(self, request: Request, hosted: Hosted) -> Reply:
+        check_key(request, hosted.admin_key, "admin")
+        state = hosted.describe()
+        if hosted is self.default:
+            state["endpoints"] = sorted(self.endpoints.by_name)
         return 200, state, []
 
-    async def admin_traffic(self, request: Request) -> Reply:
-        _check_key(request, self._admin_key, "admin")
-        table = await _read_json(request, self.config)
-        return 200, {"traffic": self.endpoint.set_traffic(table)}, []
+    async def admin_traffic(self, request: Request, hosted: Hosted) -> Reply:
+        check_key(request, hosted.admin_key, "admin")
+        table = await read_json(request, self.config)
+        return 200, {"traffic": hosted.endpoint.set_traffic(table)}, []
 
-    async def admin_deployment(self, request: Request, name: str) -> Reply:
-        _check_key(request, self._admin_key, "admin")
+    async def admin_deployment(self, request: Request, hosted: Hosted, name: str) -> Reply:
+        check_key(request, hosted.admin_key, "admin")
+        endpoint = hosted.endpoint
         if request.method == "DELETE":
-            return 200, await self.endpoint.delete(name), []
+            return 200, await endpoint.delete(name), []
         if request.method == "GET":
-            deployment = self.endpoint.deployments.get(name)
+            deployment = endpoint.deployments.get(name)
             if deployment is None:
                 raise ServingError(404, f"no deployment named '{name}'")
             return 200, deployment.describe(), []
-        body = await _read_json(request, self.config)
+        body = await read_json(request, self.config)
         url = body.get("model_url") if isinstance(body, dict) else None
         if not isinstance(url, str) or not url:
             raise ServingError(422, 'expected a body like {"model_url": "<bundle URL>"}')
-        return 200, await self.endpoint.put(name, url), []
+        return 200, await endpoint.put(name, url), []
 
 
 def create_app(config: EndpointConfig | None = None) -> ScoringApp:

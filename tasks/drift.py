@@ -34,6 +34,8 @@ from mlops.drift.data import (
     require_columns,
 )
 from mlops.drift.report import REPORT_FILE, RESULT_FILE, ReportSample, evidently_report, result_json
+from mlops.endpoint.backend import local_endpoint_url
+from mlops.endpoint.local import endpoint_name_in
 from mlops.model.bundle import write_file
 from mlops.model.results import Champion
 from mlops.registry.backend import registry_for
@@ -100,7 +102,9 @@ def _scored_window(spec: PipelineSpec, start: datetime, end: datetime) -> Curren
         from mlops.drift.azureml import collected_inputs_url  # noqa: PLC0415 - azure.ai.ml
 
         return read_collected_window(collected_inputs_url(spec), _names(spec), start, end)
-    return read_inference_window(endpoint_log_url(), spec.model_name, _names(spec), start, end)
+    served_at = local_endpoint_url(spec, get_settings())
+    return read_inference_window(endpoint_log_url(endpoint_name_in(served_at)), spec.model_name,
+                                 _names(spec), start, end)
 
 
 @task(cache_policy=NO_CACHE)

@@ -47,6 +47,15 @@ def write_spec(folder: Path, name: str, changes: dict[str, Any]) -> str:
     return str(path)
 
 
+def spec_endpoint(spec_path: str, settings: Any) -> Any:
+    """The local client of the endpoint that serves the spec's model on the settings' server:
+    its own endpoint (``/endpoints/<name>``), or the default one for the default model."""
+    from mlops.core.spec import load_spec
+    from mlops.endpoint.backend import endpoint_for
+
+    return endpoint_for(load_spec(spec_path), settings)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -58,7 +58,7 @@ COMMANDS: dict[str, Command] = {
     "down": Command("stop every process the stack started", "tools.stack:down", prefect=False),
     "status": Command("say which stack processes run, or where a model's releases stand "
                       "(--spec)", "tools.status:status", prefect=False),
-    "endpoint-up": Command("start only the local endpoint", "tools.stack:endpoint_up",
+    "endpoint-up": Command("start only the local endpoint", "tools.endpoint_process:endpoint_up",
                            prefect=False),
 }
 

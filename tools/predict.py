@@ -10,7 +10,7 @@ from mlops.core.settings import DEFAULT_SPEC, get_settings
 from mlops.core.spec import load_spec
 from mlops.data.loading import conform_columns, read_table
 from mlops.data.storage import list_data_files
-from mlops.endpoint.backend import endpoint_session
+from mlops.endpoint.backend import endpoint_session, local_endpoint_url
 from mlops.endpoint.payloads import frame_to_request
 from mlops.registry.backend import registry_for
 
@@ -38,6 +38,8 @@ def predict(spec_path: str = DEFAULT_SPEC, rows: int = 3) -> None:
     with endpoint_session(spec, settings) as client:
         answer = client.score(frame_to_request(features))
     # the command's output is its answer, for a person to read: stdout, not the log
-    sys.stdout.write(f"Rows sent to {settings.endpoint_url}/score:\n")
+    where = (f"{local_endpoint_url(spec, settings)}/score" if spec.endpoint.backend == "local"
+             else f"Azure ML endpoint {spec.endpoint_name}")
+    sys.stdout.write(f"Rows sent to {where}:\n")
     sys.stdout.write(features.to_string(max_cols=8) + "\n")
     sys.stdout.write("Endpoint answered:\n" + json.dumps(answer, indent=2) + "\n")

@@ -1,7 +1,8 @@
 """The local stack: start and stop the services as background processes with recorded PIDs.
 
 ``mlops up`` brings up, from nothing: a Prefect server (SQLite in the state folder, analytics
-off, on 127.0.0.1), the process work pool and a worker, the local endpoint, the MLflow UI (from
+off, on 127.0.0.1), the process work pool and a worker, the local endpoint server (with the
+endpoint of every model under configs/, docs/endpoints.md), the MLflow UI (from
 its own environment, `.venv-mlflow`, on the tracking store in the state folder);
 deploys every model's deployments (prefect.yaml's set, repeated for each spec under configs/ by
 tools/deployments.py), starts the first training run, waits for it and prints the
@@ -17,56 +18,31 @@ from __future__ import annotations
 import logging
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
-from urllib.parse import urlsplit
-
-import httpx
 
 from mlops.core.settings import DEFAULT_SPEC, Settings
 from mlops.core.spec import load_spec
 from mlops.tracking.local import local_folder, local_target
-from serving.config import state_fingerprint
 from tools.deployments import deploy, deployment_name, model_specs, write_deployments
+from tools.endpoint_process import endpoint_up, model_endpoints_up
 from tools.notifications import install_automations
+from tools.processes import ROOT, answers, pid_path, record_pid, running, start_process
 
 logger = logging.getLogger(__name__)
 
-ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 MLFLOW_BIN = ROOT / ".venv-mlflow" / "bin" / "mlflow"
 FIRST_RUN_DEPLOYMENT = "training/training-manual"
 WATCH_FLOW = "watch-data"
 
 
-def _pid_file(settings: Settings, name: str) -> Path:
-    return settings.state_dir / "pids" / f"{name}.pid"
-
-
-def _running(pid_file: Path) -> int | None:
-    try:
-        pid = int(pid_file.read_text())
-        os.kill(pid, 0)
-    except (FileNotFoundError, ValueError, ProcessLookupError):
-        return None
-    return pid
-
-
-def _answers(url: str) -> bool:
-    try:
-        return httpx.get(url, timeout=1.0).status_code == 200
-    except httpx.HTTPError:
-        return False
-
-
 def _healthy(url: str) -> bool:
-    return _answers(f"{url.rstrip('/')}/health")
+    return answers(f"{url.rstrip('/')}/health")
 
 
 def prefect_url(settings: Settings) -> str:
@@ -88,79 +64,6 @@ def stack_env(settings: Settings) -> dict[str, str]:
     }
 
 
-def start_process(
-    command: Sequence[str],
-    ready: str,
-    env: dict[str, str],
-    log_file: Path,
-    timeout_s: float,
-) -> subprocess.Popen[bytes]:
-    """Start `command` in its own session from the project root, its output to `log_file`.
-
-    Returns once `ready` (a URL) answers 200, or at once when `ready` is empty. The caller owns
-    the process (the stack records its PID; a test terminates it).
-
-    Raises:
-        SystemExit: it exited or did not answer within `timeout_s`; the message carries the
-            end of its log.
-    """
-    log_file.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_file, "ab") as log:
-        proc = subprocess.Popen(
-            list(command), stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-            env=env, cwd=ROOT,
-        )
-    deadline = time.monotonic() + timeout_s
-    while ready and time.monotonic() < deadline and proc.poll() is None:
-        if _answers(ready):
-            return proc
-        time.sleep(0.1)
-    if not ready and proc.poll() is None:
-        return proc
-    if proc.poll() is None:
-        proc.terminate()
-        proc.wait(10)
-    tail = log_file.read_text(errors="replace")[-2000:]
-    raise SystemExit(
-        f"{' '.join(command[:3])} did not come up "
-        f"(exit code {proc.returncode}, waited up to {timeout_s:.0f} s for {ready or 'start'}); "
-        f"log {log_file}:\n{tail}"
-    )
-
-
-def start_endpoint(
-    state_dir: str | Path,
-    port: int,
-    env: dict[str, str] | None = None,
-    *,
-    host: str | None = "127.0.0.1",
-    timeout: float = 60.0,
-    log_path: str | Path | None = None,
-) -> subprocess.Popen[bytes]:
-    """Start ``python -m serving`` on `port` for `state_dir`; return once /health answers.
-
-    Args:
-        state_dir: The endpoint's state folder (``MLOPS_STATE_DIR`` of the process).
-        port: The port to listen on.
-        env: More environment for the process (endpoint settings).
-        host: The interface; None leaves it to the endpoint's settings (loopback by default).
-        timeout: Seconds to wait for /health.
-        log_path: Its log (default ``<state_dir>/logs/endpoint-<port>.log``).
-    """
-    state_dir = Path(state_dir).resolve()
-    log_file = Path(log_path or state_dir / "logs" / f"endpoint-{port}.log")
-    command = [sys.executable, "-m", "serving", "--port", str(port)]
-    if host:
-        command += ["--host", host]
-    base_url = f"http://{host or '127.0.0.1'}:{port}"
-    proc = start_process(
-        command, f"{base_url}/health",
-        {**os.environ, "MLOPS_STATE_DIR": str(state_dir), **(env or {})}, log_file, timeout,
-    )
-    logger.info("Local endpoint up at %s (pid %s)", base_url, proc.pid)
-    return proc
-
-
 def _start(
     settings: Settings,
     name: str,
@@ -172,90 +75,9 @@ def _start(
     """Start a stack service logging to `<state>/logs/<name>.log` and record its PID."""
     log_file = settings.state_dir / "logs" / f"{name}.log"
     proc = start_process(command, ready, env, log_file, timeout_s)
-    _record(settings, name, proc.pid)
+    record_pid(settings, name, proc.pid)
     logger.info("%s up (pid %s), log %s", name, proc.pid, log_file)
     return proc.pid
-
-
-def _record(settings: Settings, name: str, pid: int) -> None:
-    pid_file = _pid_file(settings, name)
-    pid_file.parent.mkdir(parents=True, exist_ok=True)
-    pid_file.write_text(str(pid))
-
-
-def _health(url: str) -> dict[str, Any] | None:
-    """What ``<url>/health`` answers: its JSON object, {} for another answer, None for none."""
-    try:
-        response = httpx.get(f"{url}/health", timeout=1.0)
-        body = response.json() if response.status_code == 200 else {}
-    except (httpx.HTTPError, ValueError):
-        return None
-    return body if isinstance(body, dict) else {}
-
-
-def _listening(host: str, port: int) -> bool:
-    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
-        sock.settimeout(1.0)
-        return sock.connect_ex((host, port)) == 0
-
-
-def _process(pid: int | str) -> str:
-    try:
-        command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-    except OSError:
-        return f"pid {pid}"
-    return f"pid {pid} ({command.strip()[:160]})"
-
-
-def port_holder(port: int) -> str:
-    """The process listening on TCP `port`, from /proc (Linux), or a phrase saying it is not
-    known (another user's process, or no procfs)."""
-    sockets = set()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            rows = Path(table).read_text().splitlines()[1:]
-        except OSError:
-            continue
-        for row in rows:
-            fields = row.split()
-            if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:  # LISTEN
-                sockets.add(f"socket:[{fields[9]}]")
-    for fd in Path("/proc").glob("[0-9]*/fd/*") if sockets else ():
-        try:
-            if os.readlink(fd) in sockets:
-                return _process(fd.parent.parent.name)
-        except OSError:
-            continue
-    return f"a process this user cannot see (try `lsof -i :{port}`)"
-
-
-def endpoint_up(settings: Settings, timeout_s: float = 60.0) -> None:
-    """Start the endpoint in the background, or keep the one that answers if it is ours.
-
-    Ours means it serves this state folder (its ``/health`` fingerprint matches): an endpoint
-    of another folder has other keys and deployments, and a run against it would register a
-    version it cannot deploy. Anything else at the URL's port stops the command, naming the
-    process that holds it.
-    """
-    url = settings.endpoint_url.rstrip("/")
-    parts = urlsplit(url)
-    host, port = parts.hostname or "127.0.0.1", parts.port or 80
-    state_dir = settings.state_dir.resolve()
-    answer = _health(url)
-    if answer is not None and answer.get("state") == state_fingerprint(state_dir / "endpoint"):
-        logger.info("Endpoint already up at %s (pid %s)", url, answer.get("pid"))
-        return
-    if answer is not None or _listening(host, port):
-        holder = _process(answer["pid"]) if answer and "pid" in answer else port_holder(port)
-        raise SystemExit(
-            f"{url} is taken by another process, not this project's endpoint for the state "
-            f"folder {state_dir}: {holder}. Stop it, or set MLOPS_ENDPOINT_URL to a free port."
-        )
-    proc = start_endpoint(
-        state_dir, port, host=None, timeout=timeout_s,
-        log_path=settings.state_dir / "logs" / "endpoint.log",
-    )
-    _record(settings, "endpoint", proc.pid)
 
 
 def prefect_server_up(settings: Settings, timeout_s: float = 120.0) -> None:
@@ -284,7 +106,7 @@ def mlflow_ui_up(settings: Settings, timeout_s: float = 180.0) -> None:
     write (mlops/tracking/local.py). Without `.venv-mlflow` it says how to get it and goes on:
     runs are recorded either way."""
     url = mlflow_url(settings)
-    if _answers(f"{url}/health"):
+    if answers(f"{url}/health"):
         logger.info("MLflow UI already up at %s", url)
         return
     if not MLFLOW_BIN.exists():
@@ -317,7 +139,7 @@ def _prefect(settings: Settings, *args: str) -> None:
 
 def worker_up(settings: Settings) -> None:
     """The process work pool (created or kept) and one worker polling it."""
-    if _running(_pid_file(settings, "worker")):
+    if running(pid_path(settings, "worker")):
         logger.info("Worker already running")
         return
     _prefect(settings, "work-pool", "create", settings.work_pool, "--type", "process",
@@ -396,6 +218,7 @@ def first_run(settings: Settings, spec_path: str, timeout_s: float) -> str:
 def up(settings: Settings, spec_path: str = DEFAULT_SPEC, timeout_s: float = 900) -> None:
     """Everything, from nothing; idempotent (what already runs is kept)."""
     endpoint_up(settings)
+    endpoints = model_endpoints_up(settings)
     mlflow_ui_up(settings)
     prefect_server_up(settings)
     worker_up(settings)
@@ -403,13 +226,13 @@ def up(settings: Settings, spec_path: str = DEFAULT_SPEC, timeout_s: float = 900
     first_look(settings)
     if spec_path:
         first_run(settings, spec_path, timeout_s)
+    served = "".join(f"\n  {model}: {url}" for model, url in endpoints.items())
     logger.info(
-        "\nPrefect UI:  %s\nMLflow UI:   %s\nEndpoint:    %s  (keys in %s)\nLogs:        %s\n"
+        "\nPrefect UI:  %s\nMLflow UI:   %s\nEndpoint:    %s  (keys in %s)%s\nLogs:        %s\n"
         "Drop data files into data/incoming/<model>/ to start a training run of that model; "
         "`make down` stops all.",
         prefect_url(settings), mlflow_url(settings), settings.endpoint_url,
-        settings.endpoint_state_dir,
-        settings.state_dir / "logs",
+        settings.endpoint_state_dir, served, settings.state_dir / "logs",
     )
 
 
@@ -436,7 +259,7 @@ def down(settings: Settings, timeout_s: float = 15.0) -> None:
     started) and wait for them."""
     stopping: dict[str, list[int]] = {}
     for pid_file in sorted((settings.state_dir / "pids").glob("*.pid")):
-        pid = _running(pid_file)
+        pid = running(pid_file)
         if pid:
             family = [pid, *_descendants(pid)]
             for member in family:
@@ -484,7 +307,7 @@ def _alive(pid: int) -> bool:
 
 def status(settings: Settings) -> None:
     for pid_file in sorted((settings.state_dir / "pids").glob("*.pid")):
-        pid = _running(pid_file)
+        pid = running(pid_file)
         logger.info("%s: %s", pid_file.stem, f"running (pid {pid})" if pid else "not running")
     url = settings.endpoint_url
     logger.info("endpoint %s: %s", url, "healthy" if _healthy(url) else "not answering")

@@ -17,6 +17,9 @@ from serving.config import endpoint_dir
 # The model a flow or command works on when none is named: the flows' `spec_path` default (the
 # Prefect UI's run form shows it) and every command's `--spec` default come from here.
 DEFAULT_SPEC = "configs/churn.yaml"
+# Its model (a spec file is named after its model): served by the local endpoint server's
+# default endpoint, at the plain MLOPS_ENDPOINT_URL; every other model has an endpoint of its own.
+DEFAULT_MODEL = Path(DEFAULT_SPEC).stem
 
 
 class Settings(BaseSettings):

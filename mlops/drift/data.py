@@ -178,10 +178,11 @@ def window_data(tables: list[pa.Table], root_url: str, what: str,
 
 
 
-def endpoint_log_url() -> str:
-    """Where the local endpoint writes its inference log, from the settings it reads itself
+def endpoint_log_url(endpoint: str | None = None) -> str:
+    """Where the local endpoint server writes the inference log of `endpoint` (a named one,
+    ``serving.endpoints``), or of its default endpoint, from the settings it reads itself
     (``MLOPS_STATE_DIR``, ``MLOPS_ENDPOINT_NAME``, ``MLOPS_ENDPOINT_COLLECT_URL``)."""
     from serving.config import EndpointConfig  # noqa: PLC0415 - reads the environment
 
     config = EndpointConfig()
-    return f"{config.inference_url.rstrip('/')}/{config.name}"
+    return f"{config.inference_url.rstrip('/')}/{endpoint or config.name}"

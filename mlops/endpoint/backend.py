@@ -21,9 +21,17 @@ def endpoint_for(spec: PipelineSpec, settings: Settings) -> EndpointClient:
         return AzureMLEndpointClient.from_spec(spec, settings)
     from mlops.endpoint.local import LocalEndpointClient  # noqa: PLC0415
 
-    if spec.endpoint.url:
-        settings = settings.model_copy(update={"endpoint_url": spec.endpoint.url})
-    return LocalEndpointClient.from_settings(settings)
+    return LocalEndpointClient.from_settings(settings, local_endpoint_url(spec, settings))
+
+
+def local_endpoint_url(spec: PipelineSpec, settings: Settings) -> str:
+    """Where a spec's model is served locally: ``endpoint.url`` if the spec sets it; else, for
+    the default model, the server's plain URL (``MLOPS_ENDPOINT_URL``, its default endpoint),
+    and for any other, its own endpoint on that server, ``<URL>/endpoints/<endpoint name>``
+    (``endpoint.name``, default ``<spec name>-endpoint``)."""
+    if not spec.serves_at_own_local_endpoint:
+        return spec.endpoint.url or settings.endpoint_url
+    return f"{settings.endpoint_url.rstrip('/')}/endpoints/{spec.endpoint_name}"
 
 
 @contextmanager

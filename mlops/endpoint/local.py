@@ -3,6 +3,14 @@
 The deploy task, the smoke test and the ``mlops predict`` command talk to the endpoint only
 through `LocalEndpointClient`; every failure, an error answer or no answer at all, becomes an
 `EndpointError` whose message is the server's own.
+
+One server hosts several endpoints (``serving.endpoints``): the default one at its plain URL,
+each other at ``<server URL>/endpoints/<name>``. The client takes either URL. The default
+endpoint's keys come from ``MLOPS_ENDPOINT_KEY`` / ``MLOPS_ENDPOINT_ADMIN_KEY``, else from the
+keys file the server wrote; a named endpoint's from its own keys file, else from the server:
+with the server's admin key (the default's), the client's first call that needs a key creates
+the endpoint if it does not exist and takes its keys from the answer
+(``PUT /endpoints/<name>``).
 """
 
 from __future__ import annotations
@@ -12,16 +20,19 @@ import logging
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
 from mlops.core.errors import EndpointError
 from mlops.core.settings import Settings
 from mlops.endpoint.metrics import DeploymentStats, parse_metrics
+from serving.config import named_endpoint_dir
 
 logger = logging.getLogger(__name__)
 
 KEYS_FILE = "keys.json"
+NAMED = "/endpoints/"
 
 
 def _read_keys(endpoint_dir: Path) -> dict[str, str]:
@@ -29,6 +40,14 @@ def _read_keys(endpoint_dir: Path) -> dict[str, str]:
         return json.loads((endpoint_dir / KEYS_FILE).read_text())
     except FileNotFoundError:
         return {}
+
+
+def endpoint_name_in(url: str) -> str | None:
+    """The endpoint a URL names (``.../endpoints/<name>``), or None for a server's plain URL (its
+    default endpoint)."""
+    path = urlsplit(url).path.rstrip("/")
+    _, sep, name = path.rpartition(NAMED)
+    return name if sep and name and "/" not in name else None
 
 
 def _message(response: httpx.Response) -> str:
@@ -43,33 +62,83 @@ class LocalEndpointClient:
     """Scoring and control calls to one endpoint.
 
     Args:
-        base_url: e.g. ``http://127.0.0.1:8765``.
+        base_url: e.g. ``http://127.0.0.1:8765`` (the default endpoint) or
+            ``http://127.0.0.1:8765/endpoints/diabetes-endpoint``.
         key: the scoring key (``Authorization: Bearer``) for ``/score``.
         admin_key: the control-API key; only needed for deployments and traffic.
         timeout: seconds per call; loading a model counts against it.
+        server_admin_key: for a named endpoint without keys: the server's admin key, with
+            which the first call that needs a key creates the endpoint (or gets its keys).
     """
 
     def __init__(
-        self, base_url: str, key: str | None, admin_key: str | None = None, timeout: float = 30.0
+        self, base_url: str, key: str | None, admin_key: str | None = None, timeout: float = 30.0,
+        server_admin_key: str | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        self.endpoint = endpoint_name_in(self.base_url)
         self._key = key
         self._admin_key = admin_key
+        self._server_admin_key = server_admin_key
         self._http = httpx.Client(base_url=self.base_url, timeout=timeout)
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> LocalEndpointClient:
-        """Keys from the settings, else from the keys the endpoint generated in its state."""
+    def from_settings(cls, settings: Settings, url: str | None = None) -> LocalEndpointClient:
+        """A client of the endpoint at `url` (default ``MLOPS_ENDPOINT_URL``), its keys as the
+        module says: the settings' keys and the default's keys file are the server's."""
+        url = url or settings.endpoint_url
         saved = _read_keys(settings.endpoint_state_dir)
         key = settings.endpoint_key.get_secret_value() if settings.endpoint_key else None
         admin = (
             settings.endpoint_admin_key.get_secret_value() if settings.endpoint_admin_key
             else None
         )
-        return cls(
-            settings.endpoint_url, key or saved.get("key"), admin or saved.get("admin_key"),
-            settings.http_timeout_s,
-        )
+        key, admin = key or saved.get("key"), admin or saved.get("admin_key")
+        name = endpoint_name_in(url)
+        if name is None:
+            return cls(url, key, admin, settings.http_timeout_s)
+        own = _read_keys(named_endpoint_dir(settings.state_dir, name))
+        return cls(url, own.get("key"), own.get("admin_key"), settings.http_timeout_s,
+                   server_admin_key=admin)
+
+    def ensure_endpoint(self) -> dict[str, Any]:
+        """Create this named endpoint on its server unless it exists, and take its keys.
+
+        Raises:
+            EndpointError: this is a server's default endpoint, the server's admin key is
+                not known, or the server refused.
+        """
+        if self.endpoint is None or not self._server_admin_key:
+            raise EndpointError(
+                f"cannot create the endpoint at {self.base_url}: "
+                + ("it is a server's default endpoint" if self.endpoint is None else
+                   "no server admin key (MLOPS_ENDPOINT_ADMIN_KEY, or the server's keys file "
+                   "in the state folder)")
+            )
+        answer = self._call("PUT", f"{self._server_url}{NAMED}{self.endpoint}",
+                            key=self._server_admin_key).json()
+        self._key, self._admin_key = answer["key"], answer["admin_key"]
+        if answer["created"]:
+            logger.info("Created endpoint %s on %s", self.endpoint, self._server_url)
+        return answer
+
+    @property
+    def _server_url(self) -> str:
+        return self.base_url[: -len(f"{NAMED}{self.endpoint}")] if self.endpoint else self.base_url
+
+    def endpoints(self) -> dict[str, Any]:
+        """Every endpoint of this client's server, with its deployments and traffic, by name
+        (the server's admin key)."""
+        key = self._server_admin_key if self.endpoint else self._admin_key
+        return self._call("GET", f"{self._server_url}/endpoints", key=key).json()["endpoints"]
+
+    def _keys_for(self, admin: bool) -> str | None:
+        """The key a call needs, the endpoint created first when it is named and keyless."""
+        wanted = self._admin_key if admin else self._key
+        if not wanted and self.endpoint is not None and self._server_admin_key:
+            self.ensure_endpoint()
+            wanted = self._admin_key if admin else self._key
+        return wanted
 
     def close(self) -> None:
         self._http.close()
@@ -98,12 +167,13 @@ class LocalEndpointClient:
         )
 
     def _admin(self, method: str, path: str, json_body: Any = None) -> dict[str, Any]:
-        if not self._admin_key:
+        admin_key = self._keys_for(admin=True)
+        if not admin_key:
             raise EndpointError(
                 f"no admin key for {self.base_url}: set MLOPS_ENDPOINT_ADMIN_KEY or start the "
                 "endpoint once so it writes its keys into the state folder"
             )
-        return self._call(method, path, key=self._admin_key, json_body=json_body).json()
+        return self._call(method, path, key=admin_key, json_body=json_body).json()
 
     def health(self) -> bool:
         """Whether the process answers (liveness)."""
@@ -131,12 +201,13 @@ class LocalEndpointClient:
 
     def metrics(self) -> dict[str, DeploymentStats]:
         """Each deployment's counters since the endpoint process started (``GET /metrics``)."""
-        return parse_metrics(self._call("GET", "/metrics", key=self._admin_key or self._key).text)
+        key = self._keys_for(admin=True) or self._key
+        return parse_metrics(self._call("GET", "/metrics", key=key).text)
 
     def score(self, payload: Any, deployment: str | None = None) -> dict[str, Any]:
         """Score a request in one of Azure ML's shapes; `deployment` bypasses the traffic."""
         headers = {"azureml-model-deployment": deployment} if deployment else None
-        return self._call("POST", "/score", key=self._key, json_body=payload,
+        return self._call("POST", "/score", key=self._keys_for(admin=False), json_body=payload,
                           headers=headers).json()
 
     def wait_until_healthy(self, timeout: float = 30.0) -> None:

@@ -29,7 +29,8 @@ from tests.azure.azurite import ACCOUNT_KEY
 from tests.azure.conftest import AZURE_ENV, new_container
 from tests.conftest import free_port, write_spec
 from tools.datasets import make_churn, write_churn
-from tools.stack import down, endpoint_up
+from tools.endpoint_process import endpoint_up
+from tools.stack import down
 
 pytestmark = [
     pytest.mark.azurite, pytest.mark.service, pytest.mark.slow,

@@ -9,7 +9,8 @@ import pytest
 from mlops.core.settings import Settings
 from tests.conftest import free_port
 from tools.datasets import write_churn
-from tools.stack import down, endpoint_up
+from tools.endpoint_process import endpoint_up
+from tools.stack import down
 
 
 @pytest.fixture(scope="session")

@@ -12,9 +12,8 @@ from prefect import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
 
 from flows.training import training
-from mlops.endpoint.local import LocalEndpointClient
 from mlops.registry.local import LocalRegistry
-from tests.conftest import write_spec
+from tests.conftest import spec_endpoint, write_spec
 
 pytestmark = [pytest.mark.slow, pytest.mark.service, pytest.mark.usefixtures("prefect_server")]
 
@@ -62,7 +61,7 @@ def _resume(flow_run_id, **answer: Any) -> None:
 
 def test_rejected_candidate_leaves_traffic_and_champion_alone(use_stack, churn_data, tmp_path):
     spec = write_spec(tmp_path, "gate-reject", {"name": "gatereject", "evaluation.minimum": 0.5})
-    endpoint = LocalEndpointClient.from_settings(use_stack)
+    endpoint = spec_endpoint(spec, use_stack)
     registry = LocalRegistry(use_stack.registry_location)
     before = endpoint.state()
 
@@ -95,7 +94,7 @@ def test_rejected_candidate_leaves_traffic_and_champion_alone(use_stack, churn_d
 
 def test_approved_candidate_takes_traffic(use_stack, churn_data, tmp_path):
     spec = write_spec(tmp_path, "gate-approve", {"name": "gateapprove", "evaluation.minimum": 0.5})
-    endpoint = LocalEndpointClient.from_settings(use_stack)
+    endpoint = spec_endpoint(spec, use_stack)
     registry = LocalRegistry(use_stack.registry_location)
 
     run = Background("gate-approve-1", spec_path=spec, data_url=churn_data, require_approval=True)

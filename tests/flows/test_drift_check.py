@@ -29,12 +29,11 @@ from flows.training import training
 from mlops.core.errors import DataValidationError
 from mlops.core.settings import Settings
 from mlops.core.spec import load_spec
-from mlops.endpoint.local import LocalEndpointClient
 from mlops.endpoint.payloads import frame_to_request
 from mlops.model.bundle import dump_model, feature_dtypes
 from mlops.registry.local import LocalRegistry
 from tasks.retraining import DRIFT_TAG
-from tests.conftest import ROOT, write_spec
+from tests.conftest import ROOT, spec_endpoint, write_spec
 from tools.datasets import make_churn
 
 pytestmark = [pytest.mark.slow, pytest.mark.service, pytest.mark.usefixtures("prefect_server")]
@@ -211,10 +210,12 @@ def test_drifted_requests_to_the_endpoint_start_retraining(use_stack, churn_data
     })
     assert training(spec_path=spec, data_url=churn_data)["outcome"] == "promoted"
     requests = make_churn(1200, seed=49, drift=DRIFT).drop(columns=["churned"])
-    client = LocalEndpointClient.from_settings(use_stack)
+    client = spec_endpoint(spec, use_stack)
     for start in range(0, len(requests), 300):
         client.score(frame_to_request(requests.iloc[start:start + 300]))
-    _wait_for_collected(use_stack, "drift-loop", rows=1200)
+    # the model's own endpoint on the server, and its own inference log
+    assert client.endpoint == "drift-loop-endpoint"
+    _wait_for_collected(use_stack, "drift-loop-endpoint", "drift-loop", rows=1200)
 
     result = drift_check(spec_path=spec, training_deployment=training_deployment)
     assert result["outcome"] == "drift" and set(DRIFT) <= set(result["drifted_columns"])
@@ -222,11 +223,12 @@ def test_drifted_requests_to_the_endpoint_start_retraining(use_stack, churn_data
     assert str(queued.id) == result["training_run"]
 
 
-def _wait_for_collected(settings: Settings, model: str, rows: int, timeout_s: float = 60) -> None:
+def _wait_for_collected(settings: Settings, endpoint: str, model: str, rows: int,
+                        timeout_s: float = 60) -> None:
     """The endpoint writes its log every few seconds; wait until it holds `rows` rows."""
     import pyarrow.parquet as pq
 
-    folder = settings.state_dir / "inference" / "local-endpoint"
+    folder = settings.state_dir / "inference" / endpoint
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         seen = sum(

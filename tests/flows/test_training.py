@@ -24,7 +24,7 @@ from mlops.core.errors import (
 from mlops.endpoint.local import LocalEndpointClient
 from mlops.endpoint.payloads import frame_to_request
 from mlops.registry.local import LocalRegistry
-from tests.conftest import corrupt_labels, write_spec
+from tests.conftest import corrupt_labels, spec_endpoint, write_spec
 from tools.datasets import make_churn
 
 pytestmark = [pytest.mark.slow, pytest.mark.service, pytest.mark.usefixtures("prefect_server")]
@@ -128,13 +128,13 @@ def test_failed_smoke_test_leaves_traffic_and_champion(use_stack, churn_data, tm
                                           "evaluation.minimum": 0.5})
     monkeypatch.setattr(tasks.deploy, "_same_predictions", lambda served, offline: False)
     registry = LocalRegistry(use_stack.registry_location)
-    serving = {k: v for k, v in _endpoint(use_stack).state()["traffic"].items() if v}
+    serving = {k: v for k, v in spec_endpoint(spec, use_stack).state()["traffic"].items() if v}
     state = _run(spec, churn_data)
     assert state.is_failed()
     with pytest.raises(DeploymentError, match="predictions differ"):
         state.result()
     assert registry.alias("churn-smoke") is None
-    after = _endpoint(use_stack).state()
+    after = spec_endpoint(spec, use_stack).state()
     assert {k: v for k, v in after["traffic"].items() if v} == serving
     assert all(d.get("model_name") != "churn-smoke" for d in after["deployments"].values())
 

@@ -27,7 +27,8 @@ from prefect.settings import PREFECT_API_URL
 
 from mlops.core.settings import Settings
 from tests.conftest import ROOT, free_port, write_spec
-from tools.stack import down, endpoint_up
+from tools.endpoint_process import endpoint_up
+from tools.stack import down
 
 pytestmark = [pytest.mark.slow, pytest.mark.service, pytest.mark.usefixtures("prefect_server")]
 

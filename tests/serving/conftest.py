@@ -16,7 +16,7 @@ from mlops.registry.protocol import ModelVersion
 from serving.bundle import Bundle, load_bundle
 from tests.conftest import free_port
 from tests.serving._models import register_toy, toy_frame
-from tools.stack import start_endpoint
+from tools.endpoint_process import start_endpoint
 
 SCORING_KEY = "test-scoring-key"
 ADMIN_KEY = "test-admin-key"

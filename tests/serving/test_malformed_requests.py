@@ -34,7 +34,7 @@ from tests.serving.malformed_requests import (
     corpus,
     request,
 )
-from tools.stack import start_endpoint
+from tools.endpoint_process import start_endpoint
 
 pytestmark = [pytest.mark.service, pytest.mark.slow]
 

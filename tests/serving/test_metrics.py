@@ -96,12 +96,12 @@ async def _score(app: ScoringApp, deployment: str) -> int:
 
 def test_each_answer_is_counted_on_its_deployment(tmp_path):
     app = ScoringApp(EndpointConfig(state_dir=tmp_path, collect=False))
-    app._scoring_key = b"k"
+    app.default.scoring_key = b"k"
     for name, scorer in (("blue", _Fixed()), ("green", _Fixed(refuse=True))):
         record = DeploymentRecord("mem://x", "toy", "1")
-        app.endpoint.deployments[name] = Deployment(name, record, scorer, READY)  # type: ignore[arg-type]
+        app.default.endpoint.deployments[name] = Deployment(name, record, scorer, READY)  # type: ignore[arg-type]
     assert [asyncio.run(_score(app, n)) for n in ("blue", "blue", "green")] == [200, 200, 422]
-    blue, green = app.metrics.deployments["blue"], app.metrics.deployments["green"]
+    blue, green = app.default.metrics.deployments["blue"], app.default.metrics.deployments["green"]
     assert (blue.by_class, blue.rows, sum(blue.buckets)) == ([2, 0, 0], 4, 2)
     assert (green.by_class, green.rows) == ([0, 1, 0], 0)
 

@@ -15,7 +15,7 @@ from mlops.endpoint.payloads import frame_to_request
 from tests.conftest import free_port
 from tests.serving._models import FEATURES
 from tests.serving.conftest import roots_env, stop
-from tools.stack import start_endpoint
+from tools.endpoint_process import start_endpoint
 
 pytestmark = [pytest.mark.service, pytest.mark.slow]
 

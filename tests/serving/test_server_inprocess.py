@@ -49,11 +49,11 @@ async def _call(app: ScoringApp, body: bytes) -> tuple[int, dict, bytes]:
 
 def test_a_server_fault_is_500_with_the_request_id_logged(tmp_path, caplog):
     app = ScoringApp(EndpointConfig(state_dir=tmp_path, collect=False))
-    app._scoring_key = b"k"
+    app.default.scoring_key = b"k"
     record = DeploymentRecord("mem://x", "toy", "1")
-    app.endpoint.deployments["blue"] = Deployment("blue", record, _Broken(), READY)  # type: ignore[arg-type]
-    app.endpoint.traffic = {"blue": 100}
-    app.endpoint._reroute()
+    app.default.endpoint.deployments["blue"] = Deployment("blue", record, _Broken(), READY)  # type: ignore[arg-type]
+    app.default.endpoint.traffic = {"blue": 100}
+    app.default.endpoint._reroute()
     with caplog.at_level(logging.ERROR, logger="serving.server"):
         status, headers, body = asyncio.run(_call(app, b'[{"a": 1}]'))
     request_id = headers[b"x-request-id"].decode()
@@ -61,7 +61,7 @@ def test_a_server_fault_is_500_with_the_request_id_logged(tmp_path, caplog):
     assert request_id in orjson.loads(body)["error"]
     assert "disk on fire" not in orjson.loads(body)["error"]
     assert any(request_id in r.getMessage() and r.exc_info for r in caplog.records)
-    assert app.endpoint.deployments["blue"].inflight == 0
+    assert app.default.endpoint.deployments["blue"].inflight == 0
 
 
 def _record(rows: int, request_id: str) -> Record:
@@ -304,6 +304,6 @@ def test_the_fast_path_setting_decides_how_deployments_score(tmp_path, toys, mon
 
     scored, state = asyncio.run(run())
     assert state["deployments"]["blue"]["scoring"] == scoring
-    assert (app.endpoint.deployments["blue"].scorer.fast is None) == (setting == "false")
+    assert (app.default.endpoint.deployments["blue"].scorer.fast is None) == (setting == "false")
     assert scored["predictions"] == model.predict(rows).tolist()
     assert scored["probabilities"] == model.predict_proba(rows).tolist()

@@ -13,8 +13,8 @@ from prefect import get_client
 from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName
 from prefect.deployments import run_deployment
 
-from mlops.endpoint.local import LocalEndpointClient
 from mlops.endpoint.payloads import frame_to_request
+from tests.conftest import spec_endpoint
 from tests.stack.conftest import Stack
 from tools.datasets import make_churn
 from tools.stack import stack_api
@@ -33,7 +33,7 @@ def _collected_rows(stack: Stack) -> int:
 
 
 def test_drifted_requests_lead_to_a_retraining_run(local_stack: Stack):
-    endpoint = LocalEndpointClient.from_settings(local_stack.settings)
+    endpoint = spec_endpoint(local_stack.spec_path, local_stack.settings)
     rows = make_churn(1500, seed=77, drift=DRIFT).drop(columns=["churned"])
     for start in range(0, len(rows), 100):
         endpoint.score(frame_to_request(rows.iloc[start:start + 100]))

@@ -28,7 +28,7 @@ from prefect.deployments import run_deployment
 from mlops.endpoint.local import LocalEndpointClient
 from mlops.registry.local import LocalRegistry
 from tasks.watch import EVENT_NAME
-from tests.conftest import write_spec
+from tests.conftest import ROOT, spec_endpoint, write_spec
 from tests.stack.conftest import STRONG, Stack
 from tools.datasets import write_churn
 from tools.stack import _descendants, down, mlflow_url, stack_api
@@ -40,7 +40,7 @@ TIMEOUT_S = 600
 
 def _serving(stack: Stack) -> tuple[str, str]:
     """(model version, deployment) that the live slot serves."""
-    state = LocalEndpointClient.from_settings(stack.settings).state()
+    state = spec_endpoint(stack.spec_path, stack.settings).state()
     live = max(state["traffic"], key=lambda name: state["traffic"][name])
     return str(state["deployments"][live]["model_version"]), live
 
@@ -80,6 +80,19 @@ def test_manual_run_through_the_api_ships_the_better_model(local_stack: Stack, t
     assert int(version) == int(before) + 1
     registry = LocalRegistry(local_stack.settings.registry_location)
     assert registry.alias("stackchurn") == int(version)
+
+
+def test_one_server_hosts_an_endpoint_per_model(local_stack: Stack):
+    """`up` created the shipped diabetes model's endpoint; the first run, of the test's model,
+    deployed to an endpoint of its own; the plain URL (churn's) has neither's deployments."""
+    settings = local_stack.settings
+    with LocalEndpointClient.from_settings(settings) as default:
+        listed = default.endpoints()
+        assert {"local-endpoint", "diabetes-endpoint", "stackchurn-endpoint"} <= set(listed)
+        assert listed["stackchurn-endpoint"]["traffic"]
+        assert default.state()["deployments"] == {}
+    with spec_endpoint(str(ROOT / "configs" / "diabetes.yaml"), settings) as diabetes:
+        assert diabetes.health() and diabetes.state()["deployments"] == {}
 
 
 def test_new_file_in_watched_folder_starts_training_on_it(local_stack: Stack, tmp_path):

@@ -22,7 +22,7 @@ from tasks.deploy import deploy_model
 from tests.conftest import free_port, write_spec
 from tests.serving._models import FEATURES, register_pipeline, toy_frame, toy_pipeline
 from tests.serving.conftest import ADMIN_KEY, SCORING_KEY, server_env, stop
-from tools.stack import start_endpoint
+from tools.endpoint_process import start_endpoint
 
 FRAME = toy_frame()
 

@@ -27,7 +27,8 @@ from tasks.registry import register_model
 from tasks.training import train_model
 from tests.conftest import corrupt_labels, free_port
 from tests.tasks._stages import Stages, fresh_ref
-from tools.stack import down, endpoint_up
+from tools.endpoint_process import endpoint_up
+from tools.stack import down
 
 pytestmark = [pytest.mark.service, pytest.mark.usefixtures("prefect_server")]
 

@@ -10,7 +10,7 @@ import pytest
 
 from mlops.core.settings import Settings
 from tests.conftest import free_port
-from tools.stack import endpoint_up, start_endpoint
+from tools.endpoint_process import endpoint_up, start_endpoint
 
 pytestmark = [pytest.mark.service, pytest.mark.slow]
 

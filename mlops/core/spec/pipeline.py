@@ -15,6 +15,7 @@ from typing import Any, Literal
 from pydantic import Field, ValidationError, model_validator
 
 from mlops.core.errors import SpecError
+from mlops.core.settings import DEFAULT_MODEL
 from mlops.core.spec.batch import BatchSpec
 from mlops.core.spec.columns import (
     ColumnSpec,
@@ -91,6 +92,13 @@ class PipelineSpec(_Strict):
                 f"endpoint name '{self.endpoint_name}' is not valid on Azure ML: 3-32 letters, "
                 "digits or hyphens, starting with a letter; set endpoint.name"
             )
+        elif self.serves_at_own_local_endpoint and not AZURE_ENDPOINT_NAME.match(
+                self.endpoint_name):
+            problems.append(
+                f"endpoint name '{self.endpoint_name}' is not valid for the local server: 3-32 "
+                "letters, digits or hyphens, starting with a letter; set endpoint.name (or "
+                "endpoint.url)"
+            )
         if problems:
             raise ValueError("; ".join(problems))
         return self
@@ -131,6 +139,13 @@ class PipelineSpec(_Strict):
     @property
     def model_name(self) -> str:
         return self.registry.model_name or self.name
+
+    @property
+    def serves_at_own_local_endpoint(self) -> bool:
+        """Whether the local server serves this model at an endpoint named `endpoint_name`
+        (docs/endpoints.md): a local spec without endpoint.url, not the default model's."""
+        return (self.endpoint.backend == "local" and not self.endpoint.url
+                and self.name != DEFAULT_MODEL)
 
     @property
     def endpoint_name(self) -> str:

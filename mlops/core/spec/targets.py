@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 from pydantic import BeforeValidator, Field, field_validator
 
 from mlops.core.spec.columns import _Strict
+from serving.config import ENDPOINT_NAME
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h)?\s*$")
 _UNIT_S = {"s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
@@ -142,5 +143,5 @@ class AzureMLSpec(_Strict):
     )
 
 
-# Azure ML's rule for endpoint and deployment names.
-AZURE_ENDPOINT_NAME = re.compile(r"^[a-zA-Z][a-zA-Z0-9-]{1,30}[a-zA-Z0-9]$")
+# Azure ML's rule for endpoint and deployment names, which the local server's endpoints follow too.
+AZURE_ENDPOINT_NAME = ENDPOINT_NAME

@@ -13,7 +13,7 @@ import pytest
 from mlops.endpoint.local import LocalEndpointClient
 from tests.conftest import free_port
 from tests.mlops.batch._batch import Champion, make_champion, write_partitions
-from tools.stack import start_endpoint
+from tools.endpoint_process import start_endpoint
 
 
 @pytest.fixture(scope="module")

@@ -97,3 +97,23 @@ def test_bad_data_options_are_named(field, value, problem):
 
     with pytest.raises(SpecError, match=problem):
         load_spec(ROOT / "configs" / "churn.yaml", {field: value})
+
+
+# "<name>-endpoint" is 32 characters for a 23-character name, 33 for a 24-character one.
+@pytest.mark.parametrize(("changes", "valid"), [
+    ({"name": "a" * 23}, True),
+    ({"name": "a" * 24}, False),
+    ({"name": "9lives"}, False),
+    ({"name": "9lives", "endpoint.name": "nine-lives"}, True),
+    ({"name": "9lives", "endpoint.url": "http://127.0.0.1:9000"}, True),
+    ({"name": "churn", "endpoint.name": "9-lives"}, True),  # the default endpoint: no name used
+])
+def test_a_model_served_at_its_own_local_endpoint_needs_a_valid_endpoint_name(changes, valid):
+    from mlops.core.spec import load_spec
+
+    if valid:
+        load_spec(ROOT / "configs" / "churn.yaml", changes)
+        return
+    with pytest.raises(SpecError, match=r"is not valid for the local server: 3-32 letters.*"
+                                        r"set endpoint.name \(or endpoint.url\)"):
+        load_spec(ROOT / "configs" / "churn.yaml", changes)
