@@ -33,6 +33,7 @@ from mlops.core.settings import DEFAULT_SPEC, Settings
 from mlops.core.spec import load_spec
 from mlops.tracking.local import local_folder, local_target
 from serving.config import state_fingerprint
+from tools import environments
 from tools.deployments import deploy, deployment_name, model_specs, write_deployments
 from tools.notifications import install_automations
 
@@ -396,6 +397,7 @@ def first_run(settings: Settings, spec_path: str, timeout_s: float) -> str:
 def up(settings: Settings, spec_path: str = DEFAULT_SPEC, timeout_s: float = 900) -> None:
     """Everything, from nothing; idempotent (what already runs is kept)."""
     endpoint_up(settings)
+    environments.up(settings)  # the specs' staging endpoints, on production's keys
     mlflow_ui_up(settings)
     prefect_server_up(settings)
     worker_up(settings)
@@ -488,6 +490,7 @@ def status(settings: Settings) -> None:
         logger.info("%s: %s", pid_file.stem, f"running (pid {pid})" if pid else "not running")
     url = settings.endpoint_url
     logger.info("endpoint %s: %s", url, "healthy" if _healthy(url) else "not answering")
+    environments.status(settings)
     api = prefect_url(settings)
     logger.info("prefect %s: %s", api, "healthy" if _healthy(f"{api}/api") else "not answering")
     ui = mlflow_url(settings)
