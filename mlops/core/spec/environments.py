@@ -11,7 +11,13 @@ from __future__ import annotations
 from pydantic import Field
 
 from mlops.core.spec.columns import _Strict
-from mlops.core.spec.targets import AzureMLSpec, EndpointSpec, Seconds, TrafficStep
+from mlops.core.spec.targets import (
+    AzureMLSpec,
+    EndpointSpec,
+    RegistrySpec,
+    Seconds,
+    TrafficStep,
+)
 
 
 class EnvironmentSpec(_Strict):
@@ -46,7 +52,7 @@ class EnvironmentSpec(_Strict):
 
 
 def environment_problems(
-    environments: list[EnvironmentSpec], production: EndpointSpec, registry_backend: str,
+    environments: list[EnvironmentSpec], production: EndpointSpec, registry: RegistrySpec,
     workspace: AzureMLSpec | None,
 ) -> list[str]:
     """What is wrong with a spec's environments, every problem at once (empty: nothing)."""
@@ -64,21 +70,21 @@ def environment_problems(
         problems.append(f"environment '{names[-1]}' is production (the last one): it uses the "
                         "spec's 'endpoint' section; remove its own 'endpoint'")
     for env in environments[:-1]:
-        problems += _staged_problems(env, production, registry_backend, workspace)
+        problems += _staged_problems(env, production, registry, workspace)
     return problems
 
 
 def _staged_problems(
-    env: EnvironmentSpec, production: EndpointSpec, registry_backend: str,
+    env: EnvironmentSpec, production: EndpointSpec, registry: RegistrySpec,
     workspace: AzureMLSpec | None,
 ) -> list[str]:
     where = f"environment '{env.name}'"
     if env.endpoint is None:
         return [f"{where} needs an 'endpoint' (only the last environment uses the spec's)"]
     problems = []
-    if env.endpoint.backend != registry_backend:
+    if env.endpoint.backend != registry.backend:
         problems.append(f"{where}: endpoint.backend '{env.endpoint.backend}' must be the "
-                        f"registry's backend '{registry_backend}' (the registry is shared)")
+                        f"registry's backend '{registry.backend}' (the registry is shared)")
     if env.endpoint.backend == "local":
         if not env.endpoint.url:
             problems.append(f"{where} needs endpoint.url (a local endpoint of its own)")
@@ -91,6 +97,9 @@ def _staged_problems(
                         "give it its own endpoint.name or its own 'azureml' workspace")
     if env.azureml is not None and env.endpoint.backend != "azureml":
         problems.append(f"{where}: 'azureml' needs endpoint.backend 'azureml'")
+    elif env.azureml not in (None, workspace) and not registry.azureml_registry:
+        problems.append(f"{where} has its own workspace: the model registry both share must be "
+                        "an Azure ML registry (registry.azureml_registry)")
     return problems
 
 

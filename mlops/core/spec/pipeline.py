@@ -96,8 +96,8 @@ class PipelineSpec(_Strict):
                 f"endpoint name '{self.endpoint_name}' is not valid on Azure ML: 3-32 letters, "
                 "digits or hyphens, starting with a letter; set endpoint.name"
             )
-        problems += environment_problems(self.environments, self.endpoint,
-                                         self.registry.backend, self.azureml)
+        problems += environment_problems(self.environments, self.endpoint, self.registry,
+                                         self.azureml)
         if problems:
             raise ValueError("; ".join(problems))
         return self
