@@ -100,6 +100,8 @@ def _train_and_ship(
     staged_out = release_to_environments(version, trained, split, spec, evaluation, reason,
                                          approval_timeout_s)
     if staged_out:
+        announce_model_event(CANDIDATE_REJECTED, spec.model_name, {
+            "reason": staged_out, "by": "approval", "version": version.version})
         return {"outcome": "rejected", "version": version.version, "reason": staged_out}
     plan = deploy_model(version, spec)
     smoke_test(plan, trained, split, spec)

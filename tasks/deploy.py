@@ -177,21 +177,27 @@ def promote(
 def _roll_back(client: EndpointClient, plan: DeployPlan, spec: PipelineSpec,
                cause: MlopsError, why: tuple[int | None, str | None, str]) -> NoReturn:
     """Traffic back to where it was (and the candidate removed if the spec says so); a
-    canary's breach goes into the release history; raise."""
-    if plan.previous_traffic:
+    canary's breach goes into the release history; raise. The first model of an endpoint (held
+    only in an environment before production) has no traffic to return to and keeps it."""
+    first = not plan.previous_traffic
+    if first:
+        restored, kept = "no traffic was restored", "left with it: there was none before"
+    else:
         client.set_traffic(plan.previous_traffic)
-    kept = "kept at 0% for inspection"
+        restored = f"traffic was restored to {plan.previous_traffic}"
+        kept = "kept at 0% for inspection"
     breach = isinstance(cause, CanaryBreachError)
-    if breach and spec.endpoint.guards.on_rollback == "remove":
+    if breach and not first and spec.endpoint.guards.on_rollback == "remove":
         client.delete_deployment(plan.target)
         kept = "removed"
     if breach:
         champion, reason, where = why
         record_release(spec, "rollback", plan.version, champion_before=champion,
                        champion_after=champion, traffic_before=plan.previous_traffic,
-                       traffic_after=plan.previous_traffic, reason=reason,
+                       traffic_after=client.state()["traffic"] if first else
+                       plan.previous_traffic, reason=reason,
                        detail=f"canary: {cause}; candidate {kept}", environment=where)
     raise DeploymentError(
-        f"promotion of {plan.model_name} v{plan.version} failed and traffic was restored to "
-        f"{plan.previous_traffic or 'none'} (candidate on '{plan.target}' {kept}): {cause}"
+        f"promotion of {plan.model_name} v{plan.version} failed and {restored} "
+        f"(candidate on '{plan.target}' {kept}): {cause}"
     ) from cause
