@@ -11,7 +11,8 @@ production with the canary. A failure in an environment leaves production untouc
 
 from __future__ import annotations
 
-from prefect import get_run_logger, task
+from prefect import task
+from prefect.cache_policies import NO_CACHE
 
 from mlops.core.errors import DeploymentError, MlopsError
 from mlops.core.settings import get_settings
@@ -30,7 +31,7 @@ def _where(spec: PipelineSpec) -> str:
                             get_settings().endpoint_url)
 
 
-@task
+@task(cache_policy=NO_CACHE)  # a check, made afresh every time
 def check_environments(spec: PipelineSpec) -> None:
     """Every environment's endpoint answers its control API, before any of them changes.
 
@@ -49,7 +50,7 @@ def check_environments(spec: PipelineSpec) -> None:
         raise DeploymentError(f"nothing deployed, traffic unchanged: {'; '.join(problems)}")
 
 
-@task
+@task(cache_policy=NO_CACHE)
 def check_same_version(version: ModelVersion, spec: PipelineSpec) -> None:
     """The version about to reach production is the one that passed before it: the registry
     still holds it with the model digest it had when it was registered (nothing re-registered
@@ -103,7 +104,5 @@ def release_to_environments(
             record_verdict(plan, seen, verdict, evaluation.champion_version, env.name)
             if not verdict.approved:
                 return f"{verdict.reason} in '{env.name}'"
-        get_run_logger().info("%s v%s passed environment '%s'", version.name,
-                              version.version, env.name)
     check_same_version(version, spec)
     return None

@@ -70,7 +70,7 @@ def test_a_run_releases_through_staging_and_not_past_a_silent_one(
     version = result["version"]
     assert result == {"outcome": "promoted", "version": version, "traffic": {"blue": 100}}
     for url in (staging_url, use_stack.endpoint_url):
-        assert _serving(_client(use_stack, url)) == ({"blue": version}, {"blue": 100})
+        assert _serving(_client(use_stack, url)) == ({"blue": str(version)}, {"blue": 100})
     assert registry.alias("churn") == version
     assert [(r.kind, r.environment, r.version, r.champion_after)
             for r in registry.releases("churn")] == [

@@ -101,7 +101,7 @@ def test_a_candidate_passes_staging_then_reaches_production_as_the_same_version(
     assert staged["model_url"] == live["model_url"] == version.url
     rows = frame_to_request(FRAME[FEATURES].iloc[:40])
     answers = [c.score(rows) for c in (staging, release.client)]
-    assert answers[0]["model_version"] == answers[1]["model_version"] == version.version
+    assert answers[0]["model_version"] == answers[1]["model_version"] == str(version.version)
     assert np.array_equal(answers[0]["predictions"], answers[1]["predictions"])
     assert release.registry.alias("toy") == version.version
     assert _history(release) == [
