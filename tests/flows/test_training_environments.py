@@ -13,6 +13,7 @@ from mlops.core.settings import Settings
 from mlops.endpoint.local import LocalEndpointClient, _read_keys
 from mlops.registry.local import LocalRegistry
 from tests.conftest import free_port, write_spec
+from tests.flows.test_approval import Background, _resume
 from tools import environments
 
 pytestmark = [pytest.mark.slow, pytest.mark.service, pytest.mark.usefixtures("prefect_server")]
@@ -21,9 +22,9 @@ WEAK = {"model.params": {"max_iter": 3, "max_depth": 1, "learning_rate": 0.05},
         "evaluation.minimum": 0.5}
 
 
-def _staged_spec(folder, url: str) -> str:
-    return write_spec(folder, "churn", {**WEAK, "environments": [
-        {"name": "staging", "hold": 1,
+def _staged_spec(folder, url: str, name: str = "churn", approval: bool = False) -> str:
+    return write_spec(folder, name, {**WEAK, "name": name, "environments": [
+        {"name": "staging", "hold": 1, "approval": approval,
          "endpoint": {"url": url, "guards": {"poll": 0.2, "on_too_few": "pass"}}},
         {"name": "production"},
     ]})
@@ -75,3 +76,22 @@ def test_a_run_releases_through_staging_and_not_past_a_silent_one(
     assert [(r.kind, r.environment, r.version, r.champion_after)
             for r in registry.releases("churn")] == [
         ("promotion", "staging", version, None), ("promotion", "production", version, version)]
+
+
+def test_a_reviewer_in_staging_can_stop_a_candidate_before_production(
+    use_stack, staging_url, churn_data, tmp_path,
+):
+    spec = _staged_spec(tmp_path, staging_url, name="stagedgate", approval=True)
+    run = Background("staged-gate-1", spec_path=spec, data_url=churn_data)
+    paused = run.wait_paused()
+    production = _client(use_stack, use_stack.endpoint_url)
+    before = _serving(production)
+    _resume(paused.id, approve=False, comment="not in staging")
+    result = run.result()
+    assert result == {"outcome": "rejected", "version": 1,
+                      "reason": "rejected by the reviewer (not in staging) in 'staging'"}
+    assert _serving(production) == before
+    registry = LocalRegistry(use_stack.registry_location)
+    assert registry.alias("stagedgate") is None
+    assert [(r.kind, r.environment) for r in registry.releases("stagedgate")] == [
+        ("promotion", "staging"), ("rejection", "staging")]
