@@ -67,7 +67,7 @@ def test_up_starts_staging_on_production_s_keys_and_down_stops_it(tmp_path, monk
             client.put_deployment("blue", version.url)  # the shared registry is a model root
             client.set_traffic({"blue": 100})
             rows = frame_to_request(toy_frame()[FEATURES].head(3))
-            assert client.score(rows)["model_version"] == version.version
+            assert client.score(rows)["model_version"] == str(version.version)
     finally:
         down(settings)
     assert not pid_file.exists()
