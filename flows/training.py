@@ -1,7 +1,8 @@
 """The training flow: data to a model serving behind the endpoint, never a worse one.
 
-load -> validate -> label drift -> features -> train -> evaluate_vs_champion -> register -> deploy
--> smoke_test -> promote. Each run is also an MLflow run, whatever its outcome (docs/tracking.md).
+load -> validate -> label drift -> features -> train -> evaluate_vs_champion -> register ->
+(each environment before production, if the spec names them) -> deploy -> smoke_test ->
+promote. Each run is also an MLflow run, whatever its outcome (docs/tracking.md).
 Run it once with ``mlops train``.
 """
 
@@ -16,6 +17,7 @@ from flows import _runtime
 from mlops.core.settings import DEFAULT_SPEC, get_settings
 from mlops.core.spec import PipelineSpec
 from mlops.tracking.recorder import Recorder
+from tasks._environments import release_to_environments
 from tasks._options import run_stage
 from tasks._slots import training_slot
 from tasks.approval import record_verdict, request_approval, withdraw_candidate
@@ -95,6 +97,12 @@ def _train_and_ship(
         return {"outcome": "retained", "champion": evaluation.champion_version}
 
     version = register_model(trained, split, data, spec, evaluation, raw.rows, recorder)
+    staged_out = release_to_environments(version, trained, split, spec, evaluation, reason,
+                                         approval_timeout_s)
+    if staged_out:
+        announce_model_event(CANDIDATE_REJECTED, spec.model_name, {
+            "reason": staged_out, "by": "approval", "version": version.version})
+        return {"outcome": "rejected", "version": version.version, "reason": staged_out}
     plan = deploy_model(version, spec)
     smoke_test(plan, trained, split, spec)
     if require_approval:

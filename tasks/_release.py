@@ -38,19 +38,21 @@ def artifact_key(prefix: str, model: str) -> str:
 def record_release(
     spec: PipelineSpec, kind: Kind, version: int | None, *, champion_before: int | None,
     champion_after: int | None, traffic_before: dict[str, int],
-    traffic_after: dict[str, int], reason: str | None, detail: str = "",
+    traffic_after: dict[str, int], reason: str | None, detail: str = "", environment: str = "",
 ) -> Release:
-    """Append the entry to the model's release history, log it, and publish the status."""
+    """Append the entry to the model's release history, log it, and publish the status (of
+    the endpoint `spec` names: an environment's, for an entry about it)."""
     release = Release(
         kind, spec.model_name, version, champion_before, champion_after, dict(traffic_before),
         dict(traffic_after), reason or "not given", str(flow_run.id) if flow_run.id else None,
-        detail,
+        detail, environment=environment,
     )
     registry = registry_for(spec, get_settings())
     registry.append_release(release)
     get_run_logger().info(
-        "Release history of %s: %s of v%s (champion %s -> %s, traffic %s -> %s): %s",
-        release.model, kind, version, champion_before, champion_after, traffic_before,
+        "Release history of %s: %s of v%s%s (champion %s -> %s, traffic %s -> %s): %s",
+        release.model, kind, version, f" in {environment}" if environment else "",
+        champion_before, champion_after, traffic_before,
         traffic_after, release.reason,
     )
     with endpoint_session(spec, get_settings()) as client:

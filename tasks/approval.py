@@ -40,15 +40,20 @@ def _fmt(value: float | None) -> str:
     return "-" if value is None else f"{value:.4f}"
 
 
-def approval_description(evaluation: Evaluation, plan: DeployPlan) -> str:
+def approval_description(
+    evaluation: Evaluation, plan: DeployPlan, environment: str | None = None,
+) -> str:
     """Markdown for the pause: what is waiting, and the numbers a reviewer decides on."""
     champion = (
         f"v{evaluation.champion_version}" if evaluation.champion_version else "none (first model)"
     )
+    where = (f"passed environment **{environment}** (deployment {plan.target}); approve to "
+             "release it to the next" if environment else
+             f"passed the promotion gate and the smoke test; it is on deployment "
+             f"**{plan.target}** with 0% traffic")
     lines = [
         f"### Approve {plan.model_name} v{plan.version}?",
-        f"The candidate passed the promotion gate and the smoke test; it is on "
-        f"deployment **{plan.target}** with 0% traffic. Champion: {champion}.",
+        f"The candidate {where}. Champion: {champion}.",
         "",
         "| metric | candidate | champion | delta | limit | passed |",
         "|---|---|---|---|---|---|",
@@ -62,8 +67,11 @@ def approval_description(evaluation: Evaluation, plan: DeployPlan) -> str:
     return "\n".join(lines)
 
 
-def request_approval(evaluation: Evaluation, plan: DeployPlan, timeout_s: int) -> Verdict:
+def request_approval(
+    evaluation: Evaluation, plan: DeployPlan, timeout_s: int, environment: str | None = None,
+) -> Verdict:
     """Pause the flow run until a person approves or rejects; no answer in time rejects.
+    With `environment`, the candidate has passed that environment before production.
 
     Called from the flow itself: Prefect pauses flow runs, not tasks.
     """
@@ -75,11 +83,12 @@ def request_approval(evaluation: Evaluation, plan: DeployPlan, timeout_s: int) -
     try:
         answer = pause_flow_run(
             wait_for_input=Approval.with_initial_data(
-                description=approval_description(evaluation, plan), approve=False
+                description=approval_description(evaluation, plan, environment), approve=False
             ),
             timeout=timeout_s,
             poll_interval=2,
-            key=f"approve-{plan.model_name}-v{plan.version}",
+            key=f"approve-{plan.model_name}-v{plan.version}"
+            + (f"-{environment}" if environment else ""),
         )
     except FlowPauseTimeout:
         _resume_after_timeout()
@@ -105,13 +114,15 @@ def _resume_after_timeout() -> None:
 @task
 def record_verdict(
     plan: DeployPlan, spec: PipelineSpec, verdict: Verdict, champion: int | None,
+    environment: str | None = None,
 ) -> None:
-    """The reviewer's answer (or its absence) in the model's release history."""
+    """The reviewer's answer (or its absence) in the model's release history; `environment`
+    is the one before production it was given in (default: production)."""
     record_release(
         spec, "approval" if verdict.approved else "rejection", plan.version,
         champion_before=champion, champion_after=champion,
         traffic_before=plan.previous_traffic, traffic_after=plan.previous_traffic,
-        reason=verdict.reason,
+        reason=verdict.reason, environment=environment or spec.production_name,
     )
 
 
@@ -135,4 +146,5 @@ def withdraw_candidate(
             spec, "withdrawal", plan.version, champion_before=champion, champion_after=champion,
             traffic_before=plan.previous_traffic, traffic_after=plan.previous_traffic,
             reason=reason, detail=f"deployment '{plan.target}' removed",
+            environment=spec.production_name,
         )

@@ -121,11 +121,12 @@ def _step_table(target: str, live: str | None, share: int) -> dict[str, int]:
 @task(cache_policy=NO_CACHE)
 def promote(
     plan: DeployPlan, version: ModelVersion, spec: PipelineSpec, reason: str | None = None,
-    recorder: Recorder | None = None,
+    recorder: Recorder | None = None, staged_in: str | None = None,
 ) -> dict[str, int]:
     """Move traffic in the spec's steps, holding and watching those with a hold, then point
     `champion` at the new version (and, with a `recorder`, MLflow's `champion` alias at its
-    mirror).
+    mirror). With `staged_in`, an environment before production (`spec` as it sees it): its
+    held steps are watched even for its first model, and `champion` stays.
 
     Raises:
         DeploymentError: a step broke the spec's guards (`CanaryBreachError` is its cause) or
@@ -139,7 +140,8 @@ def promote(
         live = _live(plan.previous_traffic)
         # with nothing else serving, the first model takes all traffic at once
         steps = [s for s in as_steps(spec.endpoint.traffic_steps) if live or s.share == 100]
-        held = bool(live) and any(s.hold for s in steps)
+        held = bool(live or staged_in) and any(s.hold for s in steps)
+        where = staged_in or spec.production_name
         traffic: dict[str, int] = {}
         try:
             if held:
@@ -155,36 +157,47 @@ def promote(
             if traffic.get(plan.target) != 100:
                 traffic = _step_table(plan.target, live, 100)
                 client.set_traffic(traffic)
-            registry.set_alias(version.name, version.version)
+            if not staged_in:
+                registry.set_alias(version.name, version.version)
         except MlopsError as exc:
-            _roll_back(client, plan, spec, exc, (champion, reason))
-        logger.info("Champion of %s is now version %s", version.name, version.version)
+            _roll_back(client, plan, spec, exc, (champion, reason, where))
+        if staged_in:
+            logger.info("%s v%s passed '%s'", version.name, version.version, staged_in)
+        else:
+            logger.info("Champion of %s is now version %s", version.name, version.version)
         record_release(spec, "promotion", version.version, champion_before=champion,
-                       champion_after=version.version, traffic_before=plan.previous_traffic,
-                       traffic_after=traffic, reason=reason)
-        if recorder is not None:
+                       champion_after=champion if staged_in else version.version,
+                       traffic_before=plan.previous_traffic, traffic_after=traffic,
+                       reason=reason, environment=where)
+        if recorder is not None and not staged_in:
             recorder.mirror_champion(version.name, version.version, version.url)
         return traffic
 
 
 def _roll_back(client: EndpointClient, plan: DeployPlan, spec: PipelineSpec,
-               cause: MlopsError, why: tuple[int | None, str | None]) -> NoReturn:
+               cause: MlopsError, why: tuple[int | None, str | None, str]) -> NoReturn:
     """Traffic back to where it was (and the candidate removed if the spec says so); a
-    canary's breach goes into the release history; raise."""
-    if plan.previous_traffic:
+    canary's breach goes into the release history; raise. The first model of an endpoint (held
+    only in an environment before production) has no traffic to return to and keeps it."""
+    first = not plan.previous_traffic
+    if first:
+        restored, kept = "no traffic was restored", "left with it: there was none before"
+    else:
         client.set_traffic(plan.previous_traffic)
-    kept = "kept at 0% for inspection"
+        restored = f"traffic was restored to {plan.previous_traffic}"
+        kept = "kept at 0% for inspection"
     breach = isinstance(cause, CanaryBreachError)
-    if breach and spec.endpoint.guards.on_rollback == "remove":
+    if breach and not first and spec.endpoint.guards.on_rollback == "remove":
         client.delete_deployment(plan.target)
         kept = "removed"
     if breach:
-        champion, reason = why
+        champion, reason, where = why
         record_release(spec, "rollback", plan.version, champion_before=champion,
                        champion_after=champion, traffic_before=plan.previous_traffic,
-                       traffic_after=plan.previous_traffic, reason=reason,
-                       detail=f"canary: {cause}; candidate {kept}")
+                       traffic_after=client.state()["traffic"] if first else
+                       plan.previous_traffic, reason=reason,
+                       detail=f"canary: {cause}; candidate {kept}", environment=where)
     raise DeploymentError(
-        f"promotion of {plan.model_name} v{plan.version} failed and traffic was restored to "
-        f"{plan.previous_traffic or 'none'} (candidate on '{plan.target}' {kept}): {cause}"
+        f"promotion of {plan.model_name} v{plan.version} failed and {restored} "
+        f"(candidate on '{plan.target}' {kept}): {cause}"
     ) from cause

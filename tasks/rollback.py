@@ -105,5 +105,6 @@ def roll_back(plan: RollbackPlan, spec: PipelineSpec, reason: str | None = None)
                     plan.champion, plan.version, how, traffic)
         record_release(spec, "rollback", plan.version, champion_before=plan.champion,
                        champion_after=plan.version, traffic_before=plan.previous_traffic,
-                       traffic_after=traffic, reason=reason, detail=how)
+                       traffic_after=traffic, reason=reason, detail=how,
+                       environment=spec.production_name)
         return {"outcome": "rolled back", "champion": plan.version, "traffic": traffic, "how": how}

@@ -58,7 +58,7 @@ def start_endpoint(
     return proc
 
 
-def _health(url: str) -> dict[str, Any] | None:
+def health(url: str) -> dict[str, Any] | None:
     """What ``<url>/health`` answers: its JSON object, {} for another answer, None for none."""
     try:
         response = httpx.get(f"{url}/health", timeout=1.0)
@@ -116,7 +116,7 @@ def endpoint_up(settings: Settings, timeout_s: float = 60.0) -> None:
     parts = urlsplit(url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
     state_dir = settings.state_dir.resolve()
-    answer = _health(url)
+    answer = health(url)
     if answer is not None and answer.get("state") == state_fingerprint(state_dir / "endpoint"):
         logger.info("Endpoint already up at %s (pid %s)", url, answer.get("pid"))
         return

@@ -28,6 +28,7 @@ from pathlib import Path
 from mlops.core.settings import DEFAULT_SPEC, Settings
 from mlops.core.spec import load_spec
 from mlops.tracking.local import local_folder, local_target
+from tools import environments
 from tools.deployments import deploy, deployment_name, model_specs, write_deployments
 from tools.endpoint_process import endpoint_up, model_endpoints_up
 from tools.notifications import install_automations
@@ -219,6 +220,7 @@ def up(settings: Settings, spec_path: str = DEFAULT_SPEC, timeout_s: float = 900
     """Everything, from nothing; idempotent (what already runs is kept)."""
     endpoint_up(settings)
     endpoints = model_endpoints_up(settings)
+    environments.up(settings)  # the specs' staging endpoints, on production's keys
     mlflow_ui_up(settings)
     prefect_server_up(settings)
     worker_up(settings)
@@ -311,6 +313,7 @@ def status(settings: Settings) -> None:
         logger.info("%s: %s", pid_file.stem, f"running (pid {pid})" if pid else "not running")
     url = settings.endpoint_url
     logger.info("endpoint %s: %s", url, "healthy" if _healthy(url) else "not answering")
+    environments.status(settings)
     api = prefect_url(settings)
     logger.info("prefect %s: %s", api, "healthy" if _healthy(f"{api}/api") else "not answering")
     ui = mlflow_url(settings)

@@ -30,6 +30,8 @@ class Release:
 
     `version` is the version the entry is about: the candidate of a promotion, approval,
     rejection, withdrawal or a canary's rollback, the version a rollback returns to.
+    `environment` names where it happened when the spec names environments (empty: the spec's
+    only endpoint); a promotion before production moves no champion.
     """
 
     kind: Kind
@@ -43,6 +45,7 @@ class Release:
     flow_run_id: str | None = None
     detail: str = ""
     at: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
+    environment: str = ""
 
     def to_json(self) -> bytes:
         return json.dumps(asdict(self), sort_keys=True).encode()

@@ -40,8 +40,9 @@ def status_markdown(
               "|---|---|---|---|---|---|---|"]
     for r in reversed(releases[-LAST_RELEASES:]):
         why = r.reason + (f" ({r.detail})" if r.detail else "")
+        what = f"{r.kind} in {r.environment}" if r.environment else r.kind
         lines.append(
-            f"| {r.at[:19]} | {r.kind} | {_version(r.version)} | "
+            f"| {r.at[:19]} | {what} | {_version(r.version)} | "
             f"{_version(r.champion_before)} -> {_version(r.champion_after)} | "
             f"{_traffic(r.traffic_after)} | {why.replace('|', '/')} | {r.flow_run_id or '-'} |"
         )

@@ -24,6 +24,7 @@ from mlops.core.spec.columns import (
     _Strict,
 )
 from mlops.core.spec.drift import DriftSpec
+from mlops.core.spec.environments import EnvironmentSpec, environment_problems
 from mlops.core.spec.estimator import FeatureSpec, ModelSpec
 from mlops.core.spec.evaluation import (
     CLASSIFICATION_METRICS,
@@ -63,6 +64,10 @@ class PipelineSpec(_Strict):
     batch: BatchSpec = Field(default_factory=BatchSpec)
     schedule: ScheduleSpec = Field(default_factory=ScheduleSpec)
     tracking: TrackingSpec = Field(default_factory=TrackingSpec)
+    environments: list[EnvironmentSpec] = Field(
+        default_factory=list, description="Where a candidate is released, in order; the last "
+        "is production, on the 'endpoint' section (docs/releases.md). Empty: production only.",
+    )
 
     @model_validator(mode="after")
     def _azure_targets(self) -> PipelineSpec:
@@ -99,6 +104,8 @@ class PipelineSpec(_Strict):
                 "letters, digits or hyphens, starting with a letter; set endpoint.name (or "
                 "endpoint.url)"
             )
+        problems += environment_problems(self.environments, self.endpoint, self.registry,
+                                         self.azureml)
         if problems:
             raise ValueError("; ".join(problems))
         return self
@@ -161,6 +168,23 @@ class PipelineSpec(_Strict):
         base = self.name if self.name[0].isalpha() else f"m{self.name}"
         return f"{base[:23].rstrip('-')}-{digest}"
 
+    @property
+    def production_name(self) -> str:
+        """The last environment's name ('' without environments): what release history
+        entries about the spec's own endpoint say."""
+        return self.environments[-1].name if self.environments else ""
+
+    def in_environment(self, env: EnvironmentSpec) -> PipelineSpec:
+        """This spec as seen by an environment before production: its endpoint (with its hold
+        on the final step) and its workspace; everything else, the registry included, shared."""
+        if env.endpoint is None:
+            return self
+        steps = env.watched_steps(env.endpoint.traffic_steps)
+        return self.model_copy(update={
+            "endpoint": env.endpoint.model_copy(update={"traffic_steps": steps}),
+            "azureml": env.azureml or self.azureml,
+        })
+
     def column(self, name: str) -> ColumnSpec:
         key = normalize_name(name)
         return next(c for c in self.columns if normalize_name(c.name) == key)
@@ -168,12 +192,12 @@ class PipelineSpec(_Strict):
     def spec_hash(self) -> str:
         """Digest of everything that changes the model (not where it is trained, registered or
         served: the Azure ML environment pins the same libraries as the local one; nor how its
-        drift is judged, how it scores in batch, when its deployments run or where its runs
-        are tracked)."""
+        drift is judged, how it scores in batch, when its deployments run, where its runs
+        are tracked or which environments a release passes through)."""
         payload = self.model_dump(
             mode="json",
             exclude={"registry", "endpoint", "training", "azureml", "description", "drift",
-                     "batch", "schedule", "tracking"},
+                     "batch", "schedule", "tracking", "environments"},
         )
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
