@@ -14,7 +14,8 @@ Routes:
   probabilities.
 - Control API (``Authorization: Bearer <admin key>``): ``GET /admin/state``,
   ``PUT /admin/deployments/{name}`` with ``{"model_url": ...}``,
-  ``DELETE /admin/deployments/{name}``, ``PUT /admin/traffic`` with ``{"blue": 100}``.
+  ``DELETE /admin/deployments/{name}``, ``PUT /admin/traffic`` with ``{"blue": 100}``,
+  ``PUT /admin/mirror_traffic`` with ``{"green": 10}`` (``serving.mirror``).
 
 The app is a hand-written ASGI callable rather than a framework: the per-request path is the
 thing the benchmark measures, so it does only header lookup, one ``orjson`` decode, the
@@ -41,6 +42,7 @@ from serving.collect import InferenceCollector, Record
 from serving.config import EndpointConfig, state_fingerprint
 from serving.errors import ServingError
 from serving.metrics import CONTENT_TYPE, Metrics
+from serving.mirror import Copy, Mirror
 from serving.model_roots import parse_root
 from serving.request_ids import RequestIds
 from serving.request_shapes import parse_json, raw_table, wants_probabilities
@@ -57,7 +59,7 @@ _JSON = (b"content-type", b"application/json")
 _TRUE_QUERY = {"1", "true", "yes"}
 
 
-@dataclass(frozen=True)
+@dataclass
 class Request:
     method: str
     path: str
@@ -65,6 +67,7 @@ class Request:
     query: bytes
     receive: Receive
     request_id: str
+    mirror: Copy | None = None  # sent to the mirrored deployment once the answer is out
 
 
 def _check_key(request: Request, key: bytes, what: str, also: bytes = b"") -> None:
@@ -158,6 +161,7 @@ class ScoringApp:
             [parse_root(root) for root in config.allowed_model_roots], config.fast_path,
         )
         self.metrics = Metrics(config.name)
+        self.mirror = Mirror(self.endpoint, self.metrics, self._score_on, config.mirror_queue)
         self.collector: InferenceCollector | None = None
         self._keys: Keys | None = None
         self._scoring_key = b""
@@ -172,6 +176,7 @@ class ScoringApp:
             ("POST", "/score"): self.score,
             ("GET", "/admin/state"): self.admin_state,
             ("PUT", "/admin/traffic"): self.admin_traffic,
+            ("PUT", "/admin/mirror_traffic"): self.admin_mirror_traffic,
         }
         self._paths = {path for _, path in self._routes}
         self._alive: dict[str, Any] = {"status": "alive"}
@@ -207,6 +212,7 @@ class ScoringApp:
     async def shutdown(self) -> None:
         if self._restore is not None and not self._restore.done():
             self._restore.cancel()
+        self.mirror.close()
         if self.collector is not None:
             await asyncio.to_thread(self.collector.close)
         logger.info("Endpoint %s stopped", self.config.name)
@@ -247,6 +253,8 @@ class ScoringApp:
             "headers": [*head, (b"x-request-id", request.request_id.encode())],
         })
         await send({"type": "http.response.body", "body": body})
+        if request.mirror is not None:
+            self.mirror.offer(request.mirror)
 
     async def _answer(self, request: Request) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
         try:
@@ -306,7 +314,10 @@ class ScoringApp:
         )
         table = raw_table(payload)
         header = request.headers.get(b"azureml-model-deployment", b"").decode("latin-1")
-        deployment = self.endpoint.pick(header.strip() or None)
+        named = header.strip() or None
+        deployment = self.endpoint.pick(named)
+        if named is None:  # as on Azure ML, only requests the traffic table routes are copied
+            request.mirror = self.mirror.draw(table, probabilities, request.request_id)
         # counted from here on: every answer of the deployment, an error in encoding included
         status = 500
         try:
@@ -324,30 +335,34 @@ class ScoringApp:
 
     async def _score_on(
         self, deployment: Deployment, table: Any, probabilities: bool, request_id: str,
+        mirrored: bool = False,
     ) -> dict[str, Any]:
+        """The answer of `deployment`; a large table, or a mirror copy (which must not hold
+        the event loop), is scored in a worker thread."""
         deployment.inflight += 1
         try:
             scorer = deployment.scorer
             assert scorer is not None  # pick() only returns loaded deployments
-            if table.n_rows >= self.config.offload_rows:
+            if mirrored or table.n_rows >= self.config.offload_rows:
                 scored = await asyncio.to_thread(scorer.score_table, table, probabilities)
             else:
                 scored = scorer.score_table(table, probabilities)
         finally:
             deployment.inflight -= 1
-        self._collect(deployment, scored, request_id)
+        self._collect(deployment, scored, request_id, mirrored)
         body = scored.body()
         body["model_name"] = deployment.record.model_name
         body["model_version"] = deployment.record.model_version
         body["deployment"] = deployment.name
         return body
 
-    def _collect(self, deployment: Deployment, scored: Any, request_id: str) -> None:
+    def _collect(self, deployment: Deployment, scored: Any, request_id: str,
+                 mirrored: bool) -> None:
         if self.collector is None:
             return
         self.collector.add(Record(
             scored.columns, scored.predictions, deployment.name, deployment.record.model_name,
-            deployment.record.model_version, request_id, datetime.now(UTC),
+            deployment.record.model_version, request_id, datetime.now(UTC), mirrored,
         ))
 
     # control API ---------------------------------------------------------------------------
@@ -358,12 +373,18 @@ class ScoringApp:
         state = {"endpoint": self.config.name, "ready": ready, **self.endpoint.describe()}
         if self.collector is not None:
             state["collection"] = self.collector.stats()
+        state["mirror_copies"] = self.mirror.stats()
         return 200, state, []
 
     async def admin_traffic(self, request: Request) -> Reply:
         _check_key(request, self._admin_key, "admin")
         table = await _read_json(request, self.config)
         return 200, {"traffic": self.endpoint.set_traffic(table)}, []
+
+    async def admin_mirror_traffic(self, request: Request) -> Reply:
+        _check_key(request, self._admin_key, "admin")
+        table = await _read_json(request, self.config)
+        return 200, {"mirror_traffic": self.endpoint.set_mirror_traffic(table)}, []
 
     async def admin_deployment(self, request: Request, name: str) -> Reply:
         _check_key(request, self._admin_key, "admin")
