@@ -97,3 +97,25 @@ def test_bad_data_options_are_named(field, value, problem):
 
     with pytest.raises(SpecError, match=problem):
         load_spec(ROOT / "configs" / "churn.yaml", {field: value})
+
+
+def test_a_shadow_phase_reads_its_share_and_hold():
+    from mlops.core.spec import load_spec
+
+    spec = load_spec(ROOT / "configs" / "churn.yaml",
+                     {"endpoint.shadow": {"share": 50, "hold": "5m"}})
+    assert (spec.endpoint.shadow.share, spec.endpoint.shadow.hold) == (50, 300.0)
+    assert load_spec(ROOT / "configs" / "churn.yaml").endpoint.shadow is None
+
+
+@pytest.mark.parametrize("shadow", [
+    {"share": 51, "hold": "5m"},  # Azure ML mirrors at most 50%
+    {"share": 0, "hold": "5m"},
+    {"share": 20, "hold": 0},  # a phase nobody watches
+    {"share": 20},
+])
+def test_a_shadow_phase_outside_the_limits_is_refused(shadow):
+    from mlops.core.spec import load_spec
+
+    with pytest.raises(SpecError, match="endpoint.shadow"):
+        load_spec(ROOT / "configs" / "churn.yaml", {"endpoint.shadow": shadow})
