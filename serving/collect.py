@@ -9,7 +9,8 @@ version in each batch (so every file has one schema)::
     <url>/<endpoint>/date=YYYY-MM-DD/part-<HHMMSSffffff>-<uuid>.parquet
 
 Columns: the features, then ``prediction``, ``deployment``, ``model_name``, ``model_version``,
-``scored_at`` (UTC) and ``request_id``.
+``scored_at`` (UTC), ``request_id`` and ``mirrored`` (true for a mirror traffic copy, whose
+answer nobody received: ``serving.mirror``).
 
 Input columns keep their feature names (and training dtypes), so the drift check can read them
 next to the bundle's reference sample. Memory is bounded: beyond ``max_rows`` queued rows the
@@ -41,7 +42,8 @@ logger = logging.getLogger(__name__)
 
 # Output and context columns written next to the features.
 META_COLUMNS = (
-    "prediction", "deployment", "model_name", "model_version", "scored_at", "request_id"
+    "prediction", "deployment", "model_name", "model_version", "scored_at", "request_id",
+    "mirrored",
 )
 
 
@@ -57,6 +59,7 @@ class Record:
     model_version: str
     request_id: str
     scored_at: datetime
+    mirrored: bool = False
 
     @property
     def rows(self) -> int:
@@ -95,6 +98,7 @@ class Queued:
     request_id: str
     micros: int  # scored_at, microseconds since 1970 (UTC)
     rows: int
+    mirrored: bool
 
     @classmethod
     def of(cls, record: Record) -> Queued:
@@ -108,6 +112,7 @@ class Queued:
             record.predictions.dtype, record.deployment, record.model_name,
             record.model_version, record.request_id,
             (record.scored_at - _EPOCH) // timedelta(microseconds=1), record.rows,
+            record.mirrored,
         )
 
     @property
@@ -155,6 +160,7 @@ def _context(queued: list[Queued], shape: str) -> dict[str, Any]:
         "model_version": repeat([q.model_version for q in queued]),
         "scored_at": pd.DatetimeIndex(micros.view("datetime64[us]")).tz_localize("UTC"),
         "request_id": repeat([q.request_id for q in queued]),
+        "mirrored": np.repeat(np.array([q.mirrored for q in queued], dtype=bool), counts),
     }
 
 

@@ -84,6 +84,11 @@ class EndpointConfig(BaseSettings):
         description="Entry script on Azure ML: send each request's inputs and outputs to Azure "
         "ML's data collector (needs azureml-ai-monitoring; deployment.yml turns it on).",
     )
+    mirror_queue: int = Field(
+        100, ge=1,
+        description="Mirror traffic copies that may wait for the mirrored deployment; further "
+        "copies are dropped and counted (mlops_mirror_dropped_total).",
+    )
     access_log: bool = Field(False, description="Log every request (slows the server down).")
     registry_url: str | None = Field(
         None, validation_alias=AliasChoices("MLOPS_ENDPOINT_REGISTRY_URL", "MLOPS_REGISTRY_URL"),

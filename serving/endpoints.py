@@ -19,7 +19,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import shutil
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -27,10 +29,15 @@ from serving.collect import InferenceCollector
 from serving.config import ENDPOINT_NAME, EndpointConfig, named_endpoint_dir
 from serving.errors import ServingError
 from serving.metrics import Metrics
+from serving.mirror import Mirror
 from serving.model_roots import parse_root
 from serving.state import KEYS_FILE, Endpoint, EndpointState, Keys, resolve_keys, save_state
 
 logger = logging.getLogger(__name__)
+
+# The server's scoring of a table on one endpoint: (hosted, deployment, table, probabilities,
+# request id, mirrored) -> the answer's body; an endpoint's mirror scores its copies with it.
+HostedScoreOn = Callable[..., Awaitable[dict[str, Any]]]
 
 
 
@@ -55,6 +62,7 @@ class Hosted:
     admin_key: bytes = b""
     collector: InferenceCollector | None = None
     restoring: asyncio.Task[None] | None = None
+    mirror: Mirror | None = None  # set by `Endpoints` with the server's scoring
 
     def open(self, keys: Keys, config: EndpointConfig) -> None:
         """Take the keys, start the collector, recall the saved deployments and start loading
@@ -72,6 +80,8 @@ class Hosted:
     async def close(self) -> None:
         if self.restoring is not None and not self.restoring.done():
             self.restoring.cancel()
+        if self.mirror is not None:
+            self.mirror.close()
         if self.collector is not None:
             await asyncio.to_thread(self.collector.close)
 
@@ -89,14 +99,17 @@ class Hosted:
         }
         if self.collector is not None:
             state["collection"] = self.collector.stats()
+        if self.mirror is not None:
+            state["mirror_copies"] = self.mirror.stats()
         return state
 
 
 class Endpoints:
     """Every endpoint of the server by name, the default one included (under its own name)."""
 
-    def __init__(self, config: EndpointConfig) -> None:
+    def __init__(self, config: EndpointConfig, score_on: HostedScoreOn) -> None:
         self.config = config
+        self._score_on = score_on
         self._roots = [parse_root(root) for root in config.allowed_model_roots]
         self.default = self._hosted(config.name, config.endpoint_dir)
         self.by_name: dict[str, Hosted] = {config.name: self.default}
@@ -108,7 +121,10 @@ class Endpoints:
     def _hosted(self, name: str, folder: Path) -> Hosted:
         config = self.config
         endpoint = Endpoint(folder, config.drain_timeout_s, self._roots, config.fast_path)
-        return Hosted(name, folder, endpoint, Metrics(name))
+        hosted = Hosted(name, folder, endpoint, Metrics(name))
+        hosted.mirror = Mirror(endpoint, hosted.metrics, partial(self._score_on, hosted),
+                               config.mirror_queue)
+        return hosted
 
     def open_all(self) -> None:
         """Open the default endpoint (keys from the settings, else its keys file) and every

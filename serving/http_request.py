@@ -19,7 +19,7 @@ Receive = Callable[[], Awaitable[dict[str, Any]]]
 _TRUE_QUERY = {"1", "true", "yes"}
 
 
-@dataclass(frozen=True)
+@dataclass
 class Request:
     method: str
     path: str
@@ -27,6 +27,8 @@ class Request:
     query: bytes
     receive: Receive
     request_id: str
+    # (the endpoint's mirror, the copy) to send once the answer is out (``serving.mirror``)
+    mirror: tuple[Any, Any] | None = None
 
 
 def check_key(request: Request, key: bytes, what: str, also: bytes = b"") -> None:

@@ -21,7 +21,7 @@ CONTENT_TYPE = b"text/plain; version=0.0.4; charset=utf-8"
 class DeploymentMetrics:
     """What one deployment has answered since the process started."""
 
-    __slots__ = ("buckets", "by_class", "latency_sum", "mirrored", "rows")
+    __slots__ = ("buckets", "by_class", "latency_sum", "mirror_dropped", "mirrored", "rows")
 
     def __init__(self) -> None:
         self.by_class = [0, 0, 0]  # 2xx (and 1xx/3xx, which /score never sends), 4xx, 5xx
@@ -29,6 +29,7 @@ class DeploymentMetrics:
         self.latency_sum = 0.0
         self.rows = 0
         self.mirrored = 0
+        self.mirror_dropped = 0
 
     def observe(self, status: int, seconds: float, rows: int) -> None:
         """Count one answered request: its status, how long it took, the rows it scored."""
@@ -79,6 +80,8 @@ class Metrics:
             ("mlops_rows_scored_total", "Rows scored in answered requests.", "rows"),
             ("mlops_mirrored_requests_total", "Live requests copied to this deployment as "
              "mirror traffic (their answers are discarded).", "mirrored"),
+            ("mlops_mirror_dropped_total", "Mirror copies dropped because too many waited for "
+             "this deployment.", "mirror_dropped"),
         ):
             lines += [f"# HELP {metric} {help_text}", f"# TYPE {metric} counter"]
             lines += [f"{metric}{{{self._labels(n)}}} {getattr(m, field)}" for n, m in items]

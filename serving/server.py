@@ -14,7 +14,8 @@ Routes:
   probabilities.
 - Control API (``Authorization: Bearer <admin key>``): ``GET /admin/state``,
   ``PUT /admin/deployments/{name}`` with ``{"model_url": ...}``,
-  ``DELETE /admin/deployments/{name}``, ``PUT /admin/traffic`` with ``{"blue": 100}``.
+  ``DELETE /admin/deployments/{name}``, ``PUT /admin/traffic`` with ``{"blue": 100}``,
+  ``PUT /admin/mirror_traffic`` with ``{"green": 10}`` (``serving.mirror``).
 
 Those paths reach the default endpoint. The server hosts more (``serving.endpoints``): each
 answers the same routes under ``/endpoints/<name>/`` with its own keys; with the server's admin
@@ -101,7 +102,7 @@ class ScoringApp:
 
     def __init__(self, config: EndpointConfig) -> None:
         self.config = config
-        self.endpoints = Endpoints(config)
+        self.endpoints = Endpoints(config, self._score_on)
         self.default = self.endpoints.default
         self._thread_limits: object | None = None
         self._request_id = RequestIds()
@@ -112,6 +113,7 @@ class ScoringApp:
             ("POST", "/score"): self.score,
             ("GET", "/admin/state"): self.admin_state,
             ("PUT", "/admin/traffic"): self.admin_traffic,
+            ("PUT", "/admin/mirror_traffic"): self.admin_mirror_traffic,
         }
         self._paths = {path for _, path in self._routes}
         self._alive: dict[str, Any] = {"status": "alive"}
@@ -170,6 +172,9 @@ class ScoringApp:
             "headers": [*head, (b"x-request-id", request.request_id.encode())],
         })
         await send({"type": "http.response.body", "body": body})
+        if request.mirror is not None:  # after the answer: the client never waits for it
+            mirror, copy = request.mirror
+            mirror.offer(copy)
 
     async def _answer(self, request: Request) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
         try:
@@ -259,7 +264,11 @@ class ScoringApp:
         )
         table = raw_table(payload)
         header = request.headers.get(b"azureml-model-deployment", b"").decode("latin-1")
-        deployment = hosted.endpoint.pick(header.strip() or None)
+        named = header.strip() or None
+        deployment = hosted.endpoint.pick(named)
+        if named is None:  # as on Azure ML, only requests the traffic table routes are copied
+            copy = hosted.mirror.draw(table, probabilities, request.request_id)
+            request.mirror = None if copy is None else (hosted.mirror, copy)
         # counted from here on: every answer of the deployment, an error in encoding included
         status = 500
         try:
@@ -277,19 +286,21 @@ class ScoringApp:
 
     async def _score_on(
         self, hosted: Hosted, deployment: Deployment, table: Any, probabilities: bool,
-        request_id: str,
+        request_id: str, mirrored: bool = False,
     ) -> dict[str, Any]:
+        """The answer of `deployment`; a large table, or a mirror copy (which must not hold
+        the event loop), is scored in a worker thread."""
         deployment.inflight += 1
         try:
             scorer = deployment.scorer
             assert scorer is not None  # pick() only returns loaded deployments
-            if table.n_rows >= self.config.offload_rows:
+            if mirrored or table.n_rows >= self.config.offload_rows:
                 scored = await asyncio.to_thread(scorer.score_table, table, probabilities)
             else:
                 scored = scorer.score_table(table, probabilities)
         finally:
             deployment.inflight -= 1
-        self._collect(hosted, deployment, scored, request_id)
+        self._collect(hosted, deployment, scored, request_id, mirrored)
         body = scored.body()
         body["model_name"] = deployment.record.model_name
         body["model_version"] = deployment.record.model_version
@@ -297,12 +308,13 @@ class ScoringApp:
         return body
 
     @staticmethod
-    def _collect(hosted: Hosted, deployment: Deployment, scored: Any, request_id: str) -> None:
+    def _collect(hosted: Hosted, deployment: Deployment, scored: Any, request_id: str,
+                 mirrored: bool) -> None:
         if hosted.collector is None:
             return
         hosted.collector.add(Record(
             scored.columns, scored.predictions, deployment.name, deployment.record.model_name,
-            deployment.record.model_version, request_id, datetime.now(UTC),
+            deployment.record.model_version, request_id, datetime.now(UTC), mirrored,
         ))
 
     # control API ---------------------------------------------------------------------------
@@ -318,6 +330,11 @@ class ScoringApp:
         check_key(request, hosted.admin_key, "admin")
         table = await read_json(request, self.config)
         return 200, {"traffic": hosted.endpoint.set_traffic(table)}, []
+
+    async def admin_mirror_traffic(self, request: Request, hosted: Hosted) -> Reply:
+        check_key(request, hosted.admin_key, "admin")
+        table = await read_json(request, self.config)
+        return 200, {"mirror_traffic": hosted.endpoint.set_mirror_traffic(table)}, []
 
     async def admin_deployment(self, request: Request, hosted: Hosted, name: str) -> Reply:
         check_key(request, hosted.admin_key, "admin")

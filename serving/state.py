@@ -1,9 +1,10 @@
 """What the endpoint must remember across restarts: deployments, traffic and keys.
 
 ``<state_dir>/endpoint/state.json`` holds each deployment's model URL (with the model name and
-version it had) and the traffic table; it is replaced atomically on every change, so a crash
-leaves the old state or the new one. On start the server loads every deployment again from its
-URL. ``keys.json`` (mode 0600) holds generated keys; keys are never logged.
+version it had), the traffic table and the mirror traffic table; it is replaced atomically on
+every change, so a crash leaves the old state or the new one. On start the server loads every
+deployment again from its URL. ``keys.json`` (mode 0600) holds generated keys; keys are never
+logged.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from serving.bundle import load_bundle
 from serving.errors import BundleLoadError, ServingError
 from serving.model_roots import Root, check_model_url
 from serving.scoring import Scorer
+from serving.traffic import READY, MirrorTable, traffic_problems
 
 logger = logging.getLogger(__name__)
 
@@ -46,11 +48,12 @@ class DeploymentRecord:
 class EndpointState:
     deployments: dict[str, DeploymentRecord] = field(default_factory=dict)
     traffic: dict[str, int] = field(default_factory=dict)
+    mirror_traffic: dict[str, int] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {
             "deployments": {k: asdict(v) for k, v in self.deployments.items()},
-            "traffic": dict(self.traffic),
+            "traffic": dict(self.traffic), "mirror_traffic": dict(self.mirror_traffic),
         }
 
     @classmethod
@@ -60,6 +63,7 @@ class EndpointState:
                 k: DeploymentRecord(**v) for k, v in data.get("deployments", {}).items()
             },
             traffic={k: int(v) for k, v in data.get("traffic", {}).items()},
+            mirror_traffic={k: int(v) for k, v in data.get("mirror_traffic", {}).items()},
         )
 
 
@@ -132,7 +136,7 @@ def resolve_keys(endpoint_dir: Path, scoring: str | None, admin: str | None) -> 
 # --- the live endpoint --------------------------------------------------------------------
 
 DEPLOYMENT_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,31}$")
-LOADING, READY, FAILED = "loading", "ready", "failed"
+LOADING, FAILED = "loading", "failed"  # and READY, from serving.traffic
 
 
 @dataclass(eq=False)
@@ -204,6 +208,7 @@ class Endpoint:
         self.fast_path = fast_path
         self.deployments: dict[str, Deployment] = {}
         self.traffic: dict[str, int] = {}
+        self.mirror = MirrorTable()
         self._thresholds: list[float] = []
         self._routes: list[str] = []
         self._locks: dict[str, asyncio.Lock] = {}
@@ -254,14 +259,14 @@ class Endpoint:
     def describe(self) -> dict[str, Any]:
         return {
             "deployments": {n: d.describe() for n, d in self.deployments.items()},
-            "traffic": dict(self.traffic),
+            "traffic": dict(self.traffic), "mirror_traffic": self.mirror.shares,
         }
 
     def _save(self) -> None:
-        save_state(
-            self.endpoint_dir,
-            EndpointState({n: d.record for n, d in self.deployments.items()}, dict(self.traffic)),
-        )
+        save_state(self.endpoint_dir, EndpointState(
+            {n: d.record for n, d in self.deployments.items()}, dict(self.traffic),
+            self.mirror.shares,
+        ))
 
     def _lock(self, name: str) -> asyncio.Lock:
         return self._locks.setdefault(name, asyncio.Lock())
@@ -277,6 +282,8 @@ class Endpoint:
         for name, record in state.deployments.items():
             self.deployments[name] = Deployment(name, record)
         self.traffic = {n: state.traffic.get(n, 0) for n in state.deployments}
+        self.mirror = MirrorTable(
+            {n: v for n, v in state.mirror_traffic.items() if n in state.deployments})
         self._reroute()
 
     async def restore(self) -> None:
@@ -345,15 +352,17 @@ class Endpoint:
         """Remove a deployment without traffic, after its in-flight requests finish.
 
         Raises:
-            ServingError: 404 if unknown, 409 while it still has traffic.
+            ServingError: 404 if unknown, 409 while it still has live or mirror traffic.
         """
         async with self._lock(name):
             deployment = self.deployments.get(name)
             if deployment is None:
                 raise ServingError(404, f"no deployment named '{name}'")
-            if self.traffic.get(name, 0) > 0:
+            share = self.traffic.get(name, 0) or self.mirror.shares.get(name, 0)
+            if share > 0:
+                kind = "live" if self.traffic.get(name, 0) else "mirror"
                 raise ServingError(
-                    409, f"deployment '{name}' has {self.traffic[name]}% of the traffic; "
+                    409, f"deployment '{name}' has {share}% of the {kind} traffic; "
                     "move it elsewhere first"
                 )
             del self.deployments[name]
@@ -367,33 +376,32 @@ class Endpoint:
         return {"deleted": name, "drained": drained}
 
     def set_traffic(self, table: Any) -> dict[str, int]:
-        """Replace the traffic table; deployments left out get 0.
+        """Replace the traffic table; deployments left out get 0, and one that gets live
+        traffic loses its mirror traffic (as on Azure ML).
 
         Raises:
             ServingError: 422 naming every problem (unknown or unloaded names, values that are
                 not whole percentages, a total other than 100).
         """
-        problems = _traffic_problems(table, self.deployments)
+        problems = traffic_problems(table, self.deployments)
         if problems:
             raise ServingError(422, "invalid traffic table: " + "; ".join(problems))
         self.traffic = {name: int(table.get(name, 0)) for name in self.deployments}
         self._reroute()
+        if self.mirror.drop(n for n, v in self.traffic.items() if v > 0):
+            logger.info("Mirror traffic taken off the deployment that now has live traffic")
         self._save()
         logger.info("Traffic is now %s", self.traffic)
         return dict(self.traffic)
 
+    def set_mirror_traffic(self, table: Any) -> dict[str, int]:
+        """Replace the mirror traffic table (Azure ML's rules, `serving.traffic`).
 
-def _traffic_problems(table: Any, deployments: dict[str, Deployment]) -> list[str]:
-    if not isinstance(table, dict):
-        return ['expected an object like {"blue": 90, "green": 10}']
-    problems = [f"unknown deployment '{n}'" for n in table if n not in deployments]
-    bad = [n for n, v in table.items() if isinstance(v, bool) or not isinstance(v, int)
-           or not 0 <= v <= 100]
-    problems += [f"'{n}' must be a whole number from 0 to 100, got {table[n]!r}" for n in bad]
-    if problems:
-        return problems
-    unloaded = [n for n, v in table.items() if v > 0 and deployments[n].status != READY]
-    problems += [f"deployment '{n}' is {deployments[n].status}" for n in unloaded]
-    if sum(table.values()) != 100:
-        problems.append(f"weights must sum to 100, got {sum(table.values())}")
-    return problems
+        Raises:
+            ServingError: 422 naming every problem; the table stays as it was.
+        """
+        self.mirror.set(table, self.deployments, self.traffic)
+        self._save()
+        logger.info("Mirror traffic is now %s", self.mirror.shares)
+        return self.mirror.shares
+

@@ -66,18 +66,22 @@ def record_release(
 
 
 class HoldProgress:
-    """The release's progress artifact (one per release), updated at every reading."""
+    """The release's progress artifact (one per release), updated at every reading; a shadow
+    phase counts as one more step, before the first (its readings are step 0)."""
 
-    def __init__(self, model: str, version: int, steps: int) -> None:
-        self.steps = steps
+    def __init__(self, model: str, version: int, steps: int, shadow: bool = False) -> None:
+        self.steps = steps + shadow
+        self.shadow = shadow
         self.key = artifact_key("release", f"{model}-v{version}")
+        phase = " after a shadow phase" if shadow else ""
         self._id = create_progress_artifact(
-            0.0, key=self.key, description=f"Releasing {model} v{version}: {steps} steps"
+            0.0, key=self.key, description=f"Releasing {model} v{version}: {steps} steps{phase}"
         )
-        self._last_step = 0
+        self._last_step: int | None = None
 
     def __call__(self, reading: Reading, verdict: Verdict) -> None:
-        done = (reading.step - 1 + (1 - reading.left_s / reading.hold_s if reading.hold_s else 1))
+        held = 1 - reading.left_s / reading.hold_s if reading.hold_s else 1
+        done = reading.step - 1 + self.shadow + held
         line = f"{reading.where()}: {reading.numbers()} ({verdict})"
         update_progress_artifact(self._id, 100.0 * done / self.steps, description=line)
         get_run_logger().info("Canary %s", line)

@@ -2,8 +2,9 @@
 
 1. the idle deployment gets the candidate at 0% traffic;
 2. the smoke test calls it directly and compares with the offline predictions;
-3. traffic moves to it, in the spec's steps, each held step watched (`mlops.release.canary`);
-   then `champion` moves to the new version.
+3. optionally it answers mirror copies of live requests first, watched (the shadow phase,
+   `mlops.release.shadow`); then traffic moves to it, in the spec's steps, each held step
+   watched (`mlops.release.canary`); then `champion` moves to the new version.
 On any failure traffic goes back to where it was and `champion` stays.
 """
 
@@ -27,6 +28,7 @@ from mlops.model.results import DeployPlan, Split, TrainedModel
 from mlops.registry.backend import registry_for
 from mlops.registry.protocol import ModelVersion
 from mlops.release.canary import CanaryWatch, as_steps
+from mlops.release.shadow import shadow_phase
 from mlops.tracking.recorder import Recorder
 from tasks._options import IO_TASK
 from tasks._release import HoldProgress, record_release
@@ -123,15 +125,17 @@ def promote(
     plan: DeployPlan, version: ModelVersion, spec: PipelineSpec, reason: str | None = None,
     recorder: Recorder | None = None, staged_in: str | None = None,
 ) -> dict[str, int]:
-    """Move traffic in the spec's steps, holding and watching those with a hold, then point
-    `champion` at the new version (and, with a `recorder`, MLflow's `champion` alias at its
-    mirror). With `staged_in`, an environment before production (`spec` as it sees it): its
-    held steps are watched even for its first model, and `champion` stays.
+    """Hold the spec's shadow phase (if it has one and another deployment serves), move traffic
+    in the spec's steps, holding and watching those with a hold, then point `champion` at the
+    new version (and, with a `recorder`, MLflow's `champion` alias at its mirror). With
+    `staged_in`, an environment before production (`spec` as it sees it): its held steps are
+    watched even for its first model, and `champion` stays.
 
     Raises:
-        DeploymentError: a step broke the spec's guards (`CanaryBreachError` is its cause) or
-            the endpoint failed; traffic is back where it was, `champion` unchanged, and the
-            candidate kept at 0% or removed as ``endpoint.guards.on_rollback`` says.
+        DeploymentError: the shadow phase or a step broke the spec's guards
+            (`CanaryBreachError` is its cause) or the endpoint failed; traffic is back where
+            it was, mirror traffic off, `champion` unchanged, and the candidate kept at 0% or
+            removed as ``endpoint.guards.on_rollback`` says.
     """
     logger = get_run_logger()
     with endpoint_session(spec, get_settings()) as client:
@@ -140,14 +144,17 @@ def promote(
         live = _live(plan.previous_traffic)
         # with nothing else serving, the first model takes all traffic at once
         steps = [s for s in as_steps(spec.endpoint.traffic_steps) if live or s.share == 100]
-        held = bool(live or staged_in) and any(s.hold for s in steps)
+        shadow = spec.endpoint.shadow if live else None  # nothing to mirror without one
+        held = bool(live or staged_in) and (shadow is not None or any(s.hold for s in steps))
         where = staged_in or spec.production_name
         traffic: dict[str, int] = {}
         try:
             if held:
                 client.metrics()  # a hold needs live numbers: fail before traffic moves
-                watch = CanaryWatch(client, plan.target, live, spec.endpoint.guards,
-                                    HoldProgress(plan.model_name, plan.version, len(steps)))
+                progress = HoldProgress(plan.model_name, plan.version, len(steps), bool(shadow))
+                watch = CanaryWatch(client, plan.target, live, spec.endpoint.guards, progress)
+            if shadow is not None:
+                shadow_phase(watch, shadow, len(steps))
             for number, step in enumerate(steps, 1):
                 traffic = _step_table(plan.target, live, step.share)
                 client.set_traffic(traffic)

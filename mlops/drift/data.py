@@ -2,6 +2,8 @@
 
 Reference: the sample of training rows stored with the champion's bundle. Current: the
 endpoint's inference log for a time window (``serving.collect`` writes it), or any data URL.
+Mirror traffic copies in the log are left out: they repeat the inputs of live requests the log
+already holds, and would count those rows twice.
 Parquet files are read column-projected, so a wide table costs only the columns judged. Column
 names match the spec's ignoring case and separators, as in ``mlops.data``.
 """
@@ -25,7 +27,7 @@ from serving.columns import match_columns
 logger = logging.getLogger(__name__)
 
 # Context columns the collector writes next to the features (see serving.collect).
-MODEL_NAME, SCORED_AT = "model_name", "scored_at"
+MODEL_NAME, SCORED_AT, MIRRORED = "model_name", "scored_at", "mirrored"
 
 
 @dataclass(frozen=True)
@@ -125,7 +127,10 @@ def _window_rows(table: pa.Table, model_name: str, start: datetime) -> pa.Table:
         raise DataLoadError(f"inference file lacks its '{MODEL_NAME}' or '{SCORED_AT}' column")
     since = pa.scalar(start, type=table.schema.field(scored).type)
     keep = pc.and_(pc.equal(table[model], model_name), pc.greater_equal(table[scored], since))
-    return table.filter(keep).drop_columns([model, scored])
+    mirrored = _context_column(names, MIRRORED)  # files written before copies have none
+    if mirrored is not None:
+        keep = pc.and_(keep, pc.invert(table[mirrored]))
+    return table.filter(keep).drop_columns([c for c in (model, scored, mirrored) if c])
 
 
 def window_dates(start: datetime, end: datetime) -> list[str]:
@@ -160,7 +165,7 @@ def read_inference_window(
         except DataLoadError:
             continue  # an empty partition: nothing was scored that day
         for info in found:
-            raw = _read_parquet(info.url, names, context=(MODEL_NAME, SCORED_AT))
+            raw = _read_parquet(info.url, names, context=(MODEL_NAME, SCORED_AT, MIRRORED))
             tables.append(project_columns(_window_rows(raw, model_name, start), names))
         files += len(found)
     return window_data(tables, root_url, f"inference log {root_url} ({model_name}",

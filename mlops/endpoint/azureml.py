@@ -14,6 +14,7 @@ The deploy tasks run the protocol of DESIGN.md with these calls, unchanged:
   bodies and keeps the deployment header for later calls);
 - ``set_traffic(table)``: moves traffic (and rolls it back), taking mirror traffic off a
   deployment that gets live traffic (Azure ML refuses both on one deployment);
+- ``set_mirror_traffic(table)``: the endpoint's ``mirror_traffic`` (a release's shadow phase);
 - ``delete_deployment(slot)``: removes a failed candidate.
 """
 
@@ -124,6 +125,8 @@ class AzureMLEndpointClient:
             "endpoint": self.endpoint_name,
             "scoring_uri": endpoint.scoring_uri,
             "traffic": {name: int(share) for name, share in (endpoint.traffic or {}).items()},
+            "mirror_traffic": {name: int(share) for name, share
+                               in (endpoint.mirror_traffic or {}).items() if share},
             "deployments": {
                 d.name: {"model": d.model, "state": _text(d.provisioning_state),
                          "tag": (d.tags or {}).get("mlops.model"),
@@ -256,6 +259,21 @@ class AzureMLEndpointClient:
             poller = self.ml_client.online_endpoints.begin_create_or_update(endpoint)
         wait(poller, self.timeout_s, DeploymentError, doing)
         logger.info("Traffic of %s now %s", self.endpoint_name, table)
+        return table
+
+    def set_mirror_traffic(self, mirror: dict[str, int]) -> dict[str, int]:
+        """Set the endpoint's mirror traffic (``{}`` turns it off); Azure ML enforces its rules
+        (one deployment, at most 50%, none with live traffic) and its refusal is raised."""
+        endpoint = self._endpoint()
+        if endpoint is None:
+            raise EndpointError(f"endpoint '{self.endpoint_name}' does not exist")
+        table = {name: int(share) for name, share in mirror.items() if share}
+        endpoint.mirror_traffic = dict(table)
+        doing = f"setting the mirror traffic of '{self.endpoint_name}' to {table}"
+        with azure_errors(DeploymentError, doing):
+            poller = self.ml_client.online_endpoints.begin_create_or_update(endpoint)
+        wait(poller, self.timeout_s, DeploymentError, doing)
+        logger.info("Mirror traffic of %s now %s", self.endpoint_name, table)
         return table
 
     def close(self) -> None:

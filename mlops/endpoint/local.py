@@ -184,7 +184,8 @@ class LocalEndpointClient:
         return self._call("GET", "/ready", key=None, ok=(503,)).status_code == 200
 
     def state(self) -> dict[str, Any]:
-        """Deployments (model URL, name, version, status), traffic, collection counters."""
+        """Deployments (model URL, name, version, status), traffic, mirror traffic, collection
+        counters."""
         return self._admin("GET", "/admin/state")
 
     def put_deployment(self, name: str, model_url: str) -> dict[str, Any]:
@@ -198,6 +199,10 @@ class LocalEndpointClient:
     def set_traffic(self, traffic: dict[str, int]) -> dict[str, int]:
         """Replace the traffic table (percentages summing to 100; others get 0)."""
         return self._admin("PUT", "/admin/traffic", traffic)["traffic"]
+
+    def set_mirror_traffic(self, mirror: dict[str, int]) -> dict[str, int]:
+        """Replace the mirror traffic table (``{"green": 10}``; ``{}`` turns mirroring off)."""
+        return self._admin("PUT", "/admin/mirror_traffic", mirror)["mirror_traffic"]
 
     def metrics(self) -> dict[str, DeploymentStats]:
         """Each deployment's counters since the endpoint process started (``GET /metrics``)."""

@@ -18,6 +18,11 @@ class EndpointClient(Protocol):
 
     def set_traffic(self, traffic: dict[str, int]) -> dict[str, int]: ...
 
+    def set_mirror_traffic(self, mirror: dict[str, int]) -> dict[str, int]:
+        """Copy a share of live requests to one deployment without live traffic, answers
+        discarded (Azure ML's mirror traffic: at most 50%); ``{}`` turns it off."""
+        ...
+
     def score(self, payload: Any, deployment: str | None = None) -> dict[str, Any]: ...
 
     def metrics(self) -> dict[str, DeploymentStats]:

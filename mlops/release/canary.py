@@ -45,6 +45,7 @@ class Reading:
     left_s: float
     candidate: DeploymentStats
     old: DeploymentStats | None
+    shadow: bool = False  # the shadow phase: the candidate answers mirror copies only
 
     def numbers(self) -> str:
         c = self.candidate
@@ -55,8 +56,9 @@ class Reading:
         return text
 
     def where(self) -> str:
-        return (f"step {self.step}/{self.steps} at {self.share}%, {self.left_s:.0f} s of "
-                f"{self.hold_s:.0f} s left")
+        at = (f"shadow phase at {self.share}% mirrored" if self.shadow
+              else f"step {self.step}/{self.steps} at {self.share}%")
+        return f"{at}, {self.left_s:.0f} s of {self.hold_s:.0f} s left"
 
 
 def judge(reading: Reading, guards: CanaryGuards, final: bool) -> tuple[Verdict, list[str]]:
@@ -102,8 +104,9 @@ class CanaryWatch:
     def _read(self) -> dict[str, DeploymentStats]:
         return self.client.metrics()
 
-    def hold(self, step: int, steps: int, spec: TrafficStep) -> Reading:
-        """Watch one step for its hold; returns the last reading when it passes.
+    def hold(self, step: int, steps: int, spec: TrafficStep, shadow: bool = False) -> Reading:
+        """Watch one step (or with `shadow`, the shadow phase: `spec.share` is the mirrored
+        share) for its hold; returns the last reading when it passes.
 
         Raises:
             CanaryBreachError: a guard broke (the message has the step, the rules and the
@@ -120,6 +123,7 @@ class CanaryWatch:
                 step, steps, spec.share, spec.hold, left,
                 now.get(self.candidate, empty).since(start.get(self.candidate, empty)),
                 now.get(self.old, empty).since(start.get(self.old, empty)) if self.old else None,
+                shadow,
             )
             verdict, reasons = judge(reading, self.guards, final=left <= 0)
             self.report(reading, verdict)

@@ -208,6 +208,28 @@ def test_live_traffic_takes_mirror_traffic_off_the_deployment_it_moves_to(
     assert workspace.mirror(ENDPOINT) == {"blue": 10}
 
 
+def test_mirror_traffic_goes_through_the_sdk_and_azure_ml_refusals_reach_the_caller(
+    ml_client, workspace, versions
+):
+    client = endpoint_client(ml_client)
+    for slot, version in zip(("blue", "green", "red"), versions, strict=True):
+        client.put_deployment(slot, version.url)
+    client.set_traffic({"blue": 100})
+    assert client.set_mirror_traffic({"green": 20}) == {"green": 20}
+    assert workspace.mirror(ENDPOINT) == {"green": 20}
+    assert client.state()["mirror_traffic"] == {"green": 20}
+    for table, refusal in (({"green": 51}, "cannot exceed 50%"),
+                           ({"blue": 10}, "cannot receive both live and mirror"),
+                           ({"green": 10, "red": 10}, "one deployment only"),
+                           ({"purple": 10}, "purple does not exist")):
+        with pytest.raises(DeploymentError, match=refusal):
+            client.set_mirror_traffic(table)
+        assert workspace.mirror(ENDPOINT) == {"green": 20}
+    assert client.set_mirror_traffic({}) == {}
+    assert workspace.mirror(ENDPOINT) == {} and client.state()["mirror_traffic"] == {}
+    assert workspace.traffic(ENDPOINT) == {"blue": 100}
+
+
 def test_a_refused_credential_is_an_endpoint_error_with_the_way_out(workspace):
     class Refused:
         def get_token(self, *scopes, **_):

@@ -63,10 +63,12 @@ def running_release(
         stop(proc)
 
 
-def spec_for(release: Release, steps: list, **guards: object):
+def spec_for(release: Release, steps: list, shadow: dict | None = None, **guards: object):
+    """The toy model's spec with these traffic steps, guards (polled every 0.3 s) and, if
+    given, a shadow phase."""
     path = write_spec(release.spec_dir, "toy", {
         "registry": {"backend": "local", "model_name": "toy"},
-        "endpoint": {"backend": "local", "traffic_steps": steps,
+        "endpoint": {"backend": "local", "traffic_steps": steps, "shadow": shadow,
                      "guards": {"poll": 0.3, **guards}},
     })
     return load_spec(path)
@@ -85,8 +87,11 @@ def _load(url: str, stop_event: threading.Event, statuses: list[int]) -> None:
             i += 1
 
 
-def under_load(release: Release, action: Callable[[], object]) -> tuple[object, list[int]]:
-    statuses: list[int] = []
+def under_load(release: Release, action: Callable[[], object],
+               statuses: list[int] | None = None) -> tuple[object, list[int]]:
+    """`action`'s result while a thread sends requests, and their statuses (also into
+    `statuses`, which keeps them when `action` raises)."""
+    statuses = [] if statuses is None else statuses
     stop_event = threading.Event()
     thread = threading.Thread(target=_load, args=(release.url, stop_event, statuses))
     thread.start()

@@ -37,6 +37,16 @@ class TrafficStep(_Strict):
                           "(seconds, or '30s', '5m', '1h'); 0 moves on at once.")
 
 
+class ShadowPhase(_Strict):
+    """Mirror traffic before the first live step: the candidate answers copies of a share of
+    live requests (answers discarded), watched with the same guards as a held step."""
+
+    share: int = Field(gt=0, le=50, description="Percentage of live requests copied to the "
+                       "candidate (Azure ML mirrors at most 50%).")
+    hold: Seconds = Field(gt=0, description="How long the copies are watched (seconds, or "
+                          "'30s', '5m', '1h').")
+
+
 class CanaryGuards(_Strict):
     """What a held traffic step must show to pass (docs/releases.md)."""
 
@@ -80,6 +90,10 @@ class EndpointSpec(_Strict):
         default_factory=lambda: [TrafficStep(share=100)],
         description="Shares the candidate goes through: a number, or {share: 10, hold: 5m} to "
         "watch the step before the next.",
+    )
+    shadow: ShadowPhase | None = Field(
+        None, description="Mirror traffic to the candidate, watched, before the first live "
+        "step, e.g. {share: 20, hold: 5m}; none by default.",
     )
     guards: CanaryGuards = Field(default_factory=CanaryGuards)
     smoke_rows: int = Field(20, ge=1, le=1000)

@@ -59,6 +59,10 @@ class EndpointRoutes:
                                f"Deployment(s) {both} cannot receive both live and mirror traffic")
         if any(share > 50 for share in mirror.values()):
             raise ServiceError(400, "BadArgument", "Mirror traffic cannot exceed 50%")
+        mirrored = [n for n, share in mirror.items() if share]
+        if len(mirrored) > 1:
+            raise ServiceError(400, "BadArgument",
+                               f"Mirror traffic can go to one deployment only, got {mirrored}")
 
     def _put_endpoint(self, request: Any, endpoint: str) -> Reply:
         sent = body_of(request)

@@ -117,3 +117,25 @@ def test_a_model_served_at_its_own_local_endpoint_needs_a_valid_endpoint_name(ch
     with pytest.raises(SpecError, match=r"is not valid for the local server: 3-32 letters.*"
                                         r"set endpoint.name \(or endpoint.url\)"):
         load_spec(ROOT / "configs" / "churn.yaml", changes)
+
+
+def test_a_shadow_phase_reads_its_share_and_hold():
+    from mlops.core.spec import load_spec
+
+    spec = load_spec(ROOT / "configs" / "churn.yaml",
+                     {"endpoint.shadow": {"share": 50, "hold": "5m"}})
+    assert (spec.endpoint.shadow.share, spec.endpoint.shadow.hold) == (50, 300.0)
+    assert load_spec(ROOT / "configs" / "churn.yaml").endpoint.shadow is None
+
+
+@pytest.mark.parametrize("shadow", [
+    {"share": 51, "hold": "5m"},  # Azure ML mirrors at most 50%
+    {"share": 0, "hold": "5m"},
+    {"share": 20, "hold": 0},  # a phase nobody watches
+    {"share": 20},
+])
+def test_a_shadow_phase_outside_the_limits_is_refused(shadow):
+    from mlops.core.spec import load_spec
+
+    with pytest.raises(SpecError, match="endpoint.shadow"):
+        load_spec(ROOT / "configs" / "churn.yaml", {"endpoint.shadow": shadow})

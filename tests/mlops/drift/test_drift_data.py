@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from mlops.core.errors import DataValidationError
@@ -65,6 +67,25 @@ def test_a_feature_named_like_a_context_column_is_kept_apart(tmp_path):
         url, "churn", ["age", "model_name"], NOW - timedelta(hours=1), NOW
     )
     assert current.rows == 6 and current.table["model_name"].to_pylist() == ["x"] * 6
+
+
+def test_mirror_copies_are_left_out_of_the_window(tmp_path):
+    """A mirror copy repeats a live request's inputs; counted, they would weigh twice."""
+    rows = make_churn(10, seed=4)
+    at = NOW - timedelta(minutes=5)
+    live = _record(rows, "churn", at)
+    copy = dataclasses.replace(live, deployment="green", model_version="2", mirrored=True)
+    url = _collect(tmp_path, [live, copy])
+    older = pq.read_table(next((tmp_path / "local-endpoint").glob("date=*/part-*.parquet")))
+    current = read_inference_window(url, "churn", FEATURES, NOW - timedelta(hours=1), NOW)
+    assert current.rows == 10 and sorted(current.table.column_names) == sorted(FEATURES)
+    # a log file without the column is read whole
+    folder = next((tmp_path / "local-endpoint").glob("date=*"))
+    for part in folder.glob("part-*.parquet"):
+        part.unlink()
+    pq.write_table(older.drop_columns(["mirrored"]), folder / "part-old.parquet")
+    assert read_inference_window(url, "churn", FEATURES, NOW - timedelta(hours=1), NOW).rows \
+        == older.num_rows
 
 
 def test_window_dates_cover_each_utc_day():
