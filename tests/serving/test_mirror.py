@@ -129,10 +129,10 @@ def test_copies_are_drawn_at_the_share():
 
 def _app(tmp_path, calls: list[tuple[str, int]], share: int) -> ScoringApp:
     app = ScoringApp(EndpointConfig(state_dir=tmp_path, collect=False))
-    app._scoring_key = b"k"
-    app.endpoint = _endpoint(tmp_path, calls)
-    app.mirror.endpoint = app.endpoint
-    app.endpoint.set_mirror_traffic({"green": share})
+    app.default.scoring_key = b"k"
+    app.default.endpoint = _endpoint(tmp_path, calls)
+    app.default.mirror.endpoint = app.default.endpoint
+    app.default.endpoint.set_mirror_traffic({"green": share})
     return app
 
 
@@ -164,7 +164,7 @@ async def _settle(app: ScoringApp) -> None:
     """Let the mirror task score what is queued."""
     for _ in range(200):
         await asyncio.sleep(0.01)
-        if app.mirror.stats()["waiting"] == 0 and not app.endpoint.deployments["green"].inflight:
+        if app.default.mirror.stats()["waiting"] == 0 and not app.default.endpoint.deployments["green"].inflight:
             return
 
 
@@ -184,7 +184,7 @@ def test_a_copy_is_scored_after_the_live_answer_is_sent_and_discarded(tmp_path):
     assert 0 < copies < 20  # 50%: P(0 or 20 of 20) is 2e-6
     # each copy is scored after its own request's answer went out
     assert all(calls.index(("green", i)) > calls.index(("answered", i)) for i in copied)
-    green = app.metrics.deployments["green"]
+    green = app.default.metrics.deployments["green"]
     assert (green.mirrored, green.by_class, green.rows) == (copies, [copies, 0, 0], 2 * copies)
     assert sum(green.buckets) == copies
 
@@ -199,7 +199,7 @@ def test_requests_that_name_their_deployment_are_not_copied(tmp_path):
         await _settle(app)
 
     asyncio.run(run())
-    assert not [c for c in calls if c[0] == "green"] and "green" not in app.metrics.deployments
+    assert not [c for c in calls if c[0] == "green"] and "green" not in app.default.metrics.deployments
 
 
 def test_copies_beyond_the_limit_are_dropped_and_counted(tmp_path):
