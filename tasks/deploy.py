@@ -16,7 +16,13 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
-from mlops.core.errors import CanaryBreachError, DeploymentError, MlopsError, ProvisioningError
+from mlops.core.errors import (
+    CanaryBreachError,
+    DeploymentError,
+    EndpointUnreachableError,
+    MlopsError,
+    ProvisioningError,
+)
 from mlops.core.settings import get_settings
 from mlops.core.spec import PipelineSpec
 from mlops.data.frames import head_frame
@@ -27,6 +33,7 @@ from mlops.model.results import DeployPlan, Split, TrainedModel
 from mlops.registry.backend import registry_for
 from mlops.registry.protocol import ModelVersion
 from mlops.release.canary import CanaryWatch, as_steps
+from mlops.release.recovery import Recovery, restore_traffic
 from mlops.tracking.recorder import Recorder
 from tasks._options import IO_TASK
 from tasks._release import HoldProgress, record_release
@@ -140,7 +147,7 @@ def promote(
         # with nothing else serving, the first model takes all traffic at once
         steps = [s for s in as_steps(spec.endpoint.traffic_steps) if live or s.share == 100]
         held = bool(live) and any(s.hold for s in steps)
-        traffic: dict[str, int] = {}
+        traffic: dict[str, int] = dict(plan.previous_traffic)  # the table last set
         try:
             if held:
                 client.metrics()  # a hold needs live numbers: fail before traffic moves
@@ -157,7 +164,7 @@ def promote(
                 client.set_traffic(traffic)
             registry.set_alias(version.name, version.version)
         except MlopsError as exc:
-            _roll_back(client, plan, spec, exc, (champion, reason))
+            _roll_back(client, plan, spec, exc, (champion, reason), traffic)
         logger.info("Champion of %s is now version %s", version.name, version.version)
         record_release(spec, "promotion", version.version, champion_before=champion,
                        champion_after=version.version, traffic_before=plan.previous_traffic,
@@ -168,23 +175,56 @@ def promote(
 
 
 def _roll_back(client: EndpointClient, plan: DeployPlan, spec: PipelineSpec,
-               cause: MlopsError, why: tuple[int | None, str | None]) -> NoReturn:
+               cause: MlopsError, why: tuple[int | None, str | None],
+               last_set: dict[str, int]) -> NoReturn:
     """Traffic back to where it was (and the candidate removed if the spec says so); a
-    canary's breach goes into the release history; raise."""
+    canary's breach or an endpoint that stopped answering goes into the release history;
+    raise. An endpoint that does not answer is waited for (``guards.unreachable_wait``); if it
+    never takes the old table, the state it was left in is recorded as unresolved."""
+    guards, (champion, reason) = spec.endpoint.guards, why
+    recovery = Recovery(True, {}, 0.0, False)
     if plan.previous_traffic:
-        client.set_traffic(plan.previous_traffic)
+        recovery = restore_traffic(client, plan.previous_traffic, last_set,
+                                   guards.unreachable_wait_s, guards.poll)
+    if not recovery.restored:
+        _unresolved(plan, spec, cause, why, recovery)
     kept = "kept at 0% for inspection"
     breach = isinstance(cause, CanaryBreachError)
-    if breach and spec.endpoint.guards.on_rollback == "remove":
+    if breach and guards.on_rollback == "remove":
         client.delete_deployment(plan.target)
         kept = "removed"
-    if breach:
-        champion, reason = why
+    lost = isinstance(cause, EndpointUnreachableError) or recovery.unreachable
+    what = f"canary: {cause}" if breach else f"endpoint unreachable: {cause}"
+    if lost:
+        what += f"; it answered again and took the old traffic after {recovery.waited_s:.1f} s"
+    if breach or lost:
         record_release(spec, "rollback", plan.version, champion_before=champion,
                        champion_after=champion, traffic_before=plan.previous_traffic,
                        traffic_after=plan.previous_traffic, reason=reason,
-                       detail=f"canary: {cause}; candidate {kept}")
+                       detail=f"{what}; candidate {kept}")
     raise DeploymentError(
         f"promotion of {plan.model_name} v{plan.version} failed and traffic was restored to "
-        f"{plan.previous_traffic or 'none'} (candidate on '{plan.target}' {kept}): {cause}"
+        f"{plan.previous_traffic or 'none'} (candidate on '{plan.target}' {kept}): "
+        + (what if lost else str(cause))
+    ) from cause
+
+
+def _unresolved(plan: DeployPlan, spec: PipelineSpec, cause: MlopsError,
+                why: tuple[int | None, str | None], recovery: Recovery) -> NoReturn:
+    """The endpoint did not take the old table back in time: record where it was left (so
+    nothing half-done stays hidden) and raise."""
+    champion, reason = why
+    left = (f"traffic {recovery.traffic or 'unknown'} (last seen), the candidate "
+            f"v{plan.version} on deployment '{plan.target}'")
+    waited = (f"the endpoint did not take the old traffic {plan.previous_traffic} back within "
+              f"{spec.endpoint.guards.unreachable_wait_s:g} s ({recovery.problem})")
+    record_release(spec, "unresolved", plan.version, champion_before=champion,
+                   champion_after=champion, traffic_before=plan.previous_traffic,
+                   traffic_after=recovery.traffic, reason=reason,
+                   detail=f"{cause}; {waited}; left with {left}")
+    raise DeploymentError(
+        f"promotion of {plan.model_name} v{plan.version} failed ({cause}) and {waited}. The "
+        f"endpoint was left with {left}; champion stays "
+        f"{'v' + str(champion) if champion else 'none'}. Once it answers, set its traffic to "
+        f"{plan.previous_traffic} (PUT /admin/traffic, or the Azure ML endpoint's traffic)."
     ) from cause
