@@ -7,7 +7,8 @@ Routes:
   stack adopts only an endpoint of its own.
 - ``GET /ready``: 200 once every deployment with traffic has its model loaded, else 503.
 - ``GET /metrics``: per-deployment counters and latency histograms in the Prometheus text
-  format (``serving.metrics``); either key, as ``Authorization: Bearer <key>``.
+  format (``serving.metrics``); either key, as ``Authorization: Bearer <key>``; 404 when
+  ``MLOPS_ENDPOINT_METRICS=false`` turned the counting off.
 - ``POST /score``: ``Authorization: Bearer <scoring key>``; the header
   ``azureml-model-deployment: NAME`` picks a deployment whatever its traffic, otherwise the
   traffic table draws one. ``?return_probabilities=true`` (or the body flag) adds class
@@ -40,7 +41,7 @@ import orjson
 from serving.collect import InferenceCollector, Record
 from serving.config import EndpointConfig, state_fingerprint
 from serving.errors import ServingError
-from serving.metrics import CONTENT_TYPE, Metrics
+from serving.metrics import CONTENT_TYPE, METRICS_OFF, Metrics
 from serving.model_roots import parse_root
 from serving.request_ids import RequestIds
 from serving.request_shapes import parse_json, raw_table, wants_probabilities
@@ -157,7 +158,7 @@ class ScoringApp:
             config.endpoint_dir, config.drain_timeout_s,
             [parse_root(root) for root in config.allowed_model_roots], config.fast_path,
         )
-        self.metrics = Metrics(config.name)
+        self.metrics = Metrics(config.name) if config.metrics else None
         self.collector: InferenceCollector | None = None
         self._keys: Keys | None = None
         self._scoring_key = b""
@@ -295,6 +296,8 @@ class ScoringApp:
 
     async def metrics_text(self, request: Request) -> Reply:
         _check_key(request, self._admin_key, "admin or scoring", also=self._scoring_key)
+        if self.metrics is None:
+            raise ServingError(404, METRICS_OFF)
         return 200, self.metrics.render(), [(b"content-type", CONTENT_TYPE)]
 
     async def score(self, request: Request) -> Reply:
@@ -317,9 +320,10 @@ class ScoringApp:
             status = exc.status
             raise
         finally:
-            self.metrics.of(deployment.name).observe(
-                status, perf_counter() - started, table.n_rows if status == 200 else 0
-            )
+            if self.metrics is not None:
+                self.metrics.of(deployment.name).observe(
+                    status, perf_counter() - started, table.n_rows if status == 200 else 0
+                )
         return 200, encoded, [(b"azureml-model-deployment", deployment.name.encode())]
 
     async def _score_on(

@@ -89,3 +89,18 @@ def test_an_endpoint_that_stays_down_fails_the_run_naming_the_state_left(release
         "unresolved", "v2", "v1 -> v1", "green 50%, blue 50%"]
     release.endpoint.start()  # what the entry names is what the endpoint holds
     assert release.client.state()["traffic"] == {"blue": 50, "green": 50}
+
+
+def test_a_held_step_on_an_endpoint_without_metrics_fails_before_traffic_moves(release):
+    release.endpoint.stop()
+    release.endpoint.env["MLOPS_ENDPOINT_METRICS"] = "false"
+    release.endpoint.start()  # the same deployments and traffic, no counters
+    spec = spec_for(release, HELD)
+    version, plan = candidate(release, toy_pipeline(FRAME, 25), spec)
+    with pytest.raises(DeploymentError, match=r"traffic was restored to \{'blue': 100\} .*"
+                       r"answered 404: per-request metrics are off on this endpoint"):
+        promote(plan, version, spec)
+    assert release.client.state()["traffic"] == {"blue": 100, "green": 0}
+    log = release.endpoint.state_dir / "logs" / f"endpoint-{release.endpoint.port}.log"
+    assert "Traffic is now" in log.read_text() and "'green': 50" not in log.read_text()
+    assert release.registry.alias("toy") == 1 and release.registry.releases("toy") == []
