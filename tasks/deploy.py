@@ -125,6 +125,12 @@ def _step_table(target: str, live: str | None, share: int) -> dict[str, int]:
     return {target: share, **({live: 100 - share} if live else {})}
 
 
+def _move(client: EndpointClient, table: dict[str, int]) -> dict[str, int]:
+    """Set `table`; it becomes the table last set only once the endpoint took it."""
+    client.set_traffic(table)
+    return table
+
+
 @task(cache_policy=NO_CACHE)
 def promote(
     plan: DeployPlan, version: ModelVersion, spec: PipelineSpec, reason: str | None = None,
@@ -154,14 +160,12 @@ def promote(
                 watch = CanaryWatch(client, plan.target, live, spec.endpoint.guards,
                                     HoldProgress(plan.model_name, plan.version, len(steps)))
             for number, step in enumerate(steps, 1):
-                traffic = _step_table(plan.target, live, step.share)
-                client.set_traffic(traffic)
+                traffic = _move(client, _step_table(plan.target, live, step.share))
                 logger.info("Traffic now %s", traffic)
                 if held and step.hold:
                     watch.hold(number, len(steps), step)
             if traffic.get(plan.target) != 100:
-                traffic = _step_table(plan.target, live, 100)
-                client.set_traffic(traffic)
+                traffic = _move(client, _step_table(plan.target, live, 100))
             registry.set_alias(version.name, version.version)
         except MlopsError as exc:
             _roll_back(client, plan, spec, exc, (champion, reason), traffic)

@@ -109,7 +109,7 @@ def test_three_outcomes_and_the_cache(use_stack, churn_data, tmp_path):
     assert retained.traffic_after == {"green": 100, "blue": 0}
     assert retained.flow_run_id == str(worse.state_details.flow_run_id)
     newest = status(use_stack, spec_path=weak).splitlines()[-len(history)]  # newest first
-    assert newest.split(" | ")[1:5] == ["retained", "-", "v2 -> v2", "green 100%, blue 0%"]
+    assert newest.split(" | ")[1:5] == ["retained", "-", "v2 -> v2", "blue 0%, green 100%"]
 
     forced = _run(strong, churn_data, force=True)
     assert forced.result()["outcome"] == "retained"

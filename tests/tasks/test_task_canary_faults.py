@@ -86,7 +86,7 @@ def test_an_endpoint_that_stays_down_fails_the_run_naming_the_state_left(release
     text = status(get_settings(), spec_path=f"{release.spec_dir}/toy.yaml")  # endpoint down
     assert "| - | endpoint unreadable: endpoint at http://127.0.0.1:" in text
     assert text.splitlines()[-1].split(" | ")[1:5] == [
-        "unresolved", "v2", "v1 -> v1", "green 50%, blue 50%"]
+        "unresolved", "v2", "v1 -> v1", "blue 50%, green 50%"]
     release.endpoint.start()  # what the entry names is what the endpoint holds
     assert release.client.state()["traffic"] == {"blue": 50, "green": 50}
 
