@@ -230,7 +230,7 @@ def write_report(flips: list[Flip], out: Path, args: argparse.Namespace,
     lines = [
         "# Rollback benchmark", "",
         f"Measured {stamp()} on {machine()}.", "",
-        f"{args.rounds} rounds; in each, the flip to the warm previous deployment by "
+        f"Rounds: {args.rounds}. In each, the flip to the warm previous deployment by "
         "`mlops rollback --spec ...` (a subprocess, its own Prefect server as under `mlops up`) "
         "and by one raw `PUT /admin/traffic`, under steady load from a separate process "
         f"(4 keep-alive connections, 1-row requests, {args.lead:g} s of load before and after "
