@@ -130,3 +130,8 @@ bench-batch: setup
 .PHONY: bench-entry-script
 bench-entry-script: setup azmlinfsrv-env
 	$(BIN)/python -m benchmarks.bench_entry_script
+
+## bench-rollback: `mlops rollback` to a warm deployment under steady load, against one raw traffic call
+.PHONY: bench-rollback
+bench-rollback: setup
+	$(BIN)/python -m benchmarks.bench_rollback

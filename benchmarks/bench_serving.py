@@ -2,7 +2,7 @@
 
 ``python -m benchmarks.bench_serving``. For each model (see `MODELS`: the issue's scaler +
 HistGradientBoosting on 20 numeric features, and a churn-like pipeline with one-hot encoding on
-24 features) all three servers get the same bundle, one worker process each,
+24 features) all servers get the same bundle, one worker process each,
 ``OMP_NUM_THREADS=1``, the same request body (the split form), 1-row and 100-row requests at
 concurrency 1 and 8, measured with wrk (a Python load generator if wrk is not installed).
 Figures go to ``benchmarks/results/serving.md``.
@@ -10,6 +10,8 @@ Figures go to ``benchmarks/results/serving.md``.
 - local endpoint: ``python -m serving`` with auth, weighted routing over two deployments
   (blue/green 50/50, same bundle) and inference collection on; the report says whether its
   deployments score through the fast path (``serving.fastpath``) or the plain pipeline;
+- the same endpoint with its per-request counters off (``MLOPS_ENDPOINT_METRICS=false``), so
+  what the counters cost is measured A/B in the same run;
 - baseline 1: ``azmlinfsrv`` running ``benchmarks/azml_blog_score.py`` (json -> DataFrame ->
   predict -> json string), from ``.venv-azmlinfsrv``;
 - baseline 2 (floor): ``benchmarks/bare_asgi.py`` under uvicorn: json -> one numpy array ->
@@ -32,6 +34,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -132,7 +135,7 @@ def register_bench_model(frame: pd.DataFrame, key: str) -> str:
     return version.url
 
 
-# --- the three servers -----------------------------------------------------------------------
+# --- the servers -----------------------------------------------------------------------------
 
 
 def _free_port() -> int:
@@ -174,12 +177,15 @@ class Server:
 
 
 @contextmanager
-def local_endpoint(bundle_url: str) -> Iterator[Server]:
-    state = WORK / "endpoint-state"
+def local_endpoint(bundle_url: str, metrics: bool = True) -> Iterator[Server]:
+    """Our endpoint; `metrics` False turns its per-request counters off (the A/B of their
+    cost)."""
+    state = WORK / ("endpoint-state" if metrics else "endpoint-state-no-metrics")
     shutil.rmtree(state, ignore_errors=True)
     port = _free_port()
     env = {**SINGLE_THREAD, "MLOPS_ENDPOINT_KEY": KEY, "MLOPS_ENDPOINT_ADMIN_KEY": ADMIN_KEY,
-           "MLOPS_ENDPOINT_MODEL_ROOTS": json.dumps([str(WORK / "registry")])}
+           "MLOPS_ENDPOINT_MODEL_ROOTS": json.dumps([str(WORK / "registry")]),
+           "MLOPS_ENDPOINT_METRICS": str(metrics).lower()}
     proc = start_endpoint(state, port, env)
     try:
         with LocalEndpointClient(f"http://127.0.0.1:{port}", KEY, ADMIN_KEY, 60) as client:
@@ -187,6 +193,9 @@ def local_endpoint(bundle_url: str) -> Iterator[Server]:
             client.put_deployment("green", bundle_url)
             client.set_traffic({"blue": 50, "green": 50})
             paths = {d["scoring"] for d in client.state()["deployments"].values()}
+        if not metrics:
+            yield Server(port, {"Authorization": f"Bearer {KEY}"})
+            return
         yield Server(port, {"Authorization": f"Bearer {KEY}"},
                      f"The local endpoint's deployments scored through the {', '.join(paths)}"
                      + (" (serving/fastpath/: numpy steps compiled from the fitted pipeline,"
@@ -243,10 +252,13 @@ def bare_handler(bundle_url: str) -> Iterator[Server]:
         _stop(proc)
 
 
-TARGETS = {
-    "local endpoint": local_endpoint,  # keys of this table name the servers in the results
-    "baseline 1: azmlinfsrv + blog score.py": azmlinfsrv,
-    "baseline 2: bare ASGI handler": bare_handler,
+LOCAL, NO_METRICS = "local endpoint", "local endpoint, metrics off"
+AZML, FLOOR = "baseline 1: azmlinfsrv + blog score.py", "baseline 2: bare ASGI handler"
+TARGETS = {  # keys of this table name the servers in the results
+    LOCAL: local_endpoint,
+    NO_METRICS: partial(local_endpoint, metrics=False),
+    AZML: azmlinfsrv,
+    FLOOR: bare_handler,
 }
 
 
@@ -339,7 +351,7 @@ def median_figures(runs: list[Figures]) -> Figures:
 
 def run_all(bundle_url: str, bodies: dict[int, Path], duration: float,
             rounds: int) -> tuple[dict[Key, Figures], list[str]]:
-    """All three servers up at once; each cell measured round-robin, so the servers share
+    """All servers up at once; each cell measured round-robin, so the servers share
     whatever else the machine is doing instead of one of them getting a quiet minute.
 
     Returns:
@@ -385,8 +397,8 @@ def _met(values: list[float], at_least: float = -np.inf, at_most: float = np.inf
 
 
 def _target_lines(results: dict[Key, Figures]) -> list[str]:
-    local, azml, floor = list(TARGETS)
-    lines = ["", "Against the targets (issue 3):", "",
+    local, azml, floor = LOCAL, AZML, FLOOR
+    lines = ["", "Against the targets (issues 3 and 14):", "",
              "| check | concurrency 1 | concurrency 8 | target | met |", "|---|---|---|---|---|"]
     for rows, need in ((1, 2.5), (100, 2.0)):
         ratios = [_ratio(results, local, azml, rows, c) for c in CONCURRENCY]
@@ -400,6 +412,10 @@ def _target_lines(results: dict[Key, Figures]) -> list[str]:
         p50 = results[(local, rows, 1)].p50_ms / results[(floor, rows, 1)].p50_ms
         lines.append(f"| p50 vs floor, {rows}-row | {p50:.2f}x | - | <= 1.3x "
                      f"| {_met([p50], at_most=1.3)} |")
+    for rows in ROW_COUNTS:  # what the per-request counters cost: the same server without them
+        ratios = [_ratio(results, local, NO_METRICS, rows, c) for c in CONCURRENCY]
+        lines.append(f"| throughput, metrics on vs off, {rows}-row | {ratios[0]:.0%} "
+                     f"| {ratios[1]:.0%} | >= 95% | {_met(ratios, at_least=0.95)} |")
     return lines
 
 
@@ -418,10 +434,12 @@ def write_report(sections: dict[str, tuple[dict[Key, Figures], list[str]]], gene
         "# Serving benchmark", "",
         f"Measured {stamp()} on {machine()}.", "",
         f"Load generator: {generator}, loopback; each cell is the median of {args.rounds} runs "
-        f"of {args.duration:.0f} s (after a 2 s warm-up), the three servers measured in turn. "
+        f"of {args.duration:.0f} s (after a 2 s warm-up), the servers measured in turn. "
         "One worker process per server, OMP_NUM_THREADS=1. Request body: the split form, "
-        "identical for all three. The local endpoint runs with auth, weighted routing "
-        "(blue/green 50/50) and inference collection on. The floor parses the JSON, builds "
+        "identical for all. The local endpoint runs with auth, weighted routing "
+        "(blue/green 50/50), inference collection and per-request metrics on; the same "
+        "server with metrics off (MLOPS_ENDPOINT_METRICS=false) measures what the counters "
+        "cost. The floor parses the JSON, builds "
         "one numpy array and calls predict (a float array for the numeric model; for the "
         "mixed one, whose ColumnTransformer picks columns by name, a DataFrame over it).",
         f"Load average (1 min) at start and end: {load[0]:.2f} / {load[1]:.2f} "

@@ -23,7 +23,7 @@ from tasks._slots import training_slot
 from tasks.approval import record_verdict, request_approval, withdraw_candidate
 from tasks.data import load_data, locate_data, read_spec, validate_data
 from tasks.deploy import deploy_model, promote, smoke_test
-from tasks.evaluation import check_label_drift, evaluate_vs_champion
+from tasks.evaluation import check_label_drift, evaluate_vs_champion, record_retained
 from tasks.features import build_features
 from tasks.notify import CANDIDATE_REJECTED, announce_model_event
 from tasks.registry import register_model
@@ -91,6 +91,7 @@ def _train_and_ship(
             "Champion v%s retained: %s",
             evaluation.champion_version, "; ".join(evaluation.decision.reasons),
         )
+        record_retained(evaluation, spec, reason)
         announce_model_event(CANDIDATE_REJECTED, spec.model_name, {
             "reason": "; ".join(evaluation.decision.reasons), "by": "gate",
             "champion_version": evaluation.champion_version})

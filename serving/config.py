@@ -90,6 +90,11 @@ class EndpointConfig(BaseSettings):
         "copies are dropped and counted (mlops_mirror_dropped_total).",
     )
     access_log: bool = Field(False, description="Log every request (slows the server down).")
+    metrics: bool = Field(
+        True,
+        description="Count every answer per deployment for GET /metrics (what a release watches "
+        "during a held traffic step); false skips the counting and /metrics answers 404.",
+    )
     registry_url: str | None = Field(
         None, validation_alias=AliasChoices("MLOPS_ENDPOINT_REGISTRY_URL", "MLOPS_REGISTRY_URL"),
         description="The project's local registry (as mlops.core.settings reads it); a model root.",

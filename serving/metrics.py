@@ -6,6 +6,8 @@ list: a request pays a few hundred nanoseconds for being counted. `render` write
 Prometheus server scrapes from ``GET /metrics``; the canary of a release reads the same text
 (``mlops.endpoint.metrics``). Counters never go down while the process lives, also when a
 deployment is replaced or deleted: a reader works with differences between two readings.
+``MLOPS_ENDPOINT_METRICS=false`` turns the counting off (``/metrics`` then answers 404 with
+`METRICS_OFF`), which the serving benchmark uses to measure what the counters cost.
 """
 
 from __future__ import annotations
@@ -16,6 +18,10 @@ from bisect import bisect_left
 BUCKETS_S = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0)
 CLASSES = ("2xx", "4xx", "5xx")
 CONTENT_TYPE = b"text/plain; version=0.0.4; charset=utf-8"
+METRICS_OFF = (
+    "per-request metrics are off on this endpoint (MLOPS_ENDPOINT_METRICS=false): there are no "
+    "counters to read, so a release cannot watch a held traffic step here"
+)
 
 
 class DeploymentMetrics:

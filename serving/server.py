@@ -7,7 +7,8 @@ Routes:
   stack adopts only an endpoint of its own.
 - ``GET /ready``: 200 once every deployment with traffic has its model loaded, else 503.
 - ``GET /metrics``: per-deployment counters and latency histograms in the Prometheus text
-  format (``serving.metrics``); either key, as ``Authorization: Bearer <key>``.
+  format (``serving.metrics``); either key, as ``Authorization: Bearer <key>``; 404 when
+  ``MLOPS_ENDPOINT_METRICS=false`` turned the counting off.
 - ``POST /score``: ``Authorization: Bearer <scoring key>``; the header
   ``azureml-model-deployment: NAME`` picks a deployment whatever its traffic, otherwise the
   traffic table draws one. ``?return_probabilities=true`` (or the body flag) adds class
@@ -52,7 +53,7 @@ from serving.http_request import (
     read_json,
     wants_probabilities_in_query,
 )
-from serving.metrics import CONTENT_TYPE
+from serving.metrics import CONTENT_TYPE, METRICS_OFF
 from serving.request_ids import RequestIds
 from serving.request_shapes import raw_table, wants_probabilities
 from serving.state import Deployment
@@ -104,6 +105,7 @@ class ScoringApp:
         self.config = config
         self.endpoints = Endpoints(config, self._score_on)
         self.default = self.endpoints.default
+        self._count = config.metrics  # MLOPS_ENDPOINT_METRICS: per-request counters
         self._thread_limits: object | None = None
         self._request_id = RequestIds()
         self._routes: dict[tuple[str, str], Handler] = {
@@ -253,6 +255,8 @@ class ScoringApp:
 
     async def metrics_text(self, request: Request, hosted: Hosted) -> Reply:
         check_key(request, hosted.admin_key, "admin or scoring", also=hosted.scoring_key)
+        if not self._count:
+            raise ServingError(404, METRICS_OFF)
         return 200, hosted.metrics.render(), [(b"content-type", CONTENT_TYPE)]
 
     async def score(self, request: Request, hosted: Hosted) -> Reply:
@@ -279,9 +283,10 @@ class ScoringApp:
             status = exc.status
             raise
         finally:
-            hosted.metrics.of(deployment.name).observe(
-                status, perf_counter() - started, table.n_rows if status == 200 else 0
-            )
+            if self._count:
+                hosted.metrics.of(deployment.name).observe(
+                    status, perf_counter() - started, table.n_rows if status == 200 else 0
+                )
         return 200, encoded, [(b"azureml-model-deployment", deployment.name.encode())]
 
     async def _score_on(

@@ -15,11 +15,10 @@ from prefect.states import Running
 
 from mlops.core.settings import get_settings
 from mlops.core.spec import PipelineSpec
-from mlops.endpoint.backend import endpoint_session
 from mlops.registry.backend import registry_for
 from mlops.registry.releases import Kind, Release
 from mlops.release.canary import Reading, Verdict
-from mlops.release.status import status_markdown
+from mlops.release.status import endpoint_view, status_markdown
 
 
 def set_state_message(message: str) -> None:
@@ -55,11 +54,9 @@ def record_release(
         champion_before, champion_after, traffic_before,
         traffic_after, release.reason,
     )
-    with endpoint_session(spec, get_settings()) as client:
-        endpoint = client.state()
     create_markdown_artifact(
-        status_markdown(spec.model_name, registry.alias(spec.model_name), endpoint,
-                        registry.releases(spec.model_name)),
+        status_markdown(spec.model_name, registry.alias(spec.model_name),
+                        endpoint_view(spec, get_settings()), registry.releases(spec.model_name)),
         key=artifact_key("releases", spec.model_name), description=f"{kind} of v{version}",
     )
     return release

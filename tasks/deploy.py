@@ -17,7 +17,13 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
-from mlops.core.errors import CanaryBreachError, DeploymentError, MlopsError, ProvisioningError
+from mlops.core.errors import (
+    CanaryBreachError,
+    DeploymentError,
+    EndpointUnreachableError,
+    MlopsError,
+    ProvisioningError,
+)
 from mlops.core.settings import get_settings
 from mlops.core.spec import PipelineSpec
 from mlops.data.frames import head_frame
@@ -28,6 +34,7 @@ from mlops.model.results import DeployPlan, Split, TrainedModel
 from mlops.registry.backend import registry_for
 from mlops.registry.protocol import ModelVersion
 from mlops.release.canary import CanaryWatch, as_steps
+from mlops.release.recovery import Recovery, restore_traffic
 from mlops.release.shadow import shadow_phase
 from mlops.tracking.recorder import Recorder
 from tasks._options import IO_TASK
@@ -120,6 +127,12 @@ def _step_table(target: str, live: str | None, share: int) -> dict[str, int]:
     return {target: share, **({live: 100 - share} if live else {})}
 
 
+def _move(client: EndpointClient, table: dict[str, int]) -> dict[str, int]:
+    """Set `table`; it becomes the table last set only once the endpoint took it."""
+    client.set_traffic(table)
+    return table
+
+
 @task(cache_policy=NO_CACHE)
 def promote(
     plan: DeployPlan, version: ModelVersion, spec: PipelineSpec, reason: str | None = None,
@@ -147,7 +160,7 @@ def promote(
         shadow = spec.endpoint.shadow if live else None  # nothing to mirror without one
         held = bool(live or staged_in) and (shadow is not None or any(s.hold for s in steps))
         where = staged_in or spec.production_name
-        traffic: dict[str, int] = {}
+        traffic: dict[str, int] = dict(plan.previous_traffic)  # the table last set
         try:
             if held:
                 client.metrics()  # a hold needs live numbers: fail before traffic moves
@@ -156,18 +169,16 @@ def promote(
             if shadow is not None:
                 shadow_phase(watch, shadow, len(steps))
             for number, step in enumerate(steps, 1):
-                traffic = _step_table(plan.target, live, step.share)
-                client.set_traffic(traffic)
+                traffic = _move(client, _step_table(plan.target, live, step.share))
                 logger.info("Traffic now %s", traffic)
                 if held and step.hold:
                     watch.hold(number, len(steps), step)
             if traffic.get(plan.target) != 100:
-                traffic = _step_table(plan.target, live, 100)
-                client.set_traffic(traffic)
+                traffic = _move(client, _step_table(plan.target, live, 100))
             if not staged_in:
                 registry.set_alias(version.name, version.version)
         except MlopsError as exc:
-            _roll_back(client, plan, spec, exc, (champion, reason, where))
+            _roll_back(client, plan, spec, exc, (champion, reason, where), traffic)
         if staged_in:
             logger.info("%s v%s passed '%s'", version.name, version.version, staged_in)
         else:
@@ -182,29 +193,62 @@ def promote(
 
 
 def _roll_back(client: EndpointClient, plan: DeployPlan, spec: PipelineSpec,
-               cause: MlopsError, why: tuple[int | None, str | None, str]) -> NoReturn:
+               cause: MlopsError, why: tuple[int | None, str | None, str],
+               last_set: dict[str, int]) -> NoReturn:
     """Traffic back to where it was (and the candidate removed if the spec says so); a
-    canary's breach goes into the release history; raise. The first model of an endpoint (held
-    only in an environment before production) has no traffic to return to and keeps it."""
+    canary's breach or an endpoint that stopped answering goes into the release history;
+    raise. An endpoint that does not answer is waited for (``guards.unreachable_wait``); if it
+    never takes the old table, the state it was left in is recorded as unresolved. The first
+    model of an endpoint (held only in an environment before production) has no traffic to
+    return to and keeps it."""
+    guards, (champion, reason, where) = spec.endpoint.guards, why
     first = not plan.previous_traffic
+    recovery = Recovery(True, {}, 0.0, False)
+    if not first:
+        recovery = restore_traffic(client, plan.previous_traffic, last_set,
+                                   guards.unreachable_wait_s, guards.poll)
+    if not recovery.restored:
+        _unresolved(plan, spec, cause, why, recovery)
     if first:
         restored, kept = "no traffic was restored", "left with it: there was none before"
     else:
-        client.set_traffic(plan.previous_traffic)
         restored = f"traffic was restored to {plan.previous_traffic}"
         kept = "kept at 0% for inspection"
     breach = isinstance(cause, CanaryBreachError)
-    if breach and not first and spec.endpoint.guards.on_rollback == "remove":
+    if breach and not first and guards.on_rollback == "remove":
         client.delete_deployment(plan.target)
         kept = "removed"
-    if breach:
-        champion, reason, where = why
+    lost = isinstance(cause, EndpointUnreachableError) or recovery.unreachable
+    what = f"canary: {cause}" if breach else f"endpoint unreachable: {cause}"
+    if lost:
+        what += f"; it answered again and took the old traffic after {recovery.waited_s:.1f} s"
+    if breach or lost:
         record_release(spec, "rollback", plan.version, champion_before=champion,
                        champion_after=champion, traffic_before=plan.previous_traffic,
-                       traffic_after=client.state()["traffic"] if first else
-                       plan.previous_traffic, reason=reason,
-                       detail=f"canary: {cause}; candidate {kept}", environment=where)
+                       traffic_after=last_set if first else plan.previous_traffic,
+                       reason=reason, detail=f"{what}; candidate {kept}", environment=where)
     raise DeploymentError(
         f"promotion of {plan.model_name} v{plan.version} failed and {restored} "
-        f"(candidate on '{plan.target}' {kept}): {cause}"
+        f"(candidate on '{plan.target}' {kept}): " + (what if lost else str(cause))
+    ) from cause
+
+
+def _unresolved(plan: DeployPlan, spec: PipelineSpec, cause: MlopsError,
+                why: tuple[int | None, str | None, str], recovery: Recovery) -> NoReturn:
+    """The endpoint did not take the old table back in time: record where it was left (so
+    nothing half-done stays hidden) and raise."""
+    champion, reason, where = why
+    left = (f"traffic {recovery.traffic or 'unknown'} (last seen), the candidate "
+            f"v{plan.version} on deployment '{plan.target}'")
+    waited = (f"the endpoint did not take the old traffic {plan.previous_traffic} back within "
+              f"{spec.endpoint.guards.unreachable_wait_s:g} s ({recovery.problem})")
+    record_release(spec, "unresolved", plan.version, champion_before=champion,
+                   champion_after=champion, traffic_before=plan.previous_traffic,
+                   traffic_after=recovery.traffic, reason=reason,
+                   detail=f"{cause}; {waited}; left with {left}", environment=where)
+    raise DeploymentError(
+        f"promotion of {plan.model_name} v{plan.version} failed ({cause}) and {waited}. The "
+        f"endpoint was left with {left}; champion stays "
+        f"{'v' + str(champion) if champion else 'none'}. Once it answers, set its traffic to "
+        f"{plan.previous_traffic} (PUT /admin/traffic, or the Azure ML endpoint's traffic)."
     ) from cause

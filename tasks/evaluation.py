@@ -19,6 +19,8 @@ from mlops.data.frames import FrameRef, load_frame
 from mlops.evaluation.decision import BootstrapResult, Decision
 from mlops.model.results import Evaluation, Split, TrainedModel
 from mlops.registry.backend import registry_for
+from mlops.release.status import endpoint_view
+from tasks._release import record_release
 
 if TYPE_CHECKING:
     from mlops.drift.compute import ColumnDrift
@@ -132,6 +134,33 @@ def evaluate_vs_champion(
         raise ModelQualityError(f"{who} of '{spec.model_name}' is not good enough to serve: "
                                 + "; ".join(decision.reasons))
     return evaluation
+
+
+def _versus(evaluation: Evaluation, primary: str) -> str:
+    """``roc_auc 0.8123 vs 0.8301, ...``: the candidate's holdout metrics against the
+    champion's, the primary metric first."""
+    champion = evaluation.champion_metrics or {}
+    names = sorted(evaluation.candidate_metrics, key=lambda name: (name != primary, name))
+    return ", ".join(
+        f"{name} {evaluation.candidate_metrics[name]:.4f} vs "
+        + (f"{champion[name]:.4f}" if name in champion else "-") for name in names
+    )
+
+
+@task
+def record_retained(evaluation: Evaluation, spec: PipelineSpec, reason: str | None) -> None:
+    """The gate kept the champion (nothing registered): a `retained` entry in the release
+    history with the gate's reasons and the candidate's metrics against the champion's."""
+    champion = evaluation.champion_version
+    traffic = {k: int(v) for k, v in
+               endpoint_view(spec, get_settings()).get("traffic", {}).items()}
+    record_release(
+        spec, "retained", None, champion_before=champion, champion_after=champion,
+        traffic_before=traffic, traffic_after=traffic,
+        reason="; ".join(evaluation.decision.reasons) or "the candidate is not better",
+        detail=(f"candidate vs champion: {_versus(evaluation, spec.evaluation.primary_metric)}"
+                f"; the run was started for: {reason or 'not given'}"),
+    )
 
 
 @task

@@ -6,9 +6,8 @@ import logging
 
 from mlops.core.settings import Settings
 from mlops.core.spec import load_spec
-from mlops.endpoint.backend import endpoint_session
 from mlops.registry.backend import registry_for
-from mlops.release.status import status_markdown
+from mlops.release.status import endpoint_view, status_markdown
 from tools import stack
 
 logger = logging.getLogger(__name__)
@@ -26,9 +25,8 @@ def status(settings: Settings, spec_path: str | None = None) -> str | None:
         return None
     spec = load_spec(spec_path)
     registry = registry_for(spec, settings)
-    with endpoint_session(spec, settings) as client:
-        endpoint = client.state()
-    text = status_markdown(spec.model_name, registry.alias(spec.model_name), endpoint,
+    text = status_markdown(spec.model_name, registry.alias(spec.model_name),
+                           endpoint_view(spec, settings),
                            registry.releases(spec.model_name))
     logger.info("%s", text)
     return text

@@ -68,6 +68,11 @@ class EndpointError(DeploymentError):
     """The scoring endpoint answered with an error or could not be reached."""
 
 
+class EndpointUnreachableError(EndpointError):
+    """The endpoint did not answer at all (refused, reset, timed out): it may be down or
+    restarting, unlike an answer that refuses the call."""
+
+
 class ReportError(MlopsError):
     """A library's report (Evidently's) did not have the shape this project reads."""
 

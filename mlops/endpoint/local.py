@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from mlops.core.errors import EndpointError
+from mlops.core.errors import EndpointError, EndpointUnreachableError
 from mlops.core.settings import Settings
 from mlops.endpoint.metrics import DeploymentStats, parse_metrics
 from serving.config import named_endpoint_dir
@@ -159,7 +159,8 @@ class LocalEndpointClient:
         try:
             response = self._http.request(method, path, json=json_body, headers=sent)
         except httpx.HTTPError as exc:
-            raise EndpointError(f"endpoint at {self.base_url} is not reachable: {exc}") from exc
+            raise EndpointUnreachableError(
+                f"endpoint at {self.base_url} is not reachable: {exc}") from exc
         if response.is_success or response.status_code in ok:
             return response
         raise EndpointError(

@@ -19,7 +19,10 @@ from typing import Any, Literal
 
 import fsspec
 
-Kind = Literal["promotion", "rollback", "rejection", "approval", "withdrawal"]
+# retained: the gate kept the champion (nothing registered); unresolved: a failed release
+# whose endpoint did not take the old traffic back in time (the entry says what it was left in)
+Kind = Literal["promotion", "rollback", "rejection", "approval", "withdrawal", "retained",
+               "unresolved"]
 HISTORY_FILE = "releases.jsonl"
 HISTORY_DIR = "releases"
 
@@ -29,7 +32,8 @@ class Release:
     """One entry: what happened to which versions, the traffic around it, why, and which run.
 
     `version` is the version the entry is about: the candidate of a promotion, approval,
-    rejection, withdrawal or a canary's rollback, the version a rollback returns to.
+    rejection, withdrawal, unresolved release or a canary's rollback, the version a rollback
+    returns to; None for a retained champion's run (no candidate was registered).
     `environment` names where it happened when the spec names environments (empty: the spec's
     only endpoint); a promotion before production moves no champion.
     """

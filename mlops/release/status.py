@@ -8,6 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from mlops.core.errors import EndpointError
+from mlops.core.settings import Settings
+from mlops.core.spec import PipelineSpec
+from mlops.endpoint.backend import endpoint_session
 from mlops.registry.releases import Release
 
 LAST_RELEASES = 10
@@ -21,14 +25,28 @@ def _traffic(table: dict[str, int]) -> str:
     return ", ".join(f"{k} {v}%" for k, v in table.items()) or "none"
 
 
+def endpoint_view(spec: PipelineSpec, settings: Settings) -> dict[str, Any]:
+    """The model's endpoint as `status_markdown` shows it; one that does not answer (a status
+    may be asked for exactly then) is shown as such instead of its table."""
+    try:
+        with endpoint_session(spec, settings) as client:
+            return client.state()
+    except EndpointError as exc:
+        return {"error": str(exc)}
+
+
 def status_markdown(
     model: str, champion: int | None, endpoint: dict[str, Any], releases: list[Release],
 ) -> str:
     """Markdown: the champion, the traffic table and deployments, the last releases (newest
-    first). `endpoint` is the endpoint client's `state()`."""
+    first). `endpoint` is the endpoint client's `state()`, or ``{"error": message}`` when it
+    could not be read."""
     traffic = endpoint.get("traffic", {})
     lines = [f"## {model}", "", f"Champion: **{_version(champion)}**", "",
              "| deployment | model | version | traffic | status |", "|---|---|---|---|---|"]
+    if "error" in endpoint:
+        lines.append(f"| - | endpoint unreadable: {str(endpoint['error']).replace('|', '/')} "
+                     "| - | - | - |")
     for name, d in endpoint.get("deployments", {}).items():
         lines.append(
             f"| {name} | {d.get('model_name') or d.get('model', '-')} | "

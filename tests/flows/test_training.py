@@ -26,6 +26,7 @@ from mlops.endpoint.payloads import frame_to_request
 from mlops.registry.local import LocalRegistry
 from tests.conftest import corrupt_labels, spec_endpoint, write_spec
 from tools.datasets import make_churn
+from tools.status import status
 
 pytestmark = [pytest.mark.slow, pytest.mark.service, pytest.mark.usefixtures("prefect_server")]
 
@@ -96,6 +97,19 @@ def test_three_outcomes_and_the_cache(use_stack, churn_data, tmp_path):
     assert registry.alias("churn") == 2
     assert registry.versions("churn") == [1, 2]
     assert _endpoint(use_stack).state()["traffic"] == {"green": 100, "blue": 0}
+    history = registry.releases("churn")  # a retained champion is an entry too
+    assert [(r.kind, r.version, r.champion_before, r.champion_after) for r in history] == [
+        ("promotion", 1, None, 1), ("promotion", 2, 1, 2), ("retained", None, 2, 2),
+        ("retained", None, 2, 2)]
+    assert history[2].reason.startswith("the candidate is champion v2 itself")
+    retained = history[3]
+    assert "roc_auc 0." in retained.reason and "must exceed the margin 0.0020" in retained.reason
+    assert retained.detail.startswith("candidate vs champion: roc_auc 0.")
+    assert retained.detail.endswith("; the run was started for: not given")
+    assert retained.traffic_after == {"green": 100, "blue": 0}
+    assert retained.flow_run_id == str(worse.state_details.flow_run_id)
+    newest = status(use_stack, spec_path=weak).splitlines()[-len(history)]  # newest first
+    assert newest.split(" | ")[1:5] == ["retained", "-", "v2 -> v2", "blue 0%, green 100%"]
 
     forced = _run(strong, churn_data, force=True)
     assert forced.result()["outcome"] == "retained"

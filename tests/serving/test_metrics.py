@@ -14,7 +14,7 @@ from mlops.endpoint.metrics import DeploymentStats, parse_metrics
 from mlops.endpoint.payloads import frame_to_request
 from serving.config import EndpointConfig
 from serving.errors import ScoringInputError
-from serving.metrics import BUCKETS_S, DeploymentMetrics, Metrics
+from serving.metrics import BUCKETS_S, METRICS_OFF, DeploymentMetrics, Metrics
 from serving.scoring import Scored
 from serving.server import ScoringApp
 from serving.state import READY, Deployment, DeploymentRecord
@@ -79,31 +79,64 @@ class _Fixed:
         return Scored({}, np.array([1, 0]))
 
 
-async def _score(app: ScoringApp, deployment: str) -> int:
+async def _call(app: ScoringApp, method: str, path: str, headers: list, body: bytes = b""
+                ) -> tuple[int, bytes]:
+    """One request through the ASGI app in process: its status and body."""
     sent: list[dict] = []
 
     async def receive() -> dict:
-        return {"type": "http.request", "body": b'[{"a": 1}, {"a": 2}]', "more_body": False}
+        return {"type": "http.request", "body": body, "more_body": False}
 
     async def send(message: dict) -> None:
         sent.append(message)
 
-    headers = [(b"authorization", b"Bearer k"), (b"azureml-model-deployment", deployment.encode())]
-    await app({"type": "http", "method": "POST", "path": "/score", "query_string": b"",
+    await app({"type": "http", "method": method, "path": path, "query_string": b"",
                "headers": headers}, receive, send)
-    return sent[0]["status"]
+    return sent[0]["status"], sent[1]["body"]
+
+
+async def _score(app: ScoringApp, deployment: str) -> int:
+    headers = [(b"authorization", b"Bearer k"), (b"azureml-model-deployment", deployment.encode())]
+    return (await _call(app, "POST", "/score", headers, b'[{"a": 1}, {"a": 2}]'))[0]
+
+
+async def _get(app: ScoringApp, path: str, key: bytes) -> tuple[int, bytes]:
+    return await _call(app, "GET", path, [(b"authorization", b"Bearer " + key)])
+
+
+def _two_deployments(app: ScoringApp) -> None:
+    app.default.scoring_key, app.default.admin_key = b"k", b"a"
+    for name, scorer in (("blue", _Fixed()), ("green", _Fixed(refuse=True))):
+        record = DeploymentRecord("mem://x", "toy", "1")
+        app.default.endpoint.deployments[name] = Deployment(name, record, scorer, READY)  # type: ignore[arg-type]
 
 
 def test_each_answer_is_counted_on_its_deployment(tmp_path):
     app = ScoringApp(EndpointConfig(state_dir=tmp_path, collect=False))
-    app.default.scoring_key = b"k"
-    for name, scorer in (("blue", _Fixed()), ("green", _Fixed(refuse=True))):
-        record = DeploymentRecord("mem://x", "toy", "1")
-        app.default.endpoint.deployments[name] = Deployment(name, record, scorer, READY)  # type: ignore[arg-type]
+    _two_deployments(app)
     assert [asyncio.run(_score(app, n)) for n in ("blue", "blue", "green")] == [200, 200, 422]
     blue, green = app.default.metrics.deployments["blue"], app.default.metrics.deployments["green"]
     assert (blue.by_class, blue.rows, sum(blue.buckets)) == ([2, 0, 0], 4, 2)
     assert (green.by_class, green.rows) == ([0, 1, 0], 0)
+
+
+def test_metrics_are_on_unless_the_setting_turns_them_off(tmp_path, monkeypatch):
+    monkeypatch.delenv("MLOPS_ENDPOINT_METRICS", raising=False)
+    on = ScoringApp(EndpointConfig(state_dir=tmp_path, collect=False))
+    _two_deployments(on)
+    assert asyncio.run(_score(on, "blue")) == 200
+    status, body = asyncio.run(_get(on, "/metrics", b"a"))
+    assert status == 200 and parse_metrics(body.decode())["blue"].requests == 1
+
+    monkeypatch.setenv("MLOPS_ENDPOINT_METRICS", "false")
+    off = ScoringApp(EndpointConfig(state_dir=tmp_path, collect=False))
+    _two_deployments(off)
+    assert [asyncio.run(_score(off, n)) for n in ("blue", "green")] == [200, 422]
+    assert not off.default.metrics.deployments  # nothing counted
+    status, body = asyncio.run(_get(off, "/metrics", b"a"))
+    assert status == 404 and orjson.loads(body)["error"] == METRICS_OFF
+    assert "MLOPS_ENDPOINT_METRICS=false" in METRICS_OFF
+    assert asyncio.run(_get(off, "/metrics", b"wrong"))[0] == 401  # still behind a key
 
 
 @pytest.mark.service

@@ -1,4 +1,8 @@
-"""The deploy protocol under steady load: no failed request, no version the table forbade."""
+"""The deploy protocol under steady load: no failed request, no version the table forbade.
+
+Both the raw traffic changes of the protocol and a rollback the way a person does it (the
+``rollback`` flow that ``mlops rollback`` runs: plan, flip, champion, history) are under load.
+"""
 
 from __future__ import annotations
 
@@ -11,8 +15,10 @@ import orjson
 import pytest
 
 from mlops.endpoint.payloads import frame_to_request
-from tests.serving._models import FEATURES
-from tests.serving.conftest import SCORING_KEY
+from mlops.registry.local import LocalRegistry
+from tests.conftest import write_spec
+from tests.serving._models import FEATURES, MODEL, register_pipeline, toy_frame, toy_pipeline
+from tests.serving.conftest import ADMIN_KEY, SCORING_KEY
 
 pytestmark = [pytest.mark.service, pytest.mark.slow]
 
@@ -28,10 +34,11 @@ class Outcome:
     version: str
 
 
-def _load(url: str, body: bytes, stop: threading.Event, out: list[Outcome]) -> None:
-    """Requests one after another on loopback until told to stop (or MAX_LOAD_S passes)."""
+def _load(url: str, body: bytes, stop: threading.Event, out: list[Outcome],
+          max_s: float = MAX_LOAD_S) -> None:
+    """Requests one after another on loopback until told to stop (or `max_s` passes)."""
     headers = {"Authorization": f"Bearer {SCORING_KEY}", "content-type": "application/json"}
-    end = time.monotonic() + MAX_LOAD_S
+    end = time.monotonic() + max_s
     with httpx.Client(base_url=url, timeout=10) as http:
         while not stop.is_set() and time.monotonic() < end:
             sent = time.monotonic()
@@ -91,3 +98,49 @@ def test_new_version_on_green_shift_and_roll_back_without_failures(blue_green, s
                 and o.done < marks["to_blue_start"]}
     assert versions == {"2"}, "no request landed while green had all the traffic"
     assert len(outcomes) > 50
+
+
+FLOW_LOAD_S = 120.0  # a bound only: the flow run's length depends on the Prefect server
+
+
+@pytest.mark.usefixtures("prefect_server")
+def test_mlops_rollback_under_load_fails_no_request(server, tmp_path, monkeypatch):
+    """What a training run leaves (v1 warm on blue at 0%, v2 champion on green), then the
+    rollback flow under load: every request answered, by v2 before it and by v1 after it."""
+    from flows.rollback import rollback
+
+    registry_dir = tmp_path / "registry"  # under the session's folders: a model root
+    frame = toy_frame()
+    v1 = register_pipeline(registry_dir, frame, toy_pipeline(frame, 5))
+    v2 = register_pipeline(registry_dir, frame, toy_pipeline(frame, 25), previous_champion=1)
+    LocalRegistry(str(registry_dir)).set_alias(MODEL, v2.version)
+    client = server.client
+    client.put_deployment("blue", v1.url)
+    client.put_deployment("green", v2.url)
+    client.set_traffic({"blue": 0, "green": 100})
+    for name, value in (("STATE_DIR", str(tmp_path / "state")), ("ENDPOINT_URL", server.url),
+                        ("ENDPOINT_KEY", SCORING_KEY), ("ENDPOINT_ADMIN_KEY", ADMIN_KEY)):
+        monkeypatch.setenv(f"MLOPS_{name}", value)
+    spec = write_spec(tmp_path, "toy", {"registry": {"backend": "local", "model_name": MODEL,
+                                                     "url": str(registry_dir)}})
+    body = orjson.dumps(frame_to_request(frame[FEATURES].head(3)))
+    outcomes: list[Outcome] = []
+    stop = threading.Event()
+    load = threading.Thread(target=_load, args=(server.url, body, stop, outcomes, FLOW_LOAD_S))
+    load.start()
+    try:
+        time.sleep(0.4)
+        started = time.monotonic()
+        result = rollback(spec_path=spec, reason="zero-downtime test")
+        ended = time.monotonic()
+        time.sleep(0.4)
+    finally:
+        stop.set()
+        load.join(FLOW_LOAD_S + 10)
+    assert result["how"] == "traffic flip to the warm deployment 'blue'"
+    failed = [o for o in outcomes if o.status != 200]
+    assert not failed, failed[:5]
+    before = {o.version for o in outcomes if o.done < started}
+    after = {o.version for o in outcomes if o.sent > ended}
+    assert (before, after) == ({"2"}, {"1"})
+    assert client.state()["traffic"] == {"blue": 100, "green": 0}

@@ -4,6 +4,7 @@ thread of live requests through its traffic table."""
 from __future__ import annotations
 
 import json
+import subprocess
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -28,12 +29,36 @@ FRAME = toy_frame()
 
 
 @dataclass
+class EndpointProcess:
+    """The endpoint's process, to kill and start again on the same state folder and port."""
+
+    state_dir: Path
+    port: int
+    env: dict[str, str]
+    proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.proc = start_endpoint(self.state_dir, self.port, self.env)
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown, as a crash or an OOM kill."""
+        assert self.proc is not None
+        self.proc.kill()
+        self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            stop(self.proc)
+
+
+@dataclass
 class Release:
     client: LocalEndpointClient
     registry: LocalRegistry
     registry_dir: Path
     url: str
     spec_dir: Path
+    endpoint: EndpointProcess
 
 
 @contextmanager
@@ -46,7 +71,8 @@ def running_release(
     port = free_port()
     env = server_env(MLOPS_ENDPOINT_COLLECT="false",
                      MLOPS_ENDPOINT_MODEL_ROOTS=json.dumps([str(tmp_path)]))
-    proc = start_endpoint(tmp_path / "endpoint-state", port, env)
+    endpoint = EndpointProcess(tmp_path / "endpoint-state", port, env)
+    endpoint.start()
     url = f"http://127.0.0.1:{port}"
     for name, value in (("URL", url), ("KEY", SCORING_KEY), ("ADMIN_KEY", ADMIN_KEY)):
         monkeypatch.setenv(f"MLOPS_ENDPOINT_{name}", value)
@@ -57,10 +83,10 @@ def running_release(
         client.set_traffic({"blue": 100})
         registry = LocalRegistry(str(registry_dir))
         registry.set_alias("toy", first.version)
-        yield Release(client, registry, registry_dir, url, tmp_path)
+        yield Release(client, registry, registry_dir, url, tmp_path, endpoint)
     finally:
         client.close()
-        stop(proc)
+        endpoint.stop()
 
 
 def spec_for(release: Release, steps: list, shadow: dict | None = None, **guards: object):

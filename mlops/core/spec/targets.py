@@ -28,6 +28,10 @@ def _seconds(value: object) -> object:
 
 Seconds = Annotated[float, BeforeValidator(_seconds), Field(ge=0)]
 
+# An endpoint restart (models loaded again) takes seconds; a release waits for it this long.
+MIN_UNREACHABLE_WAIT_S = 60.0
+UNREACHABLE_WAIT_POLLS = 12
+
 
 class TrafficStep(_Strict):
     """One step of a release: the candidate's share, then how long it is held and watched."""
@@ -69,6 +73,17 @@ class CanaryGuards(_Strict):
         "remove its deployment."
     )
     poll: Seconds = Field(5.0, gt=0, description="How often a hold reads the live metrics.")
+    unreachable_wait: Seconds | None = Field(
+        None, description="How long a release whose endpoint stopped answering waits for it "
+        "to come back and take the old traffic table, before it fails naming the state left "
+        "(seconds, or '30s', '5m'); default: 12 polls, at least 60 s."
+    )
+
+    @property
+    def unreachable_wait_s(self) -> float:
+        if self.unreachable_wait is not None:
+            return self.unreachable_wait
+        return max(MIN_UNREACHABLE_WAIT_S, UNREACHABLE_WAIT_POLLS * self.poll)
 
 
 class RegistrySpec(_Strict):
