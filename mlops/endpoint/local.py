@@ -49,6 +49,8 @@ class LocalEndpointClient:
         timeout: seconds per call; loading a model counts against it.
     """
 
+    metrics_delay_s = 0.0  # /metrics reads the live counters
+
     def __init__(
         self, base_url: str, key: str | None, admin_key: str | None = None, timeout: float = 30.0
     ) -> None:
