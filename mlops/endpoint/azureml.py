@@ -15,7 +15,8 @@ The deploy tasks run the protocol of DESIGN.md with these calls, unchanged:
 - ``set_traffic(table)``: moves traffic (and rolls it back), taking mirror traffic off a
   deployment that gets live traffic (Azure ML refuses both on one deployment);
 - ``set_mirror_traffic(table)``: the endpoint's ``mirror_traffic`` (a release's shadow phase);
-- ``delete_deployment(slot)``: removes a failed candidate.
+- ``delete_deployment(slot)``: removes a failed candidate;
+- ``metrics()``: each deployment's minutes in Azure Monitor (``mlops.endpoint.azure_monitor``).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from mlops.core.errors import DeploymentError, EndpointError, ProvisioningError,
 from mlops.core.settings import Settings
 from mlops.core.spec import PipelineSpec
 from mlops.core.spec.targets import AzureMLSpec, EndpointSpec
+from mlops.endpoint import azure_monitor
 from mlops.endpoint.metrics import DeploymentStats
 
 logger = logging.getLogger(__name__)
@@ -66,6 +68,8 @@ class AzureMLEndpointClient:
         target: the spec's workspace section (which environment to run).
     """
 
+    metrics_delay_s = azure_monitor.DELAY_S  # Azure Monitor publishes a minute late
+
     def __init__(
         self, ml_client: MLClient, endpoint_name: str, *, endpoint: EndpointSpec,
         target: AzureMLSpec,
@@ -76,6 +80,7 @@ class AzureMLEndpointClient:
         self.target = target
         self.timeout_s = endpoint.deploy_timeout_minutes * 60.0
         self.poll_s = 10.0  # between reads of a deployment another attempt started
+        self._monitor: azure_monitor.EndpointMonitor | None = None
 
     @classmethod
     def from_spec(cls, spec: PipelineSpec, settings: Settings) -> AzureMLEndpointClient:
@@ -277,16 +282,22 @@ class AzureMLEndpointClient:
         return table
 
     def close(self) -> None:
-        """Nothing to release: scoring opens its own request, and the MLClient's pipeline
-        belongs to the workspace client the backends share."""
+        """Close the Azure Monitor client a hold opened; scoring opens its own request, and
+        the MLClient's pipeline belongs to the workspace client the backends share."""
+        if self._monitor is not None:
+            self._monitor.client.close()
+            self._monitor = None
 
     def metrics(self) -> dict[str, DeploymentStats]:
-        """Not read yet: on Azure ML these numbers live in Azure Monitor, which this client
-        does not query, so a release with held traffic steps stops before moving traffic."""
-        raise EndpointError(
-            f"live deployment metrics of '{self.endpoint_name}' are not available on the "
-            "azureml backend yet (Azure Monitor); use traffic steps without holds"
-        )
+        """Each deployment's minutes in Azure Monitor since this client's first reading."""
+        if self._monitor is None:
+            endpoint = self._endpoint()
+            if endpoint is None or not endpoint.id or not endpoint.location:
+                raise EndpointError(f"endpoint '{self.endpoint_name}' does not exist (or Azure "
+                                    "ML gave no resource id and region for it): no metrics")
+            self._monitor = azure_monitor.EndpointMonitor(
+                azure_monitor.metrics_client(endpoint.location), endpoint.id, self.endpoint_name)
+        return self._monitor.read()
 
     def _scoring(self) -> tuple[str, str]:
         """The endpoint's scoring URI and primary key."""

@@ -71,6 +71,8 @@ class LocalEndpointClient:
             which the first call that needs a key creates the endpoint (or gets its keys).
     """
 
+    metrics_delay_s = 0.0  # /metrics reads the live counters
+
     def __init__(
         self, base_url: str, key: str | None, admin_key: str | None = None, timeout: float = 30.0,
         server_admin_key: str | None = None,

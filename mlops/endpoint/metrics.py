@@ -5,6 +5,11 @@ text); `parse_metrics` turns that text into one `DeploymentStats` per deployment
 grow, so what a deployment did during a traffic step is the difference of two readings
 (`DeploymentStats.since`), and its p95 latency is estimated from the histogram's buckets the way
 Prometheus' ``histogram_quantile`` does it.
+
+Azure Monitor (``mlops.endpoint.azure_monitor``) gives per-minute aggregates instead: a
+`DeploymentStats` read from it carries its `Minute` series and the time it was read, and what
+happened since an earlier reading is the whole minutes that began after it; its p95 is the
+platform's per-minute p95, averaged over those minutes weighted by their requests.
 """
 
 from __future__ import annotations
@@ -20,13 +25,40 @@ _LABEL = re.compile(r'(\w+)="([^"]*)"')
 
 
 @dataclass(frozen=True)
+class Minute:
+    """One minute of a deployment as Azure Monitor aggregates it: answers by status class and
+    the platform's p95 latency in seconds (None: no latency reported for that minute)."""
+
+    start: float  # epoch seconds
+    by_class: dict[str, int]
+    p95_s: float | None = None
+
+    @property
+    def requests(self) -> int:
+        return sum(self.by_class.values())
+
+
+@dataclass(frozen=True)
 class DeploymentStats:
-    """Requests by status class, cumulative latency buckets ``(upper bound s, count)``, rows."""
+    """Requests by status class, cumulative latency buckets ``(upper bound s, count)``, rows;
+    or, from a windowed source, the `minutes` it sums and when it was read (`read_at`, epoch
+    seconds; None for counters)."""
 
     by_class: dict[str, int] = field(default_factory=dict)
     buckets: tuple[tuple[float, int], ...] = ()
     rows: int = 0
     mirrored: int = 0
+    minutes: tuple[Minute, ...] = ()
+    read_at: float | None = None
+
+    @classmethod
+    def of_minutes(cls, minutes: list[Minute], read_at: float) -> DeploymentStats:
+        by_class: dict[str, int] = {}
+        for minute in minutes:
+            for code, count in minute.by_class.items():
+                by_class[code] = by_class.get(code, 0) + count
+        return cls(by_class, minutes=tuple(sorted(minutes, key=lambda m: m.start)),
+                   read_at=read_at)
 
     @property
     def requests(self) -> int:
@@ -43,7 +75,12 @@ class DeploymentStats:
 
     def since(self, earlier: DeploymentStats) -> DeploymentStats:
         """What happened between `earlier` and this reading (counters reset by a restart of the
-        endpoint count from zero)."""
+        endpoint count from zero). For a windowed reading: the minutes that began at or after
+        `earlier` was read (every minute if `earlier` has no `read_at`)."""
+        if self.read_at is not None:
+            cut = earlier.read_at if earlier.read_at is not None else -math.inf
+            return DeploymentStats.of_minutes([m for m in self.minutes if m.start >= cut],
+                                              self.read_at)
         before = dict(earlier.buckets)
         if self.requests < earlier.requests:
             return self
@@ -52,6 +89,15 @@ class DeploymentStats:
             tuple((le, n - before.get(le, 0)) for le, n in self.buckets),
             self.rows - earlier.rows, self.mirrored - earlier.mirrored,
         )
+
+    def p95(self) -> float | None:
+        """The p95 latency in seconds: from the histogram, or the platform's per-minute p95
+        weighted by each minute's requests; None without requests."""
+        if self.buckets or not self.minutes:
+            return self.quantile(0.95)
+        timed = [(m.requests, m.p95_s) for m in self.minutes if m.requests and m.p95_s is not None]
+        weight = sum(n for n, _ in timed)
+        return sum(n * p for n, p in timed) / weight if weight else None
 
     def quantile(self, q: float) -> float | None:
         """The `q` quantile of latency in seconds, interpolated inside its bucket; None without

@@ -10,6 +10,10 @@ from mlops.endpoint.metrics import DeploymentStats
 class EndpointClient(Protocol):
     """Named deployments, a traffic table and scoring (DESIGN.md, Endpoint)."""
 
+    # How late `metrics` reports what happened (0 for live counters); a held step lasts this
+    # much longer so that it is judged on numbers that cover it.
+    metrics_delay_s: float
+
     def state(self) -> dict[str, Any]: ...
 
     def put_deployment(self, name: str, model_url: str) -> dict[str, Any]: ...
@@ -26,8 +30,9 @@ class EndpointClient(Protocol):
     def score(self, payload: Any, deployment: str | None = None) -> dict[str, Any]: ...
 
     def metrics(self) -> dict[str, DeploymentStats]:
-        """Each deployment's request counters and latency histogram, as they grow; the canary
-        of a release works with differences of two readings."""
+        """Each deployment's request counters and latency histogram as they grow, or its
+        per-minute aggregates; the canary of a release works with what happened between two
+        readings (`DeploymentStats.since`)."""
         ...
 
     def close(self) -> None:

@@ -6,6 +6,10 @@ spec's guards ends the hold at once with `CanaryBreachError`; a hold that runs o
 with fewer requests than ``guards.min_requests``, does what ``guards.on_too_few`` says. The
 caller moves the traffic and rolls it back; this module only watches (no Prefect: what a person
 sees goes through the `report` callback).
+
+A client whose numbers arrive late (Azure Monitor, ``metrics_delay_s``) has each hold lengthened
+by that delay, so the step is decided on data that covers it; the traffic stays as it is
+meanwhile, so the extra minutes belong to the same step.
 """
 
 from __future__ import annotations
@@ -21,7 +25,6 @@ from mlops.endpoint.metrics import DeploymentStats
 from mlops.endpoint.protocol import EndpointClient
 
 Verdict = Literal["wait", "pass", "breach"]
-P95 = 0.95
 
 
 def as_steps(steps: list[TrafficStep | int]) -> list[TrafficStep]:
@@ -50,9 +53,9 @@ class Reading:
     def numbers(self) -> str:
         c = self.candidate
         text = (f"candidate: {c.requests} requests, 5xx {c.errors} ({c.error_rate:.1%}), "
-                f"p95 {_ms(c.quantile(P95))}")
+                f"p95 {_ms(c.p95())}")
         if self.old is not None:
-            text += f"; old: {self.old.requests} requests, p95 {_ms(self.old.quantile(P95))}"
+            text += f"; old: {self.old.requests} requests, p95 {_ms(self.old.p95())}"
         return text
 
     def where(self) -> str:
@@ -81,7 +84,7 @@ def judge(reading: Reading, guards: CanaryGuards, final: bool) -> tuple[Verdict,
                         f"is over max_error_rate {guards.max_error_rate:.1%}")
     limit = guards.max_p95_latency_ratio
     if limit is not None and old is not None and old.requests >= least:
-        mine, theirs = cand.quantile(P95), old.quantile(P95)
+        mine, theirs = cand.p95(), old.p95()
         if mine is not None and theirs and mine / theirs > limit:
             problems.append(f"p95 latency {_ms(mine)} is {mine / theirs:.2f} times the old "
                             f"deployment's {_ms(theirs)}, over max_p95_latency_ratio {limit:g}")
@@ -96,10 +99,12 @@ class CanaryWatch:
 
     def __init__(
         self, client: EndpointClient, candidate: str, old: str | None, guards: CanaryGuards,
-        report: Callable[[Reading, Verdict], None], sleep: Callable[[float], None] = time.sleep,
+        report: Callable[[Reading, Verdict], None],
+        sleep: Callable[[float], None] | None = None,
     ) -> None:
         self.client, self.candidate, self.old, self.guards = client, candidate, old, guards
-        self.report, self.sleep = report, sleep
+        self.report, self.sleep = report, sleep or time.sleep
+        self.delay_s = client.metrics_delay_s
 
     def _read(self) -> dict[str, DeploymentStats]:
         return self.client.metrics()
@@ -113,14 +118,16 @@ class CanaryWatch:
                 numbers); the caller rolls the traffic back.
             EndpointError: the metrics could not be read.
         """
+        began = time.time()  # a windowed source counts the minutes that begin after it
         start = self._read()
-        end = time.monotonic() + spec.hold
-        empty = DeploymentStats()
+        hold = spec.hold + self.delay_s
+        end = time.monotonic() + hold
+        empty = DeploymentStats(read_at=began)
         while True:
             left = max(0.0, end - time.monotonic())
             now = self._read()
             reading = Reading(
-                step, steps, spec.share, spec.hold, left,
+                step, steps, spec.share, hold, left,
                 now.get(self.candidate, empty).since(start.get(self.candidate, empty)),
                 now.get(self.old, empty).since(start.get(self.old, empty)) if self.old else None,
                 shadow,

@@ -31,3 +31,11 @@ def test_the_flow_and_tasks_import_without_azure_ml():
     seen = json.loads(done.stdout.strip().splitlines()[-1])
     assert seen["before"] == []
     assert seen["after"] is True  # selecting the backend does import it
+
+
+def test_the_azure_endpoint_imports_azure_monitor_only_when_a_hold_reads_it():
+    probe = ("import json, sys, mlops.endpoint.azureml; "
+             "print(json.dumps('azure.monitor.querymetrics' in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120, check=True)
+    assert json.loads(done.stdout.strip().splitlines()[-1]) is False

@@ -98,6 +98,7 @@ class EndpointRoutes:
 
         def finish() -> None:
             body["properties"]["provisioningState"] = "Succeeded"
+            self._traffic_set(endpoint, live)
 
         def undo() -> None:  # a failed update leaves the endpoint as it was
             if existing is not None:

@@ -26,6 +26,7 @@ PROVIDER = "providers/Microsoft.MachineLearningServices"
 BLOB_SUFFIX = ".blob.core.windows.net"
 DISCOVERY_HOST = "eastus.api.azureml.ms"  # where the SDK asks where a registry lives
 MFE_HOST = f"{LOCATION}.api.azureml.ms"  # the registry's region: its data-plane API
+METRICS_HOST = f"{LOCATION}.metrics.monitor.azure.com"  # Azure Monitor's metrics data plane
 REGISTRY = "shared-models"
 DATASTORE = "workspaceblobstore"
 CONTAINER = "azureml-blobstore-ws"
@@ -112,7 +113,7 @@ class ArmAdapter(BaseAdapter):
             return self.forward.send(request, **kwargs)
         if url.hostname == "127.0.0.1":  # the scoring stand-in (a scoringUri it handed out)
             return self.forward.send(request, **kwargs)
-        assert url.hostname in {ARM_HOST, DISCOVERY_HOST, MFE_HOST}, (
+        assert url.hostname in {ARM_HOST, DISCOVERY_HOST, MFE_HOST, METRICS_HOST}, (
             f"request outside Azure ML: {request.url}")
         if self.connection_failures > 0:
             self.connection_failures -= 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -39,9 +40,10 @@ from tests.azureml.standin.http import (
     query,
 )
 from tests.azureml.standin.jobs import JobRoutes
+from tests.azureml.standin.monitor import MonitorRoutes
 
 
-class Workspace(AssetRoutes, EndpointRoutes, JobRoutes):
+class Workspace(AssetRoutes, EndpointRoutes, JobRoutes, MonitorRoutes):
     """One Azure ML workspace as its REST API answers: state, routes, planned failures.
 
     Args:
@@ -76,6 +78,10 @@ class Workspace(AssetRoutes, EndpointRoutes, JobRoutes):
         self.registry_models: dict[tuple[str, str], dict[str, Any]] = {}
         self.taken_in_region: set[str] = set()  # endpoint names other customers hold
         self.deployment_outcome: dict[tuple[str, str], dict[str, Any]] = {}
+        # Azure Monitor: when traffic changed, how each deployment answers (monitor.py)
+        self.clock: Callable[[], float] = time.time
+        self.traffic_log: list[tuple[float, str, dict[str, int]]] = []
+        self.behaviour: dict[tuple[str, str], list[tuple[float, float, float]]] = {}
         self.lock = threading.Lock()
         self.adapter = ArmAdapter(self.handle, blob_endpoint)
         self.routes: list[tuple[str, re.Pattern[str], Callable[..., Reply]]] = []
@@ -111,7 +117,7 @@ class Workspace(AssetRoutes, EndpointRoutes, JobRoutes):
     def writes(self) -> list[tuple[str, str]]:
         """The requests that change something, in order (operation polls left out)."""
         return [(m, p) for m, p in self.requests if m in {"PUT", "POST", "DELETE", "PATCH"}
-                and not p.endswith(("/listSecrets", "/listKeys", "/getLogs"))]
+                and not p.endswith(("/listSecrets", "/listKeys", "/getLogs", "metrics:getBatch"))]
 
     def handle(self, request: requests.PreparedRequest) -> Reply:
         url = urlsplit(request.url)
@@ -236,6 +242,7 @@ class Workspace(AssetRoutes, EndpointRoutes, JobRoutes):
         self.route("PUT", f"{ep}/deployments/{n}", self._put_deployment)
         self.route("DELETE", f"{ep}/deployments/{n}", self._delete_deployment)
         self.route("POST", f"{ep}/deployments/{n}/getLogs", self._get_logs)
+        self._add_monitor_routes()
 
     def _workspace(self, request: Any) -> Reply:
         return Reply(200, {
