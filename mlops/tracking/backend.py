@@ -14,10 +14,25 @@ from mlops.tracking.protocol import TrackingTarget
 if TYPE_CHECKING:
     from mlops.tracking.store import MlflowStore
 
+SQLITE = "sqlite:///"
+
+
+def sqlite_target(uri: str) -> TrackingTarget:
+    """A SQLite store the spec names keeps its artifacts in ``artifacts/`` beside its database,
+    as the embedded default does, not in MLflow's ``./mlruns`` under whatever folder the run
+    starts in. A relative path is the working folder's, as MLflow reads it."""
+    path, sep, query = uri.removeprefix(SQLITE).partition("?")
+    database = Path(path).resolve()
+    return TrackingTarget(uri=f"{SQLITE}{database}{sep}{query}",
+                          artifact_location=(database.parent / "artifacts").as_uri())
+
+
 def tracking_target(spec: PipelineSpec, settings: Settings) -> TrackingTarget:
     """Where the spec's runs go. Building the Azure ML target asks Azure for the workspace's
     URI, so only the recorder process calls this."""
     uri = spec.tracking.uri
+    if uri and uri.startswith(SQLITE):
+        return sqlite_target(uri)
     if uri and not uri.startswith("azureml://"):
         return TrackingTarget(uri=uri)
     if spec.azureml is not None and (uri or spec.registry.backend == "azureml"):

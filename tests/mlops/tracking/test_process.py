@@ -33,7 +33,7 @@ def _recorder(spec: PipelineSpec, state: Path) -> tuple[Recorder, RecorderProces
     return process_recorder(spec.model_dump(mode="json"), state, spec.tracking.timeout_s)
 
 
-def test_records_reach_the_specs_sqlite_store(tmp_path, monkeypatch):
+def test_records_reach_the_specs_sqlite_store_with_artifacts_beside_it(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # the spec's path is relative: the flow's working folder's
     spec = _spec(tmp_path, "sqlite:///store/runs.db")
     recorder, process = _recorder(spec, tmp_path / "state")
@@ -51,8 +51,9 @@ def test_records_reach_the_specs_sqlite_store(tmp_path, monkeypatch):
     assert run.info.status == "FINISHED" and run.info.run_name == "a-run"
     assert run.data.params == {"model.params.max_iter": "3"}
     assert run.data.tags["mlops.outcome"] == "promoted"
-    stored = [p for p in tmp_path.rglob("decision.md") if p != note]
+    stored = list((tmp_path / "store" / "artifacts").rglob("decision.md"))
     assert [p.parent.name for p in stored] == ["evaluation"]
+    assert not (tmp_path / "mlruns").exists()  # not MLflow's default under the working folder
 
 
 def test_a_flow_that_ends_before_the_store_opens_leaves_its_records_to_the_process(tmp_path):
