@@ -1,8 +1,8 @@
 """The rollback flow: traffic back to the previous champion in one action.
 
 plan (previous champion, warm deployment?) -> flip, or redeploy + smoke test + flip ->
-`champion` and the release history. Run it with ``mlops rollback --spec ...``, or from the
-``rollback`` deployment's form in the Prefect UI.
+`champion` (and its mirror in MLflow) and the release history. Run it with
+``mlops rollback --spec ...``, or from the ``rollback`` deployment's form in the Prefect UI.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from flows import _runtime
 from mlops.core.settings import DEFAULT_SPEC
 from tasks.data import read_spec
 from tasks.rollback import plan_rollback, roll_back
+from tasks.tracking import recording
 
 _runtime.install()  # heartbeat join and exit collection (see flows/_runtime.py)
 
@@ -29,9 +30,11 @@ def rollback(
         reason: Why (a person's words); kept in the model's release history.
     """
     spec = read_spec(spec_path, None)
-    plan = plan_rollback(spec, version)
-    get_run_logger().info(
-        "Rolling %s back from v%s to v%s (%s)", plan.model_name, plan.champion, plan.version,
-        f"warm on '{plan.warm_slot}'" if plan.warm_slot else "not deployed: redeploying",
-    )
-    return roll_back(plan, spec, reason)
+    with recording(spec) as recorder:
+        plan = plan_rollback(spec, version)
+        get_run_logger().info(
+            "Rolling %s back from v%s to v%s (%s)", plan.model_name, plan.champion,
+            plan.version,
+            f"warm on '{plan.warm_slot}'" if plan.warm_slot else "not deployed: redeploying",
+        )
+        return roll_back(plan, spec, reason, recorder)

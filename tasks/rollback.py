@@ -3,8 +3,9 @@
 The previous champion is the one the champion's manifest names (``previous_champion``), or a
 version the caller names. If a deployment still serves it (the slot the last release left at
 0%), the rollback is one traffic change; otherwise it is deployed to the idle slot, smoke-tested
-against its own predictions, then traffic flips. `champion` follows and the release history
-records it. Any failure leaves traffic where it was.
+against its own predictions, then traffic flips. `champion` follows (and, with a recorder,
+MLflow's `champion` alias on its mirror) and the release history records it. Any failure leaves
+traffic where it was.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 
 import numpy as np
 from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
 
 from mlops.core.errors import DeploymentError, shorten
 from mlops.core.settings import get_settings
@@ -21,6 +23,7 @@ from mlops.endpoint.backend import endpoint_session
 from mlops.endpoint.payloads import frame_to_request
 from mlops.model.results import RollbackPlan
 from mlops.registry.backend import registry_for
+from mlops.tracking.recorder import Recorder
 from serving.bundle import probe_frame
 from tasks._options import IO_TASK
 from tasks._release import record_release
@@ -84,10 +87,11 @@ def _smoke_test(spec: PipelineSpec, plan: RollbackPlan, slot: str) -> None:
         )
 
 
-@task
-def roll_back(plan: RollbackPlan, spec: PipelineSpec, reason: str | None = None) -> dict:
+@task(cache_policy=NO_CACHE)
+def roll_back(plan: RollbackPlan, spec: PipelineSpec, reason: str | None = None,
+              recorder: Recorder | None = None) -> dict:
     """Flip traffic to the warm deployment, or redeploy to the idle slot, smoke-test and flip;
-    then move `champion` and record the rollback."""
+    then move `champion` (with a `recorder`, MLflow's alias too) and record the rollback."""
     logger = get_run_logger()
     with endpoint_session(spec, get_settings()) as client:
         slot, how = plan.warm_slot, f"traffic flip to the warm deployment '{plan.warm_slot}'"
@@ -101,6 +105,8 @@ def roll_back(plan: RollbackPlan, spec: PipelineSpec, reason: str | None = None)
             how = f"redeployed to '{slot}', smoke-tested, traffic flipped"
         traffic = client.set_traffic({slot: 100})
         registry_for(spec, get_settings()).set_alias(plan.model_name, plan.version)
+        if recorder is not None:
+            recorder.mirror_champion(plan.model_name, plan.version, plan.url)
         logger.info("Rolled %s back from v%s to v%s: %s; traffic %s", plan.model_name,
                     plan.champion, plan.version, how, traffic)
         record_release(spec, "rollback", plan.version, champion_before=plan.champion,

@@ -1,7 +1,7 @@
 """Tracking stages: every training and drift run is an MLflow run (docs/tracking.md).
 
-The recorder makes the MLflow calls on its own thread; these only queue them, so a store that is
-down or slow costs a warning in the run's log, never the run nor what it ships.
+The recorder process makes the MLflow calls; these only queue them, so a store that is down or
+slow costs a warning in the run's log, never the run nor what it ships.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from mlops.core.spec import PipelineSpec
 from mlops.drift.compute import DriftResult
 from mlops.drift.report import RESULT_FILE
 from mlops.model.results import Evaluation
-from mlops.tracking.protocol import Store
+from mlops.tracking.process import process_recorder
 from mlops.tracking.recorder import Recorder
 from mlops.tracking.records import (
     data_tags,
@@ -35,15 +35,12 @@ from mlops.tracking.records import (
     training_params,
     write_json,
 )
-from mlops.tracking.replay import hand_off
 
 
-def _open_store(spec: PipelineSpec, settings: Settings) -> Store:
-    from mlops.tracking.backend import tracking_target  # noqa: PLC0415 - may import azure.ai.ml
-    from mlops.tracking.store import MlflowStore  # noqa: PLC0415 - mlflow, ~1.4 s
-
-    return MlflowStore(tracking_target(spec, settings), spec.tracking.timeout_s,
-                       spec.tracking.max_retries)
+def start_recorder(spec: PipelineSpec, settings: Settings) -> Recorder:
+    """A recorder whose process starts now and opens the spec's store meanwhile."""
+    return process_recorder(spec.model_dump(mode="json"), settings.state_dir,
+                            spec.tracking.timeout_s)[0]
 
 
 def warn_problems(recorder: Recorder | None) -> None:
@@ -54,38 +51,45 @@ def warn_problems(recorder: Recorder | None) -> None:
 
 
 @contextmanager
+def recording(spec: PipelineSpec) -> Iterator[Recorder | None]:
+    """A recorder for this flow run, with no MLflow run of its own (a rollback only moves the
+    champion's mirror); None when the spec's `tracking.enabled` is false."""
+    if not spec.tracking.enabled:
+        yield None
+        return
+    recorder = start_recorder(spec, get_settings())
+    try:
+        yield recorder
+    finally:
+        for problem in recorder.close():
+            get_run_logger().warning("%s", problem)
+        if recorder.handed_to:
+            get_run_logger().info("This run's remaining MLflow records are written by %s",
+                                  recorder.handed_to)
+
+
+@contextmanager
 def tracked_run(spec: PipelineSpec, kind: str) -> Iterator[Recorder | None]:
     """An MLflow run for this flow run, in the experiment named after the model (drift checks:
     ``<model>-drift``); None when the spec's `tracking.enabled` is false.
 
     A failure inside ends the run FAILED with the error as a tag, and is raised unchanged.
     """
-    if not spec.tracking.enabled:
-        yield None
-        return
-    settings = get_settings()
-    recorder = Recorder(
-        lambda: _open_store(spec, settings), spec.tracking.timeout_s,
-        lambda ops, run_id: hand_off(settings.state_dir, spec.model_dump(mode="json"), ops,
-                                     run_id),
-    )
-    run_id = str(flow_run.id) if flow_run.id else None
-    tags = run_tags(spec, kind, run_id, flow_run.ui_url if run_id else None, code_version())
-    experiment = spec.model_name if kind == "training" else f"{spec.model_name}-{kind}"
-    recorder.start(experiment, flow_run.name or kind, tags)
-    if kind == "training":
-        recorder.log("logging the spec's params", params=training_params(spec))
-    try:
-        yield recorder
-    except Exception as exc:
-        recorder.end("recording the failure", failure_tags(exc), "FAILED")
-        raise
-    finally:
-        for problem in recorder.close():
-            get_run_logger().warning("%s", problem)
-        if recorder.handed_to:
-            get_run_logger().info("MLflow store not open yet: this run's records are written "
-                                  "by %s", recorder.handed_to)
+    with recording(spec) as recorder:
+        if recorder is None:
+            yield None
+            return
+        run_id = str(flow_run.id) if flow_run.id else None
+        tags = run_tags(spec, kind, run_id, flow_run.ui_url if run_id else None, code_version())
+        experiment = spec.model_name if kind == "training" else f"{spec.model_name}-{kind}"
+        recorder.start(experiment, flow_run.name or kind, tags)
+        if kind == "training":
+            recorder.log("logging the spec's params", params=training_params(spec))
+        try:
+            yield recorder
+        except Exception as exc:
+            recorder.end("recording the failure", failure_tags(exc), "FAILED")
+            raise
 
 
 @task(cache_policy=NO_CACHE)

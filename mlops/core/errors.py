@@ -40,6 +40,16 @@ class TrackingError(MlopsError):
     it: the recorder turns it into a warning (mlops/tracking/recorder.py)."""
 
 
+class RecorderError(TrackingError):
+    """What the recorder process reported: the store's error, as its type and message
+    (mlops/tracking/process.py)."""
+
+
+class RecorderGoneError(RecorderError):
+    """The recorder process ended without answering (killed, crashed): the records it did not
+    acknowledge go to another process (mlops/tracking/replay.py)."""
+
+
 class BundleError(MlopsError):
     """A model bundle is incomplete, tampered with, or holds types we do not trust."""
 

@@ -9,7 +9,7 @@ artifact URIs, at the price of pins that break adlfs (docs/tracking.md). So arti
 sent to the workspace: its runs carry params, metrics and tags.
 
 Imports ``azure.ai.ml`` (seconds) at its top: imported only when a spec tracks to Azure ML, and
-then on the recorder's background thread.
+then in the recorder process.
 """
 
 from __future__ import annotations

@@ -3,16 +3,36 @@ registry is there, or the SQLite store in the state folder."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import TYPE_CHECKING
+
 from mlops.core.settings import Settings
 from mlops.core.spec import PipelineSpec
 from mlops.tracking.local import local_target
 from mlops.tracking.protocol import TrackingTarget
 
+if TYPE_CHECKING:
+    from mlops.tracking.store import MlflowStore
+
+SQLITE = "sqlite:///"
+
+
+def sqlite_target(uri: str) -> TrackingTarget:
+    """A SQLite store the spec names keeps its artifacts in ``artifacts/`` beside its database,
+    as the embedded default does, not in MLflow's ``./mlruns`` under whatever folder the run
+    starts in. A relative path is the working folder's, as MLflow reads it."""
+    path, sep, query = uri.removeprefix(SQLITE).partition("?")
+    database = Path(path).resolve()
+    return TrackingTarget(uri=f"{SQLITE}{database}{sep}{query}",
+                          artifact_location=(database.parent / "artifacts").as_uri())
+
 
 def tracking_target(spec: PipelineSpec, settings: Settings) -> TrackingTarget:
     """Where the spec's runs go. Building the Azure ML target asks Azure for the workspace's
-    URI, so the recorder calls this on its background thread."""
+    URI, so only the recorder process calls this."""
     uri = spec.tracking.uri
+    if uri and uri.startswith(SQLITE):
+        return sqlite_target(uri)
     if uri and not uri.startswith("azureml://"):
         return TrackingTarget(uri=uri)
     if spec.azureml is not None and (uri or spec.registry.backend == "azureml"):
@@ -20,3 +40,12 @@ def tracking_target(spec: PipelineSpec, settings: Settings) -> TrackingTarget:
 
         return azureml_target(spec.azureml, uri)
     return local_target(settings.state_dir)
+
+
+def open_store(spec: PipelineSpec, state_dir: str | Path) -> MlflowStore:
+    """The spec's store, open: imports mlflow (seconds), so only the recorder and replay
+    processes call this, never a flow."""
+    from mlops.tracking.store import MlflowStore  # noqa: PLC0415 - mlflow
+
+    return MlflowStore(tracking_target(spec, Settings(state_dir=Path(state_dir))),
+                       spec.tracking.timeout_s, spec.tracking.max_retries)

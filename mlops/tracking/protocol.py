@@ -44,3 +44,7 @@ class Store(Protocol):
 
     def set_champion(self, model_name: str, version: int, source: str,
                      run_id: str | None) -> None: ...
+
+    def close(self) -> None:
+        """Release what the store holds once its run's records are in (the recorder process:
+        its input ends, and it with it)."""

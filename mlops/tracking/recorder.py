@@ -1,15 +1,19 @@
-"""The recorder: a run's MLflow records, in order, on a background thread.
+"""The recorder: a run's MLflow records, in order, from a background thread.
 
 Tracking must never fail a run nor hold it up. Opening the store costs seconds (importing
-mlflow, opening SQLite through SQLAlchemy), so the thread starts when the flow does and opens it
-while the data loads and the model trains; the flow only queues records, as plain data (`Op`).
-The first error of the store ends the recording: it becomes a warning (`new_problems`), the
-remaining records are dropped, and the flow goes on.
+mlflow, opening SQLite through SQLAlchemy), so the store is opened when the flow starts, while
+the data loads and the model trains, in a process of its own (`mlops.tracking.process`); this
+thread only passes it the records, as plain data (`Op`). The first error of the store ends the
+recording: it becomes a warning (`new_problems`), the remaining records are dropped, and the
+flow goes on.
 
 When the flow ends before the store is even open (a re-run whose stages all hit the cache takes
 less than importing mlflow), `close` does not wait: it hands the queued records to `handoff`
-(a detached process that records them, `mlops.tracking.replay`), so a cached re-run costs one
-small file. Otherwise `close` waits at most `timeout_s` for the queue; what is left is dropped.
+(the recorder process, which records them after the flow has gone), so a cached re-run costs a
+few lines in a pipe. Otherwise `close` waits at most `timeout_s` for the queue; what is left is
+dropped. If the recorder process ends without answering (killed, crashed), that is a warning
+too, and the records it did not take go to `rescue` (`mlops.tracking.replay`) when the flow
+ends: none is lost.
 """
 
 from __future__ import annotations
@@ -20,7 +24,10 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from mlops.core.errors import RecorderError, RecorderGoneError
 from mlops.tracking.protocol import Store
+
+Handoff = Callable[[list[dict[str, Any]], str | None], str]
 
 # The store calls an `Op` may name; the ones marked True act on the run and get its id first.
 OPERATIONS = {"start_run": False, "log": True, "log_files": True, "end_run": True,
@@ -36,8 +43,12 @@ class Op:
     kwargs: dict[str, Any] = field(default_factory=dict)
 
 
-def _short(exc: BaseException, limit: int = 300) -> str:
+def short(exc: BaseException, limit: int = 300) -> str:
+    """The error's type and its message on one line, cut at `limit`; what the recorder process
+    reported is already in that form."""
     text = " ".join(str(exc).split()) or type(exc).__name__
+    if type(exc) is RecorderError:
+        return text[:limit]
     return f"{type(exc).__name__}: {text[:limit]}"
 
 
@@ -58,26 +69,37 @@ def apply(store: Store, op: Op, run_id: str | None) -> str | None:
 
 
 def stopped(doing: str, exc: BaseException) -> str:
-    return (f"MLflow tracking stopped while {doing}: {_short(exc)}; the run goes on, its MLflow "
+    return (f"MLflow tracking stopped while {doing}: {short(exc)}; the run goes on, its MLflow "
             "record is incomplete")
+
+
+def gone(doing: str, exc: BaseException) -> str:
+    return (f"MLflow recorder process ended while {doing}: {short(exc)}; the run goes on, its "
+            "remaining records go to another process when it ends")
 
 
 class Recorder:
     """Queues a run's records for one store, opened by `open_store` on the worker thread.
 
     Args:
-        open_store: Builds the store (imports mlflow, opens the database or asks Azure ML).
+        open_store: The store, once open (the recorder process's answer that it opened MLflow's).
         timeout_s: Longest wait for the run id, and for the queue when closing.
         handoff: Takes the records still queued when the flow ends before the store is open
-            (a list of `Op` as dicts, and the run id so far); None: wait for them instead.
+            (a list of `Op` as dicts, and the run id so far), returns where they went; None:
+            wait for them instead.
+        rescue: Takes, the same way, the records a store that ended without answering
+            (`RecorderGoneError`) did not take, or that `handoff` refused; None: drop them
+            with a warning.
     """
 
     def __init__(self, open_store: Callable[[], Store], timeout_s: float,
-                 handoff: Callable[[list[dict[str, Any]], str | None], str] | None = None):
+                 handoff: Handoff | None = None, rescue: Handoff | None = None):
         self.timeout_s = timeout_s
         self.run_id: str | None = None
         self.handed_to: str | None = None  # where `close` sent the records, if it did
         self._handoff = handoff
+        self._rescue = rescue
+        self._orphans: list[Op] | None = None  # records for `rescue`, once the store is gone
         self._problems: list[str] = []
         self._reported = 0
         self._failed = False
@@ -96,22 +118,39 @@ class Recorder:
         self._problems.append(stopped(doing, exc))
         self._started.set()
 
+    def _lose(self, doing: str, exc: BaseException, op: Op | None = None) -> None:
+        """A store error stops the recording; a store that is gone leaves its records to
+        `rescue`."""
+        if isinstance(exc, RecorderGoneError) and self._rescue is not None:
+            self._orphans = [op] if op is not None else []
+            self._problems.append(gone(doing, exc))
+            self._started.set()
+        else:
+            self._fail(doing, exc)
+
     def _work(self, open_store: Callable[[], Store]) -> None:
         store = None
         try:
             store = open_store()
         except Exception as exc:  # noqa: BLE001 - any store error becomes a warning (module doc)
-            self._fail("opening the store", exc)
-        with self._state:
-            if self._handed_off:
-                return
+            self._lose("opening the store", exc)
+        with self._state:  # a hand-off happens whole, before this or not at all
+            handed_off = self._handed_off
             self._opened = True
+        if not handed_off:
+            self._record(store)
+        if store is not None:
+            store.close()
+
+    def _record(self, store: Store | None) -> None:
         while (op := self._ops.get()) is not None:
-            if store is not None and not self._failed:
+            if self._orphans is not None:
+                self._orphans.append(op)
+            elif store is not None and not self._failed:
                 try:
                     self.run_id = apply(store, op, self.run_id)
                 except Exception as exc:  # noqa: BLE001 - as above
-                    self._fail(op.doing, exc)
+                    self._lose(op.doing, exc, op)
                 if op.method == "start_run":
                     self._started.set()
 
@@ -155,21 +194,31 @@ class Recorder:
         self._reported = len(self._problems)
         return fresh
 
+    def _give(self, to: Handoff | None, ops: list[dict[str, Any]]) -> None:
+        """Hand `ops` to `to`, or to `rescue` if `to` cannot take them."""
+        try:
+            if to is None:
+                raise RecorderError("no process to take them")
+            self.handed_to = to(ops, self.run_id)
+        except Exception as exc:  # noqa: BLE001 - as in _work: tracking never fails the run
+            if isinstance(exc, RecorderError) and to is not self._rescue:
+                self._give(self._rescue, ops)
+            else:
+                self._problems.append(stopped(f"handing {len(ops)} record(s) off", exc))
+
     def _hand_off(self) -> bool:
-        """Give the queued records to `handoff` if the store is not open yet."""
+        """Give the queued records to `handoff` if the store is not open yet; under the lock,
+        so the thread finds them handed off whole once the store opens."""
         with self._state:
             if self._opened or self._handoff is None:
                 return False
             self._handed_off = True
-        ops = []
-        while not self._ops.empty():
-            op = self._ops.get_nowait()
-            if op is not None:
-                ops.append(asdict(op))
-        try:
-            self.handed_to = self._handoff(ops, self.run_id)
-        except Exception as exc:  # noqa: BLE001 - as in _work: tracking never fails the run
-            self._problems.append(stopped(f"handing {len(ops)} record(s) off", exc))
+            ops = []
+            while not self._ops.empty():
+                op = self._ops.get_nowait()
+                if op is not None:
+                    ops.append(asdict(op))
+            self._give(self._handoff, ops)
         return True
 
     def close(self) -> list[str]:
@@ -187,4 +236,6 @@ class Recorder:
                 f"MLflow store still busy after {self.timeout_s:g} s (tracking.timeout_s): the "
                 "last records of this run are written later or not at all"
             )
+        elif self._orphans:
+            self._give(self._rescue, [asdict(op) for op in self._orphans])
         return self.new_problems()

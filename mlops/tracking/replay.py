@@ -1,15 +1,19 @@
-"""Records handed off by a flow that ended before its MLflow store was open, in a process of
-its own (``python -m mlops.tracking.replay <file>``): the flow does not wait for mlflow's import.
+"""Records a flow could not leave to its recorder process (the process ended without
+answering, or they were too many to send before the store was open), recorded by a process of
+their own (``python -m mlops.tracking.replay <file>``).
 
-The file holds the spec, the state folder, the run id so far and the queued records; the
-process opens the same store, makes the calls in order, stops at the first error (logged to
-``<state>/mlflow/replay.log`` beside the file's folder) and deletes the file when done.
+The file holds the spec, the state folder, the flow's working folder, the run id so far and the
+records; the process opens the same store, makes the calls in order, stops at the first error
+(logged to ``<state>/mlflow/replay.log`` beside the file's folder) and deletes the file when
+done. A record the ended process made without saying so is made again: MLflow keeps the same
+param and tag values once, and a second ``start_run`` is a second run.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import subprocess
 import sys
 import uuid
@@ -17,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from mlops.core.lineage import source_root
+from mlops.tracking.local import local_folder
 
 logger = logging.getLogger("mlops.tracking.replay")
 
@@ -25,11 +30,12 @@ def hand_off(state_dir: Path, spec: dict[str, Any], ops: list[dict[str, Any]],
              run_id: str | None) -> str:
     """Write the records to ``<state>/mlflow/handoff/`` and start the process that sends
     them; returns where they went, for the log."""
-    folder = Path(state_dir).resolve() / "mlflow" / "handoff"
+    folder = local_folder(state_dir) / "handoff"
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{uuid.uuid4().hex}.json"
     path.write_text(json.dumps({"spec": spec, "state_dir": str(Path(state_dir).resolve()),
-                                "run_id": run_id, "ops": ops}, default=str))
+                                "cwd": os.getcwd(), "run_id": run_id, "ops": ops},
+                               default=str))
     log = folder.parent / "replay.log"
     with open(log, "ab") as out:
         proc = subprocess.Popen(  # noqa: S603 - our own module, on a path we wrote
@@ -41,18 +47,15 @@ def hand_off(state_dir: Path, spec: dict[str, Any], ops: list[dict[str, Any]],
 
 
 def replay(path: Path) -> None:
-    from mlops.core.settings import Settings  # noqa: PLC0415 - the process's own imports
-    from mlops.core.spec import PipelineSpec  # noqa: PLC0415
-    from mlops.tracking.backend import tracking_target  # noqa: PLC0415
+    from mlops.core.spec import PipelineSpec  # noqa: PLC0415 - the process's own imports
+    from mlops.tracking.backend import open_store  # noqa: PLC0415 - mlflow
     from mlops.tracking.recorder import Op, apply, stopped  # noqa: PLC0415
-    from mlops.tracking.store import MlflowStore  # noqa: PLC0415 - mlflow
 
     payload = json.loads(path.read_text())
-    spec = PipelineSpec.model_validate(payload["spec"])
+    os.chdir(payload["cwd"])  # a relative sqlite:/// path is the flow's
     run_id, doing = payload["run_id"], "opening the store"
     try:
-        store = MlflowStore(tracking_target(spec, Settings(state_dir=payload["state_dir"])),
-                            spec.tracking.timeout_s, spec.tracking.max_retries)
+        store = open_store(PipelineSpec.model_validate(payload["spec"]), payload["state_dir"])
         for raw in payload["ops"]:
             op = Op(**raw)
             doing = op.doing

@@ -1,7 +1,7 @@
 """The MLflow store behind a `TrackingTarget`: MLflow's own client, a few calls per run.
 
-Imports ``mlflow`` (about 1.4 s) at its top, so only the recorder's background thread imports
-this module: a flow never waits for it.
+Imports ``mlflow`` (about 1.4 s) at its top, so only the recorder and replay processes import
+this module (`backend.open_store`): a flow's process never does.
 """
 
 from __future__ import annotations
@@ -107,3 +107,6 @@ class MlflowStore:
             model_name, source, run_id=run_id, tags={VERSION_TAG: str(version)}
         )
         self.client.set_registered_model_alias(model_name, CHAMPION, mirrored.version)
+
+    def close(self) -> None:
+        """Nothing to release: MlflowClient opens what it needs per call."""

@@ -6,11 +6,15 @@ blue serves v1 (champion); v2 is promoted to green; the rollback flow returns to
 from __future__ import annotations
 
 import pytest
+from mlflow.tracking import MlflowClient
 
 from flows.rollback import rollback
 from mlops.core.errors import DeploymentError
 from mlops.core.settings import get_settings
+from mlops.tracking.local import local_folder, local_target
+from mlops.tracking.process import LOG
 from tasks.deploy import promote
+from tests.mlops.tracking._logs import wait_for_line
 from tests.serving._models import toy_pipeline
 from tests.tasks._release_env import FRAME, candidate, spec_for, under_load
 from tools.cli import command_parser
@@ -26,6 +30,15 @@ def _promoted(release, spec, max_iter: int, previous: int, reason: str):
     return version
 
 
+def _mlflow_champion(name: str) -> str:
+    """Our version that MLflow's `champion` alias points at, once the rollback's recorder
+    process, which may outlive the flow, is done."""
+    state = get_settings().state_dir
+    wait_for_line(local_folder(state) / LOG, "Recorded 1 record(s)")
+    client = MlflowClient(local_target(state).uri)
+    return client.get_model_version_by_alias(name, "champion").tags["mlops.version"]
+
+
 def test_rollback_to_a_warm_deployment_is_a_flip_without_failed_requests(release):
     spec = spec_for(release, [100])
     path = f"{release.spec_dir}/toy.yaml"
@@ -38,6 +51,7 @@ def test_rollback_to_a_warm_deployment_is_a_flip_without_failed_requests(release
     assert result["how"] == "traffic flip to the warm deployment 'blue'"
     assert release.client.state()["traffic"] == {"blue": 100, "green": 0}
     assert release.registry.alias("toy") == 1
+    assert _mlflow_champion("toy") == "1"
     history = release.registry.releases("toy")
     assert [(r.kind, r.version, r.champion_before, r.champion_after) for r in history] == [
         ("promotion", 2, 1, 2), ("rollback", 1, 2, 1)]

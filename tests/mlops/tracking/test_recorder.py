@@ -1,21 +1,26 @@
 """The recorder: records in order on its own thread; a store that fails or hangs becomes a
 warning and a bounded wait, never an error in the caller; a store not open yet when the flow
-ends gets its records through a hand-off instead of a wait."""
+ends gets its records through a hand-off instead of a wait; a store that is gone leaves the
+records it did not take to a rescue."""
 
 from __future__ import annotations
 
 import threading
 
+from mlops.core.errors import RecorderError, RecorderGoneError
 from mlops.tracking.recorder import Op, Recorder, apply
 
 
 class Store:
     """A store that keeps what it is sent; `hold` blocks every call until it is set."""
 
-    def __init__(self, fail_on: str | None = None, hold: threading.Event | None = None):
+    def __init__(self, fail_on: str | None = None, hold: threading.Event | None = None,
+                 error: type[Exception] = ConnectionError):
         self.calls: list[tuple] = []
         self.fail_on = fail_on
         self.hold = hold
+        self.error = error
+        self.closed = False
 
     def opened(self) -> Store:
         """This store, once `hold` allows (opening a store is what takes seconds)."""
@@ -27,7 +32,7 @@ class Store:
         if self.hold is not None:
             self.hold.wait()
         if name == self.fail_on:
-            raise ConnectionError(f"{name}: connection refused")
+            raise self.error(f"{name}: connection refused")
         self.calls.append((name, *args))
 
     def start_run(self, experiment, name, tags):
@@ -46,6 +51,9 @@ class Store:
     def set_champion(self, model_name, version, source, run_id):
         self._call("set_champion", model_name, version, run_id)
 
+    def close(self):
+        self.closed = True
+
 
 def test_records_go_in_order_and_name_the_run():
     store = Store()
@@ -62,6 +70,7 @@ def test_records_go_in_order_and_name_the_run():
     assert store.calls[2][4] == {"mlops.model_version": "3"}
     assert store.calls[3] == ("set_champion", "churn", 3, "run-1")
     assert store.calls[5] == ("end_run", "run-1", "FINISHED")
+    assert store.closed  # the recorder process's input ends with the run
 
 
 def test_records_without_a_run_are_dropped_quietly():
@@ -130,6 +139,7 @@ def test_records_go_to_the_handoff_when_the_store_is_not_open_yet():
     hold.set()
     recorder._thread.join(5)
     assert store.calls == []  # the thread stops once the store opens: nothing twice
+    assert store.closed
     ops, run_id = handed[0]
     assert run_id is None and [op["method"] for op in ops] == ["start_run", "log", "end_run"]
     replayed = Store()
@@ -165,3 +175,67 @@ def test_a_handoff_that_fails_is_a_warning():
         "MLflow tracking stopped while handing 1 record(s) off: OSError: No space left on "
         "device; the run goes on, its MLflow record is incomplete"
     ]
+
+
+def _rescued(open_store, **kwargs) -> tuple[Recorder, list]:
+    rescued: list = []
+    recorder = Recorder(open_store, timeout_s=5, rescue=lambda ops, run_id: rescued.append(
+        (ops, run_id)) or "process 7 (log replay.log)", **kwargs)
+    return recorder, rescued
+
+
+def test_a_store_that_is_gone_leaves_the_rest_to_the_rescue():
+    store = Store(fail_on="log", error=RecorderGoneError)
+    recorder, rescued = _rescued(lambda: store)
+    recorder.start("churn", "a-run", {})
+    assert recorder.wait_run_id() == "run-1"
+    recorder.log("recording the evaluation", metrics={"m": 1.0})
+    recorder.end("end", {"mlops.outcome": "promoted"}, "FINISHED")
+    problems = recorder.close()
+    assert problems == [
+        "MLflow recorder process ended while recording the evaluation: RecorderGoneError: log: "
+        "connection refused; the run goes on, its remaining records go to another process when "
+        "it ends"]
+    assert recorder.handed_to == "process 7 (log replay.log)"
+    ops, run_id = rescued[0]
+    assert run_id == "run-1"  # the records it did not take, the one it died on first
+    assert [(op["method"], op["doing"]) for op in ops] == [
+        ("log", "recording the evaluation"), ("log", "end"), ("end_run", "end")]
+
+
+def test_a_store_gone_before_opening_leaves_every_record_to_the_rescue():
+    def gone():
+        raise RecorderGoneError("recorder process 9 ended with exit code -9")
+
+    recorder, rescued = _rescued(gone)
+    recorder.start("churn", "a-run", {})
+    assert recorder.wait_run_id() is None
+    recorder.end("end", {}, "FINISHED")
+    assert "ended while opening the store" in recorder.close()[0]
+    assert [op["method"] for op in rescued[0][0]] == ["start_run", "log", "end_run"]
+
+
+def test_a_store_error_is_not_a_rescue():
+    store = Store(fail_on="log", error=RecorderError)
+    recorder, rescued = _rescued(lambda: store)
+    recorder.start("churn", "a-run", {})
+    recorder.log("recording the evaluation", metrics={"m": 1.0})
+    problems = recorder.close()
+    assert rescued == [] and recorder.handed_to is None
+    assert problems == [
+        "MLflow tracking stopped while recording the evaluation: log: connection refused; the "
+        "run goes on, its MLflow record is incomplete"]
+
+
+def test_records_the_handoff_refuses_go_to_the_rescue():
+    hold = threading.Event()
+
+    def refuse(ops, run_id):
+        raise RecorderError("the records exceed the pipe's room")
+
+    recorder, rescued = _rescued(Store(hold=hold).opened, handoff=refuse)
+    recorder.start("churn", "a-run", {})
+    assert recorder.close() == []
+    hold.set()
+    assert recorder.handed_to == "process 7 (log replay.log)"
+    assert [op["method"] for op in rescued[0][0]] == ["start_run"]
