@@ -45,7 +45,7 @@ from mlops.endpoint.local import LocalEndpointClient
 from mlops.endpoint.payloads import frame_to_request
 from mlops.model.bundle import dump_model, feature_dtypes
 from mlops.registry.local import LocalRegistry
-from tools.stack import start_endpoint
+from tools.endpoint_process import start_endpoint
 
 logger = logging.getLogger(__name__)
 
