@@ -188,3 +188,13 @@ def test_the_command_takes_the_flow_parameters_less_the_two_it_fills_in():
     parser = command_parser("rollback", command.rollback)
     args = parser.parse_args(["--spec", "s.yaml", "--version", "3", "--reason", "alice: bad"])
     assert (args.spec_path, args.version, args.reason) == ("s.yaml", 3, "alice: bad")
+
+
+def test_a_rerun_after_a_flow_that_failed_past_its_entry_writes_no_second_one(release):
+    path = _promoted(release)
+    command.rollback(Settings(), spec_path=path)
+    # what a flow failing after its history entry (its artifact, say) leaves behind
+    command._keep_flip(Settings(), "toy", command.Flip(2, 1, "blue", BEFORE))
+    assert command.rollback(Settings(), spec_path=path)["how"] == "recorded already"
+    assert [r.kind for r in release.registry.releases("toy")] == ["promotion", "rollback"]
+    assert not command.flip_path(Settings(), "toy").exists()
