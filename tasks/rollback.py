@@ -10,8 +10,6 @@ traffic where it was.
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
@@ -23,48 +21,19 @@ from mlops.endpoint.backend import endpoint_session
 from mlops.endpoint.payloads import frame_to_request
 from mlops.model.results import RollbackPlan
 from mlops.registry.backend import registry_for
+from mlops.release.rollback import plan_rollback as plan_for
 from mlops.tracking.recorder import Recorder
 from serving.bundle import probe_frame
 from tasks._options import IO_TASK
 from tasks._release import record_release
 
 
-def _serves(deployment: dict[str, Any], url: str) -> bool:
-    """Whether an endpoint's deployment (its `state()` entry) serves the bundle at `url`."""
-    ready = deployment.get("status", "ready") == "ready"
-    return ready and url in (deployment.get("model_url"), deployment.get("model"))
-
-
 @task(**IO_TASK)
-def plan_rollback(spec: PipelineSpec, version: int | None = None) -> RollbackPlan:
-    """Which version to return to and whether a deployment still serves it.
-
-    Raises:
-        DeploymentError: no champion, no previous champion (and no `version` named), or the
-            named version already is the champion.
-        RegistryError: the named version does not exist.
-    """
-    registry = registry_for(spec, get_settings())
-    name = spec.model_name
-    champion = registry.alias(name)
-    if champion is None:
-        raise DeploymentError(f"model '{name}' has no champion: there is nothing to roll back")
-    target = registry.get(name, champion).manifest.get("previous_champion") \
-        if version is None else version
-    if target is None:
-        raise DeploymentError(
-            f"no previous champion to roll back to: {name} v{champion} was the first champion "
-            "(its manifest names none); name a version with --version"
-        )
-    if int(target) == champion:
-        raise DeploymentError(f"{name} v{champion} already is the champion; traffic unchanged")
-    entry = registry.get(name, int(target))
-    with endpoint_session(spec, get_settings()) as client:
-        state = client.state()
-    warm = next((n for n, d in state.get("deployments", {}).items() if _serves(d, entry.url)),
-                None)
-    traffic = {k: int(v) for k, v in state.get("traffic", {}).items()}
-    return RollbackPlan(name, champion, entry.version, entry.url, warm, traffic)
+def plan_rollback(spec: PipelineSpec, version: int | None = None,
+                  champion_before: int | None = None) -> RollbackPlan:
+    """Which version to return to and whether a deployment still serves it
+    (`mlops.release.rollback.plan_rollback`, which says what it raises)."""
+    return plan_for(spec, get_settings(), version, champion_before)
 
 
 def _smoke_test(spec: PipelineSpec, plan: RollbackPlan, slot: str) -> None:
@@ -89,9 +58,12 @@ def _smoke_test(spec: PipelineSpec, plan: RollbackPlan, slot: str) -> None:
 
 @task(cache_policy=NO_CACHE)
 def roll_back(plan: RollbackPlan, spec: PipelineSpec, reason: str | None = None,
+              traffic_before: dict[str, int] | None = None,
               recorder: Recorder | None = None) -> dict:
     """Flip traffic to the warm deployment, or redeploy to the idle slot, smoke-test and flip;
-    then move `champion` (with a `recorder`, MLflow's alias too) and record the rollback."""
+    then move `champion` (with a `recorder`, MLflow's alias too) and record the rollback, with
+    `traffic_before` as the traffic before it when `mlops rollback` flipped the warm
+    deployment's traffic already (the flip here then changes nothing)."""
     logger = get_run_logger()
     with endpoint_session(spec, get_settings()) as client:
         slot, how = plan.warm_slot, f"traffic flip to the warm deployment '{plan.warm_slot}'"
@@ -110,7 +82,8 @@ def roll_back(plan: RollbackPlan, spec: PipelineSpec, reason: str | None = None,
         logger.info("Rolled %s back from v%s to v%s: %s; traffic %s", plan.model_name,
                     plan.champion, plan.version, how, traffic)
         record_release(spec, "rollback", plan.version, champion_before=plan.champion,
-                       champion_after=plan.version, traffic_before=plan.previous_traffic,
+                       champion_after=plan.version,
+                       traffic_before=traffic_before or plan.previous_traffic,
                        traffic_after=traffic, reason=reason, detail=how,
                        environment=spec.production_name)
         return {"outcome": "rolled back", "champion": plan.version, "traffic": traffic, "how": how}

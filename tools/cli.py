@@ -2,9 +2,11 @@
 
 ``mlops train``, ``mlops drift``, ``mlops score-batch`` and ``mlops watch`` run a flow once
 in this process; their options come from the flow's own signature and docstring
-(`tools.options`), so a flow parameter is written once. The stack and predict commands get
-theirs the same way from their functions; ``mlops data`` hands its arguments to the
-sample-data generator's own parser.
+(`tools.options`), so a flow parameter is written once. ``mlops rollback`` runs
+`tools.rollback`, which flips a warm deployment's traffic before it imports Prefect and then
+runs the rollback flow; its options are the flow's less two the command fills in (a test keeps
+them equal). The stack and predict commands get theirs the same way from their functions;
+``mlops data`` hands its arguments to the sample-data generator's own parser.
 
 A command's module is imported only when that command runs, after Prefect's settings are in
 the environment (`flows._prefect_env.apply`): Prefect reads them when it is imported. Adding a
@@ -47,7 +49,7 @@ COMMANDS: dict[str, Command] = {
     "watch": Command("look at a data location once, announce new files",
                      "flows.watch_data:watch_data"),
     "rollback": Command("move traffic and champion back to the previous champion",
-                        "flows.rollback:rollback"),
+                        "tools.rollback:rollback", prefect=False),
     "predict": Command("score a few rows of the spec's data on the endpoint",
                        "tools.predict:predict", prefect=False),
     "data": Command("write the sample datasets (`mlops data churn --help`)",

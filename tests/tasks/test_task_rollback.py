@@ -17,7 +17,6 @@ from tasks.deploy import promote
 from tests.mlops.tracking._logs import wait_for_line
 from tests.serving._models import toy_pipeline
 from tests.tasks._release_env import FRAME, candidate, spec_for, under_load
-from tools.cli import command_parser
 from tools.status import status
 
 pytestmark = [pytest.mark.service, pytest.mark.slow, pytest.mark.usefixtures("prefect_server")]
@@ -67,12 +66,6 @@ def test_rollback_to_a_warm_deployment_is_a_flip_without_failed_requests(release
     assert "| green | toy | 2 | 0% | ready |" in text
     newest = text.splitlines()[-2]  # newest first
     assert newest.split(" | ")[1:5] == ["rollback", "v1", "v2 -> v1", "blue 100%, green 0%"]
-
-
-def test_the_rollback_command_takes_the_flow_parameters():
-    parser = command_parser("rollback", rollback)
-    args = parser.parse_args(["--spec", "s.yaml", "--version", "3", "--reason", "alice: bad"])
-    assert (args.spec_path, args.version, args.reason) == ("s.yaml", 3, "alice: bad")
 
 
 def test_rollback_to_a_cold_version_redeploys_smoke_tests_and_flips(release):
