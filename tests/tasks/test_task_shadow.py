@@ -11,6 +11,7 @@ from __future__ import annotations
 import pytest
 from prefect import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+from prefect.client.schemas.sorting import ArtifactSort
 
 from mlops.core.errors import CanaryBreachError, DeploymentError
 from tasks.deploy import promote
@@ -34,8 +35,10 @@ def test_a_healthy_candidate_passes_its_shadow_phase_then_takes_the_traffic(rele
     assert metrics["blue"].mirrored == 0
     assert release.client.state()["mirror_traffic"] == {}
     with get_client(sync_client=True) as client:  # the shadow phase, as the Prefect UI shows it
+        # the newest with this key: other tests of the session release a "toy" model too
         (artifact,) = client.read_artifacts(artifact_filter=ArtifactFilter(
-            key=ArtifactFilterKey(any_=[f"release-toy-v{version.version}"])))
+            key=ArtifactFilterKey(any_=[f"release-toy-v{version.version}"])),
+            sort=ArtifactSort.CREATED_DESC, limit=1)
     # the last reading was the shadow phase's: one of two steps (the phase, then 100%) done
     assert artifact.type == "progress" and artifact.data == 50.0
     assert artifact.description.startswith(
