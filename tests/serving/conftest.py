@@ -75,10 +75,9 @@ def roots_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     return {"MLOPS_ENDPOINT_MODEL_ROOTS": json.dumps([str(tmp_path_factory.getbasetemp())])}
 
 
-@pytest.fixture(scope="session")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
-    """One endpoint for most tests; each test puts the deployments it needs in place."""
-    state_dir = tmp_path_factory.mktemp("endpoint-state")
+def running_server(tmp_path_factory: pytest.TempPathFactory, state: str) -> Iterator[Running]:
+    """An endpoint server process on a free port, with a client; stopped after."""
+    state_dir = tmp_path_factory.mktemp(state)
     port = free_port()
     proc = start_endpoint(state_dir, port, server_env(**roots_env(tmp_path_factory)))
     url = f"http://127.0.0.1:{port}"
@@ -88,6 +87,12 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
     finally:
         client.close()
         stop(proc)
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
+    """One endpoint for most tests; each test puts the deployments it needs in place."""
+    yield from running_server(tmp_path_factory, "endpoint-state")
 
 
 @pytest.fixture

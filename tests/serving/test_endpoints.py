@@ -22,6 +22,7 @@ from tests.serving.conftest import (
     Running,
     Toys,
     roots_env,
+    running_server,
     server_env,
     stop,
 )
@@ -35,16 +36,7 @@ SERVER_ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}
 @pytest.fixture(scope="module")
 def hosting(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
     """A server of its own: these tests create and delete endpoints."""
-    state_dir = tmp_path_factory.mktemp("hosting-state")
-    port = free_port()
-    proc = start_endpoint(state_dir, port, server_env(**roots_env(tmp_path_factory)))
-    url = f"http://127.0.0.1:{port}"
-    client = LocalEndpointClient(url, SCORING_KEY, ADMIN_KEY, timeout=30)
-    try:
-        yield Running(proc, url, state_dir, client)
-    finally:
-        client.close()
-        stop(proc)
+    yield from running_server(tmp_path_factory, "hosting-state")
 
 
 def _named(server_url: str, name: str) -> LocalEndpointClient:
