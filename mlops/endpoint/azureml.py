@@ -259,10 +259,7 @@ class AzureMLEndpointClient:
         if kept != mirror:
             logger.info("Mirror traffic of %s: %s -> %s", self.endpoint_name, mirror, kept)
         endpoint.mirror_traffic = kept
-        doing = f"setting the traffic of '{self.endpoint_name}' to {table}"
-        with azure_errors(DeploymentError, doing):
-            poller = self.ml_client.online_endpoints.begin_create_or_update(endpoint)
-        wait(poller, self.timeout_s, DeploymentError, doing)
+        self._update(endpoint, f"setting the traffic of '{self.endpoint_name}' to {table}")
         logger.info("Traffic of %s now %s", self.endpoint_name, table)
         return table
 
@@ -274,12 +271,17 @@ class AzureMLEndpointClient:
             raise EndpointError(f"endpoint '{self.endpoint_name}' does not exist")
         table = {name: int(share) for name, share in mirror.items() if share}
         endpoint.mirror_traffic = dict(table)
-        doing = f"setting the mirror traffic of '{self.endpoint_name}' to {table}"
+        self._update(endpoint,
+                     f"setting the mirror traffic of '{self.endpoint_name}' to {table}")
+        logger.info("Mirror traffic of %s now %s", self.endpoint_name, table)
+        return table
+
+    def _update(self, endpoint: ManagedOnlineEndpoint, doing: str) -> None:
+        """Send the changed endpoint to Azure ML and wait for it (`doing` names the change
+        in a refusal or a timeout)."""
         with azure_errors(DeploymentError, doing):
             poller = self.ml_client.online_endpoints.begin_create_or_update(endpoint)
         wait(poller, self.timeout_s, DeploymentError, doing)
-        logger.info("Mirror traffic of %s now %s", self.endpoint_name, table)
-        return table
 
     def close(self) -> None:
         """Close the Azure Monitor client a hold opened; scoring opens its own request, and
