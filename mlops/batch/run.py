@@ -30,6 +30,7 @@ from mlops.batch.writing import PartitionWriter, finished
 from mlops.core.errors import BundleError
 from mlops.data.storage import FileInfo, storage_options
 from serving.bundle import load_bundle
+from serving.fastpath.trees import BoostedTrees
 from serving.scoring import Scorer
 
 logger = logging.getLogger(__name__)
@@ -80,12 +81,15 @@ def scorer_for(model: ModelRef, probabilities: bool, fast: bool) -> BatchScorer:
 def preload(model: ModelRef, probabilities: bool, fast: bool) -> threading.Thread:
     """Start loading `model`'s scorer on a thread while the caller sets up the partitions'
     tasks: the local runner's first partitions then find it loaded (loading imports
-    scikit-learn and checks the bundle, about 2 s). A failure here is left to the partitions:
+    scikit-learn and checks the bundle, about 2 s), with HistGradientBoosting's compiled tree
+    kernel loaded too (`serving.fastpath.compiled`). A failure here is left to the partitions:
     each one loads the model again and raises the error with its own context."""
 
     def load() -> None:
         try:
-            scorer_for(model, probabilities, fast)
+            pipeline = scorer_for(model, probabilities, fast).scorer.fast
+            if pipeline is not None and isinstance(pipeline.estimator, BoostedTrees):
+                pipeline.estimator.forest.prepare_compiled()
         except Exception as exc:  # noqa: BLE001 - each partition's own load raises it again
             logger.debug("Preloading %s v%s failed (%s); the partitions will load it", model.name,
                          model.version, exc)

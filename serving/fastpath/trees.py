@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
+from functools import cache, cached_property
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -13,6 +16,11 @@ from serving.fastpath.common import Declined, Output, Unsupported
 # on the benchmark's model (100 trees of up to 31 leaves): the walk is 8x faster for one row,
 # 1.3x for 100, even at about 200.
 WALK_MAX_ROWS = 128
+# From this many rows on (a batch's, never an endpoint request's) the trees are walked by the
+# numba-compiled kernel of `serving.fastpath.compiled`, if numba is installed: about half of
+# scikit-learn's CPU time per row (benchmarks/results/batch.md). Below it, importing numba and
+# loading the compiled kernel (about a second) would cost more than it saves.
+COMPILED_MIN_ROWS = 20_000
 _SET_ASIDE_EVERY = 4
 
 
@@ -68,6 +76,11 @@ class Forest:
         if X.ndim != 2 or X.shape[1] != self.n_features:
             raise Declined("the transformed rows do not have the model's width")
         X = np.ascontiguousarray(X, dtype=np.float64)
+        if X.shape[0] >= COMPILED_MIN_ROWS and (tables := self._tables) is not None:
+            raw = np.empty((X.shape[0], self.per_iteration), dtype=np.float64, order="F")
+            raw[:] = self.baseline[0]
+            tables.add_leaves(X, raw)
+            return raw
         if X.shape[0] > WALK_MAX_ROWS:
             return self._tree_by_tree(X)
         values = self.value.take(self._leaves(X)).reshape(X.shape[0], -1, self.per_iteration)
@@ -105,6 +118,21 @@ class Forest:
         leaves[slot] = node
         return leaves.reshape(n_rows, n_trees)
 
+    @cached_property
+    def _tables(self) -> Any:
+        """The compiled kernel's tables (`serving.fastpath.compiled.Tables`), or None without
+        numba. Built on the first large batch, so the endpoint never builds them."""
+        compiled = compiled_kernel()
+        if compiled is None:
+            return None
+        predictors = [p for iteration in self.estimator._predictors for p in iteration]
+        return compiled.Tables(predictors, self.per_iteration)
+
+    def prepare_compiled(self) -> None:
+        """Import and load the compiled kernel and build its tables now, off a batch's
+        critical path (`mlops.batch.run.preload`)."""
+        _ = self._tables
+
     def _tree_by_tree(self, X: np.ndarray) -> np.ndarray:
         raw = np.zeros((X.shape[0], self.per_iteration), dtype=np.float64, order="F")
         raw += self.baseline[0]
@@ -114,6 +142,18 @@ class Forest:
             for k, predictor in enumerate(iteration):
                 raw[:, k] += predictor.predict(X, known, feature_map, threads)
         return raw
+
+
+@cache
+def compiled_kernel() -> ModuleType | None:
+    """`serving.fastpath.compiled` (numba imported, the kernel compiled or loaded from numba's
+    cache), or None if numba is not installed. Any other failure to import it is raised."""
+    if importlib.util.find_spec("numba") is None:
+        return None
+    from serving.fastpath import compiled  # noqa: PLC0415 - numba only for batches
+
+    compiled.warm()
+    return compiled
 
 
 class BoostedTrees:

@@ -1,0 +1,118 @@
+"""HistGradientBoosting's trees walked by a numba-compiled kernel, for batch-sized row counts.
+
+Importing this module imports numba and compiles the kernel (or loads it from numba's cache),
+so `serving.fastpath.trees` imports it only for a batch of `COMPILED_MIN_ROWS` rows or more,
+and only if numba is installed: the endpoint's requests never pay for it.
+
+Why it is faster than scikit-learn's per-tree predictor, which walks one row at a time and
+branches at every node (about half of those branches mispredict): here each tree is walked by
+eight rows at once, without branches. A node's three children (left, right, where a missing
+value goes) sit in one table, so one step is ``child[3 * node + (x > threshold) + 2 * isnan(x)]``
+(a missing value is never greater than the threshold). A leaf is its own child, so every row
+takes as many steps as the tree is deep and the eight walks are independent chains of loads
+that the processor overlaps. The leaf values are added to the baseline tree by tree, in
+scikit-learn's order, so the sums are bit-identical to ``_raw_predict``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numba
+import numpy as np
+
+# From this many rows on, the batch path uses the kernel (`serving.fastpath.trees`).
+COMPILED_MIN_ROWS = 20_000
+# Rows per block: each tree is walked for a block's rows before the next tree, so the tree's
+# nodes stay in the processor's cache while the block's rows stream by.
+_BLOCK_ROWS = 1024
+_LANES = 8  # rows walked at once: the unrolled calls to `_step` in `_walk`
+
+
+class Tables:
+    """The trees of a fitted HistGradientBoosting estimator as the kernel's flat arrays."""
+
+    def __init__(self, predictors: list[Any], per_iteration: int) -> None:
+        nodes = np.concatenate([p.nodes for p in predictors])
+        sizes = [len(p.nodes) for p in predictors]
+        starts = np.cumsum([0, *sizes[:-1]])
+        shift = np.repeat(starts, sizes)
+        leaf = nodes["is_leaf"].astype(bool)
+        own = np.arange(len(nodes))
+        left = np.where(leaf, own, nodes["left"] + shift)
+        right = np.where(leaf, own, nodes["right"] + shift)
+        missing = np.where(nodes["missing_go_to_left"].astype(bool), left, right)
+        self.children = np.stack([left, right, missing], axis=1).ravel().astype(np.int32)
+        self.feature = np.where(leaf, 0, nodes["feature_idx"]).astype(np.int32)
+        self.threshold = nodes["num_threshold"].astype(np.float64)
+        self.value = nodes["value"].astype(np.float64)
+        self.roots = starts.astype(np.int32)
+        self.depth = np.array([p.nodes["depth"].max() for p in predictors], dtype=np.int32)
+        self.column = (np.arange(len(predictors)) % per_iteration).astype(np.int32)
+
+    def add_leaves(self, X: np.ndarray, raw: np.ndarray) -> None:
+        """Add every tree's leaf value to `raw` (rows, trees per iteration; Fortran order, so
+        that each column is contiguous), tree by tree."""
+        if not raw.flags.f_contiguous:
+            raise ValueError("raw must be in Fortran order")
+        _walk(X, self.roots, self.depth, self.column, self.feature, self.threshold,
+              self.children, self.value, raw.T)
+
+
+@numba.njit(inline="always")
+def _step(X, row, node, feature, threshold, children):
+    x = X[row, feature[node]]
+    return children[3 * node + (x > threshold[node]) + 2 * np.isnan(x)]
+
+
+@numba.njit(nogil=True, cache=True, error_model="numpy")
+def _walk(X, roots, depth, column, feature, threshold, children, value, raw_by_column):
+    n = X.shape[0]
+    for start in range(0, n, _BLOCK_ROWS):
+        end = min(n, start + _BLOCK_ROWS)
+        for tree in range(roots.shape[0]):
+            root, levels = roots[tree], depth[tree]
+            out = raw_by_column[column[tree]]
+            i = start
+            while i + _LANES <= end:
+                n0 = n1 = n2 = n3 = n4 = n5 = n6 = n7 = root
+                for _ in range(levels):
+                    n0 = _step(X, i, n0, feature, threshold, children)
+                    n1 = _step(X, i + 1, n1, feature, threshold, children)
+                    n2 = _step(X, i + 2, n2, feature, threshold, children)
+                    n3 = _step(X, i + 3, n3, feature, threshold, children)
+                    n4 = _step(X, i + 4, n4, feature, threshold, children)
+                    n5 = _step(X, i + 5, n5, feature, threshold, children)
+                    n6 = _step(X, i + 6, n6, feature, threshold, children)
+                    n7 = _step(X, i + 7, n7, feature, threshold, children)
+                out[i] += value[n0]
+                out[i + 1] += value[n1]
+                out[i + 2] += value[n2]
+                out[i + 3] += value[n3]
+                out[i + 4] += value[n4]
+                out[i + 5] += value[n5]
+                out[i + 6] += value[n6]
+                out[i + 7] += value[n7]
+                i += _LANES
+            while i < end:
+                node = root
+                for _ in range(levels):
+                    node = _step(X, i, node, feature, threshold, children)
+                out[i] += value[node]
+                i += 1
+
+
+def warm() -> None:
+    """Compile the kernel, or load it from numba's cache, on a few rows of no model."""
+    t = Tables([_OneLeaf()], 1)
+    _walk(np.zeros((1, 1)), t.roots, t.depth, t.column, t.feature, t.threshold, t.children,
+          t.value, np.zeros((1, 1)))
+
+
+class _OneLeaf:
+    """A tree of one leaf, in the fields `Tables` reads from scikit-learn's predictor nodes."""
+
+    nodes = np.zeros(1, dtype=[("is_leaf", "u1"), ("left", "u4"), ("right", "u4"),
+                               ("missing_go_to_left", "u1"), ("feature_idx", "i8"),
+                               ("num_threshold", "f8"), ("value", "f8"), ("depth", "u4")])
+    nodes["is_leaf"] = 1
