@@ -14,8 +14,9 @@ fitted step's ``transform`` computes, in the same order and dtypes, so the outpu
 - ``HistGradientBoostingClassifier``/``Regressor``: for small requests all trees are walked at
   once with numpy and the leaf values summed in scikit-learn's order (so the sums are
   bit-identical); larger requests run the fitted tree predictors one by one, as
-  scikit-learn does, without its input checks. Any other estimator gets the transformed array
-  through its own ``predict``.
+  scikit-learn does, without its input checks; batches of `COMPILED_MIN_ROWS` rows or more
+  take a numba-compiled kernel (`compiled`) when numba is installed. Any other estimator gets
+  the transformed array through its own ``predict``.
 
 Anything else (another step type, sparse output, infrequent or dropped categories, a dtype the
 readers do not know) makes `compile_pipeline` raise `Unsupported`, and the scoring core keeps
@@ -23,16 +24,16 @@ the plain pipeline. A request that the fast path cannot answer exactly as the pi
 (an unknown category where the encoder raises, an infinite number a step would refuse) is
 `Declined` and goes the plain way, so errors stay the pipeline's own.
 The package: `common` (kinds, the two refusals), `readers`, `steps` (numpy transformers),
-`branches`, `trees` (HistGradientBoosting walked with numpy), `pipeline` (`compile_pipeline`)
-and `probe` (values and comparison for the check at load). ``MLOPS_ENDPOINT_FAST_PATH=false``
-turns the fast path off (``serving.config``). tests/serving/test_fastpath.py checks equality
-over many random requests.
+`branches`, `trees` (HistGradientBoosting walked with numpy), `compiled` (the batch kernel),
+`pipeline` (`compile_pipeline`) and `probe` (values and comparison for the check at load).
+``MLOPS_ENDPOINT_FAST_PATH=false`` turns the fast path off (``serving.config``).
+tests/serving/test_fastpath.py checks equality over many random requests.
 """
 
 from serving.fastpath.common import Declined, Unsupported
 from serving.fastpath.pipeline import FastPipeline, compile_pipeline
 from serving.fastpath.probe import compare, probe_values
-from serving.fastpath.trees import WALK_MAX_ROWS
+from serving.fastpath.trees import COMPILED_MIN_ROWS, WALK_MAX_ROWS
 
-__all__ = ["WALK_MAX_ROWS", "Declined", "FastPipeline", "Unsupported", "compare",
-           "compile_pipeline", "probe_values"]
+__all__ = ["COMPILED_MIN_ROWS", "WALK_MAX_ROWS", "Declined", "FastPipeline", "Unsupported",
+           "compare", "compile_pipeline", "probe_values"]

@@ -1,8 +1,8 @@
 """HistGradientBoosting's trees walked by a numba-compiled kernel, for batch-sized row counts.
 
-Importing this module imports numba and compiles the kernel (or loads it from numba's cache),
-so `serving.fastpath.trees` imports it only for a batch of `COMPILED_MIN_ROWS` rows or more,
-and only if numba is installed: the endpoint's requests never pay for it.
+Importing this module imports numba, and `warm` compiles the kernel (or loads it from numba's
+cache), so `serving.fastpath.trees` imports it only for a batch of its `COMPILED_MIN_ROWS` rows
+or more, and only if numba is installed: the endpoint's requests never pay for it.
 
 Why it is faster than scikit-learn's per-tree predictor, which walks one row at a time and
 branches at every node (about half of those branches mispredict): here each tree is walked by
@@ -21,8 +21,6 @@ from typing import Any
 import numba
 import numpy as np
 
-# From this many rows on, the batch path uses the kernel (`serving.fastpath.trees`).
-COMPILED_MIN_ROWS = 20_000
 # Rows per block: each tree is walked for a block's rows before the next tree, so the tree's
 # nodes stay in the processor's cache while the block's rows stream by.
 _BLOCK_ROWS = 1024

@@ -17,9 +17,9 @@ from serving.fastpath.common import Declined, Output, Unsupported
 # 1.3x for 100, even at about 200.
 WALK_MAX_ROWS = 128
 # From this many rows on (a batch's, never an endpoint request's) the trees are walked by the
-# numba-compiled kernel of `serving.fastpath.compiled`, if numba is installed: about half of
-# scikit-learn's CPU time per row (benchmarks/results/batch.md). Below it, importing numba and
-# loading the compiled kernel (about a second) would cost more than it saves.
+# numba-compiled kernel of `serving.fastpath.compiled`, if numba is installed (about half of
+# scikit-learn's CPU time per row, docs/batch-scoring.md). Below it, importing numba and
+# loading the kernel (about a second) would cost more than it saves.
 COMPILED_MIN_ROWS = 20_000
 _SET_ASIDE_EVERY = 4
 

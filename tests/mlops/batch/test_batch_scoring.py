@@ -206,3 +206,41 @@ def test_a_partitions_tree_walks_use_the_plans_openmp_threads(champion, inputs, 
     score_partition(plan_partitions(str(folder))[0], plan)
     assert seen and set(seen) == {limit or default}
     assert _openmp_effective_n_threads() == default
+
+
+@pytest.mark.service
+def test_batches_through_the_compiled_tree_kernel_equal_the_endpoints_answers(
+        champion, inputs, endpoint, tmp_path, monkeypatch):
+    """The endpoint (its own process, requests below the threshold) walks the trees with
+    scikit-learn's predictors; the batch's 1,024-row batches take the compiled kernel here."""
+    from serving.fastpath import compiled, trees
+
+    walked: list[int] = []
+    add_leaves = compiled.Tables.add_leaves
+
+    def counted(tables, X, raw):
+        walked.append(X.shape[0])
+        add_leaves(tables, X, raw)
+
+    monkeypatch.setattr(compiled.Tables, "add_leaves", counted)
+    monkeypatch.setattr(trees, "COMPILED_MIN_ROWS", 1000)
+    folder, frame = inputs
+    _score_all(str(folder), str(tmp_path / "out"), champion, fast=True)
+    assert 1024 in walked
+    scored = _read(tmp_path / "out")
+    frame = frame.sort_values("customer_id", ignore_index=True)
+    body = json.loads(frame.to_json(orient="records", date_format="iso"))
+    answer = endpoint.score({"input_data": body, "return_probabilities": True})
+    assert scored["prediction"].tolist() == answer["predictions"]
+    proba = np.asarray(answer["probabilities"])
+    for j, label in enumerate(answer["classes"]):
+        np.testing.assert_array_equal(scored[f"probability_{label}"].to_numpy(), proba[:, j])
+
+
+def test_the_preload_loads_the_compiled_tree_kernel(champion, monkeypatch):
+    from mlops.batch import run
+
+    monkeypatch.setattr(run, "_scorers", {})  # a fresh process: no scorer loaded yet
+    run.preload(champion.model, probabilities=True, fast=True).join()
+    forest = run.scorer_for(champion.model, True, True).scorer.fast.estimator.forest
+    assert "_tables" in vars(forest)
