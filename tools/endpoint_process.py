@@ -19,8 +19,8 @@ from mlops.core.settings import Settings
 from mlops.endpoint.backend import local_endpoint_url
 from mlops.endpoint.local import LocalEndpointClient
 from serving.config import state_fingerprint
-from tools.deployments import model_specs
-from tools.processes import ROOT, record_pid, start_process
+from tools.deployments import configs_folder, model_specs
+from tools.processes import record_pid, start_process
 
 logger = logging.getLogger(__name__)
 
@@ -133,13 +133,14 @@ def endpoint_up(settings: Settings, timeout_s: float = 60.0) -> None:
     record_pid(settings, "endpoint", proc.pid)
 
 
-def model_endpoints_up(settings: Settings, configs: Path = ROOT / "configs") -> dict[str, str]:
-    """Create on the running server the endpoint of every model under `configs` that it serves
+def model_endpoints_up(settings: Settings) -> dict[str, str]:
+    """Create on the running server the endpoint of every model under the configs folder that it
+    serves
     besides the default (kept if it exists), so each answers before its first deployment;
     returns each local model's endpoint URL by model name."""
     server = f"{settings.endpoint_url.rstrip('/')}/endpoints/"
     urls = {}
-    for _, spec in model_specs(configs):
+    for _, spec in model_specs(configs_folder(settings)):
         if spec.endpoint.backend != "local":
             continue
         urls[spec.name] = url = local_endpoint_url(spec, settings)

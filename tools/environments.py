@@ -1,7 +1,8 @@
 """The local stack's environments before production: one endpoint process per staged URL.
 
-A spec under configs/ whose `environments` put one before production on a local endpoint at a
-loopback URL gets that endpoint from ``mlops up``: its own process on the URL's port, its own
+A spec under the configs folder (`MLOPS_CONFIGS_DIR`) whose `environments` put one before
+production on a local endpoint at a loopback URL gets that endpoint from ``mlops up``: its own
+process on the URL's port, its own
 state folder ``<state>/environments/<name>-<port>`` (deployments, traffic table, inference
 log), the production endpoint's keys (one key pair reaches both, so a client needs nothing
 more than the URL) and the shared registry as the place it may load models from. Its PID is
@@ -19,7 +20,7 @@ from urllib.parse import urlsplit
 from mlops.core.settings import Settings
 from mlops.endpoint.local import KEYS_FILE
 from serving.config import state_fingerprint
-from tools.deployments import ROOT, model_specs
+from tools.deployments import configs_folder, model_specs
 from tools.endpoint_process import health, port_holder, start_endpoint
 from tools.processes import record_pid
 
@@ -45,7 +46,7 @@ class StagedEndpoint:
         return (settings.state_dir / "environments" / f"{self.environment}-{self.port}").resolve()
 
 
-def staged_endpoints(configs: Path = ROOT / "configs") -> list[StagedEndpoint]:
+def staged_endpoints(configs: Path) -> list[StagedEndpoint]:
     """The local endpoints the specs under `configs` stage candidates on, one per port; an
     environment on another host is left to whoever runs that host."""
     found: dict[int, StagedEndpoint] = {}
@@ -79,14 +80,14 @@ def _process_env(settings: Settings, staged: StagedEndpoint) -> dict[str, str]:
     }
 
 
-def up(settings: Settings, configs: Path = ROOT / "configs") -> list[StagedEndpoint]:
+def up(settings: Settings) -> list[StagedEndpoint]:
     """Start every staged endpoint that is not already up (after production's endpoint, whose
     keys it takes); keep one that answers for its own state folder.
 
     Raises:
         SystemExit: a staged URL's port is held by another process (named).
     """
-    started = staged_endpoints(configs)
+    started = staged_endpoints(configs_folder(settings))
     for staged in started:
         folder = staged.state_dir(settings)
         answer = health(staged.url)
@@ -108,8 +109,8 @@ def up(settings: Settings, configs: Path = ROOT / "configs") -> list[StagedEndpo
     return started
 
 
-def status(settings: Settings, configs: Path = ROOT / "configs") -> None:
+def status(settings: Settings) -> None:
     """Whether each staged endpoint answers."""
-    for staged in staged_endpoints(configs):
+    for staged in staged_endpoints(configs_folder(settings)):
         logger.info("endpoint of '%s' %s: %s", staged.environment, staged.url,
                     "healthy" if health(staged.url) is not None else "not answering")

@@ -2,12 +2,13 @@
 
 ``mlops up`` brings up, from nothing: a Prefect server (SQLite in the state folder, analytics
 off, on 127.0.0.1), the process work pool and a worker, the local endpoint server (with the
-endpoint of every model under configs/, docs/endpoints.md), the MLflow UI (from
-its own environment, `.venv-mlflow`, on the tracking store in the state folder);
-deploys every model's deployments (prefect.yaml's set, repeated for each spec under configs/ by
-tools/deployments.py), starts the first training run, waits for it and prints the
-URLs. ``endpoint-up`` starts only the endpoint. ``down`` stops exactly the processes started
-here (by their recorded PIDs), ``status`` says what runs. Logs go to ``<state>/logs/``.
+endpoint of every model under the configs folder, `MLOPS_CONFIGS_DIR`, docs/endpoints.md), the
+MLflow UI (from its own environment, `.venv-mlflow`, on the tracking store in the state folder);
+deploys every model's deployments (prefect.yaml's set, repeated for each spec by
+tools/deployments.py), trains every model that has no champion yet (all at once, each through
+its own manual training deployment), waits for them and prints the URLs. ``endpoint-up``
+starts only the endpoint. ``down`` stops exactly the processes started here (by their recorded
+PIDs), ``status`` says what runs. Logs go to ``<state>/logs/``.
 
 While the stack is up, ``<state>/stack.env`` holds ``PREFECT_API_URL``; the Makefile reads it,
 so ``make run`` and the ``prefect`` CLI talk to the stack's server instead of a temporary one.
@@ -29,7 +30,13 @@ from mlops.core.settings import DEFAULT_SPEC, Settings
 from mlops.core.spec import load_spec
 from mlops.tracking.local import local_folder, local_target
 from tools import environments
-from tools.deployments import deploy, deployment_name, model_specs, write_deployments
+from tools.deployments import (
+    configs_folder,
+    deploy,
+    deployment_name,
+    model_specs,
+    write_deployments,
+)
 from tools.endpoint_process import endpoint_up, model_endpoints_up
 from tools.notifications import install_automations
 from tools.processes import ROOT, answers, pid_path, record_pid, running, start_process
@@ -38,7 +45,7 @@ logger = logging.getLogger(__name__)
 
 BIN = Path(sys.executable).parent
 MLFLOW_BIN = ROOT / ".venv-mlflow" / "bin" / "mlflow"
-FIRST_RUN_DEPLOYMENT = "training/training-manual"
+MANUAL_TRAINING = "training-manual"
 WATCH_FLOW = "watch-data"
 
 
@@ -57,6 +64,7 @@ def stack_env(settings: Settings) -> dict[str, str]:
         **os.environ,
         "MLOPS_STATE_DIR": str(state),
         "MLOPS_ENDPOINT_URL": settings.endpoint_url,
+        "MLOPS_CONFIGS_DIR": str(configs_folder(settings)),
         "PREFECT_HOME": str(state / "prefect"),
         "PREFECT_API_URL": f"{prefect_url(settings)}/api",
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
@@ -154,13 +162,13 @@ def worker_up(settings: Settings) -> None:
 
 
 def deploy_all(settings: Settings) -> None:
-    """Every model's deployments, generated from prefect.yaml and configs/*.yaml, on the
-    stack's server (`mlops deploy`), its inboxes created, and the notification automations
+    """Every model's deployments, generated from prefect.yaml and the configs folder's specs,
+    on the stack's server (`mlops deploy`), its inboxes created, and the notification automations
     of automations/ (tools/notifications.py)."""
-    for _, spec in model_specs(ROOT / "configs"):
+    for _, spec in model_specs(configs_folder(settings)):
         (ROOT / "data" / "incoming" / spec.name).mkdir(parents=True, exist_ok=True)
     deploy(write_deployments(settings), stack_env(settings))
-    logger.info("Deployed every model's deployments (configs/*.yaml)")
+    logger.info("Deployed every model's deployments (%s/*.yaml)", configs_folder(settings))
     with stack_api(settings):
         install_automations(settings)
 
@@ -180,7 +188,7 @@ def first_look(settings: Settings, timeout_s: float = 300) -> None:
     from prefect.deployments import run_deployment  # noqa: PLC0415
 
     default_model = load_spec(ROOT / DEFAULT_SPEC).name
-    for _, spec in model_specs(ROOT / "configs"):
+    for _, spec in model_specs(configs_folder(settings)):
         if not spec.schedule.on_new_data:
             continue
         name = f"{WATCH_FLOW}/{deployment_name(WATCH_FLOW, spec.name, default_model)}"
@@ -195,29 +203,74 @@ def first_look(settings: Settings, timeout_s: float = 300) -> None:
     logger.info("Data watchers ran once; they now run every minute")
 
 
-def first_run(settings: Settings, spec_path: str, timeout_s: float) -> str:
-    """Start the manual training deployment once and wait for it; returns its final state."""
+def _untrained(settings: Settings, spec_path: str | None) -> dict[str, tuple[str, str]]:
+    """{model: (its manual training deployment, spec path)} of every model under the configs
+    folder with no champion yet, and of the named spec's model unless it has one (a spec
+    outside the configs folder goes through the default model's deployment, as a person's
+    run from the UI form would)."""
+    from mlops.registry.backend import registry_for  # noqa: PLC0415
+
+    default_model = load_spec(ROOT / DEFAULT_SPEC).name
+    models = {spec.name: (path, spec) for path, spec in model_specs(configs_folder(settings))}
+    named = {}
+    if spec_path:
+        spec = load_spec(spec_path)
+        named[spec.name] = (spec_path, spec)
+    todo = {}
+    for model, (path, spec) in {**models, **named}.items():
+        champion = registry_for(spec, settings).alias(spec.model_name)
+        if champion is not None:
+            logger.info("%s has a champion (version %s): not trained by `up`", model, champion)
+            continue
+        name = deployment_name(MANUAL_TRAINING, model if model in models else default_model,
+                               default_model)
+        todo[model] = (f"training/{name}", path)
+    return todo
+
+
+def first_runs(settings: Settings, spec_path: str | None, timeout_s: float) -> dict[str, str]:
+    """Train every model that has no champion yet, through its own manual training deployment:
+    all started at once (each model holds its own training slot, so they run side by side as
+    far as the worker's machine allows) and waited for together.
+
+    Returns:
+        The final state of each model's run.
+
+    Raises:
+        SystemExit: a run did not complete (or not within `timeout_s`); names every such model
+            with the run's page.
+    """
+    from prefect import get_client  # noqa: PLC0415
     from prefect.deployments import run_deployment  # noqa: PLC0415
 
-    logger.info("Starting the first training run (%s) and waiting for it...", spec_path)
+    todo = _untrained(settings, spec_path)
+    runs, states = {}, {}
     with stack_api(settings):
-        run = run_deployment(
-            FIRST_RUN_DEPLOYMENT,
-            parameters={"spec_path": spec_path, "reason": "first run of the local stack"},
-            timeout=timeout_s,
-        )
-    state = run.state.name if run.state else "unknown"
-    logger.info("First training run %s: %s", run.name, state)
-    if not (run.state and run.state.is_completed()):
-        raise SystemExit(
-            f"the first training run ended {state}; see {prefect_url(settings)}/runs/flow-run/"
-            f"{run.id} and {settings.state_dir}/logs/worker.log"
-        )
-    return state
+        for model, (deployment, path) in todo.items():
+            runs[model] = run_deployment(deployment, timeout=0, parameters={
+                "spec_path": path, "reason": "first run of the local stack"}).id
+            logger.info("Started the first training run of %s (%s)", model, deployment)
+        deadline = time.monotonic() + timeout_s
+        with get_client(sync_client=True) as client:
+            while len(states) < len(runs) and time.monotonic() < deadline:
+                for model in runs.keys() - states.keys():
+                    state = client.read_flow_run(runs[model]).state
+                    if state and state.is_final():
+                        states[model] = state.name
+                        logger.info("First training run of %s: %s", model, state.name)
+                time.sleep(2)
+    failed = {m: states.get(m, f"not finished after {timeout_s:.0f} s") for m in runs
+              if states.get(m) != "Completed"}
+    if failed:
+        raise SystemExit("first training runs that did not complete:\n" + "\n".join(
+            f"  {model}: {state}, {prefect_url(settings)}/runs/flow-run/{runs[model]}"
+            for model, state in failed.items()) + f"\nsee {settings.state_dir}/logs/worker.log")
+    return states
 
 
 def up(settings: Settings, spec_path: str = DEFAULT_SPEC, timeout_s: float = 900) -> None:
-    """Everything, from nothing; idempotent (what already runs is kept)."""
+    """Everything, from nothing; idempotent (what already runs is kept, a model with a
+    champion is not retrained)."""
     endpoint_up(settings)
     endpoints = model_endpoints_up(settings)
     environments.up(settings)  # the specs' staging endpoints, on production's keys
@@ -226,8 +279,7 @@ def up(settings: Settings, spec_path: str = DEFAULT_SPEC, timeout_s: float = 900
     worker_up(settings)
     deploy_all(settings)
     first_look(settings)
-    if spec_path:
-        first_run(settings, spec_path, timeout_s)
+    first_runs(settings, spec_path, timeout_s)
     served = "".join(f"\n  {model}: {url}" for model, url in endpoints.items())
     logger.info(
         "\nPrefect UI:  %s\nMLflow UI:   %s\nEndpoint:    %s  (keys in %s)%s\nLogs:        %s\n"

@@ -28,6 +28,11 @@ class Settings(BaseSettings):
     state_dir: Path = Field(
         Path(".mlops"), description="Local state: registry, endpoint state, run outputs, logs."
     )
+    configs_dir: Path = Field(
+        Path("configs"),
+        description="The model specs (*.yaml) the local stack serves, deploys and trains, one "
+        "per model; a relative path is taken from the project root.",
+    )
     registry_url: str | None = Field(
         None, description="Local registry location (path or fsspec URL); default state/registry."
     )

@@ -40,7 +40,7 @@ def deployed(tmp_path_factory: pytest.TempPathFactory) -> Path:
         except ObjectAlreadyExists:
             pass
     state = tmp_path_factory.mktemp("deploy-state")
-    prefect_file = write_deployments(Settings(state_dir=state), configs=configs)
+    prefect_file = write_deployments(Settings(state_dir=state, configs_dir=configs))
     deploy(prefect_file, {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value()})
     return configs
 

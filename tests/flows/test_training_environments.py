@@ -37,7 +37,7 @@ def staging_url(stack: Settings, tmp_path_factory: pytest.TempPathFactory) -> It
     configs = tmp_path_factory.mktemp("configs")
     url = f"http://127.0.0.1:{free_port()}"
     _staged_spec(configs, url)
-    (started,) = environments.up(stack, configs)
+    (started,) = environments.up(stack.model_copy(update={"configs_dir": configs}))
     yield started.url
 
 

@@ -1,9 +1,11 @@
 """One training run per model, several models at once: two models' runs started together on
-the session's Prefect server, each model in its own state folder and endpoint.
+the session's Prefect server, both models in one state folder and served by one endpoint
+server, each at its own endpoint.
 
 Each run is its own process (as a worker starts them); the test reads from the API when each
 run took its model's slot ("Holding the training slot" log) and when its last task ended, and
-asserts on those times: one model's runs never overlap, the two models' runs do.
+asserts on those times: one model's runs never overlap, the two models' runs do. Afterwards
+each model's endpoint answers with its own champion's predictions.
 """
 
 from __future__ import annotations
@@ -26,7 +28,13 @@ from prefect.client.schemas.filters import (
 from prefect.settings import PREFECT_API_URL
 
 from mlops.core.settings import Settings
+from mlops.core.spec import load_spec
+from mlops.data.loading import conform_columns
+from mlops.endpoint.backend import endpoint_for
+from mlops.endpoint.payloads import frame_to_request
+from mlops.registry.local import LocalRegistry
 from tests.conftest import ROOT, free_port, write_spec
+from tools.datasets import make_churn
 from tools.endpoint_process import endpoint_up
 from tools.stack import down
 
@@ -36,23 +44,22 @@ RUN = "from flows.training import training; training(spec_path={!r}, force=True)
 
 
 @pytest.fixture
-def models(tmp_path, churn_data) -> Iterator[dict[str, tuple[str, Settings]]]:
-    """Two models, each with its spec, state folder and endpoint process."""
-    found = {}
+def models(tmp_path, churn_data) -> Iterator[tuple[Settings, list[str]]]:
+    """One state folder and endpoint server; two models' specs (slot-a, slot-b)."""
+    settings = Settings(state_dir=tmp_path / "state",
+                        endpoint_url=f"http://127.0.0.1:{free_port()}")
+    specs = [
+        write_spec(tmp_path, name, {
+            "name": name, "data.url": churn_data, "evaluation.minimum": 0.5,
+            "model.params": {"max_iter": 20 + n}, "evaluation.bootstrap.samples": 50,
+        })
+        for n, name in enumerate(("slot-a", "slot-b"))
+    ]
     try:
-        for name in ("slot-a", "slot-b"):
-            settings = Settings(state_dir=tmp_path / name,
-                                endpoint_url=f"http://127.0.0.1:{free_port()}")
-            endpoint_up(settings)
-            spec = write_spec(tmp_path, name, {
-                "name": name, "data.url": churn_data, "evaluation.minimum": 0.5,
-                "model.params": {"max_iter": 20}, "evaluation.bootstrap.samples": 50,
-            })
-            found[name] = (spec, settings)
-        yield found
+        endpoint_up(settings)
+        yield settings, specs
     finally:
-        for _, settings in found.values():
-            down(settings)
+        down(settings)
 
 
 def _start(spec: str, settings: Settings, log) -> subprocess.Popen:
@@ -81,16 +88,36 @@ def _held(spec: str) -> list[tuple]:
 
 
 def test_two_models_train_at_once_one_model_never_twice(models, tmp_path):
+    settings, specs = models
     procs = []
     with open(tmp_path / "runs.log", "wb") as log:
-        for spec, settings in models.values():
+        for spec in specs:
             procs += [_start(spec, settings, log), _start(spec, settings, log)]
         codes = [proc.wait(600) for proc in procs]
     assert codes == [0, 0, 0, 0], (tmp_path / "runs.log").read_text()[-4000:]
 
-    (a1, a2), (b1, b2) = (_held(spec) for spec, _ in models.values())
+    (a1, a2), (b1, b2) = (_held(spec) for spec in specs)
     assert a1[1] <= a2[0], f"slot-a's two runs overlapped: {a1} {a2}"
     assert b1[1] <= b2[0], f"slot-b's two runs overlapped: {b1} {b2}"
     # the two models did not wait for each other: some run of one held its slot while a
     # run of the other held its own
     assert any(x[0] < y[1] and y[0] < x[1] for x in (a1, a2) for y in (b1, b2)), (a1, a2, b1, b2)
+    _each_endpoint_serves_its_champion(settings, specs)
+
+
+def _each_endpoint_serves_its_champion(settings: Settings, specs: list[str]) -> None:
+    """The one server answers each model at its own endpoint with that model's champion."""
+    registry = LocalRegistry(settings.registry_location)
+    answers = []
+    for spec in map(load_spec, specs):
+        rows = conform_columns(make_churn(12, seed=3), spec)[
+            [c.name for c in spec.feature_columns]]
+        version = registry.alias(spec.model_name)
+        with endpoint_for(spec, settings) as client:
+            answer = client.score({**frame_to_request(rows), "return_probabilities": True})
+        assert client.base_url.startswith(settings.endpoint_url), client.base_url
+        assert int(answer["model_version"]) == version, (spec.name, answer)
+        champion = registry.load(spec.model_name, version).model
+        assert answer["probabilities"] == champion.predict_proba(rows).tolist(), spec.name
+        answers.append(answer["probabilities"])
+    assert answers[0] != answers[1], "the two endpoints answered with the same model"

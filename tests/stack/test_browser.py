@@ -176,8 +176,8 @@ def _type(control: WebElement, text: str) -> None:
 
 
 # The deployment list shows ten rows a page: it is searched one family at a time. Every
-# family holds the default model's deployments and the second shipped spec's (diabetes),
-# generated from configs/ (tools/deployments.py).
+# family holds the default model's deployments and the diabetes spec's (and the third
+# model's), generated from the stack's configs folder (tools/deployments.py).
 FAMILIES = {
     "training": ("training-nightly", "training-manual", "training-on-new-data"),
     "batch-scoring": ("batch-scoring-nightly", "batch-scoring-on-new-data"),
@@ -232,6 +232,9 @@ def _see_nightly_next_run(driver: WebDriver) -> None:
 
 def _fill_custom_run(driver: WebDriver, run_name: str, spec_path: str, reason: str) -> None:
     driver.find_element(By.XPATH, "//a[normalize-space()='Deployments']").click()
+    # the list shows ten rows a page, and the stack has three models' deployments
+    _type(_wait(driver, "the deployment search box", lambda d: _visible(
+        d, "//input[@placeholder='Search deployments...']")), "training-manual")
     _wait(driver, "the training-manual link",
           lambda d: _visible(d, "//a[normalize-space()='training-manual']")).click()
     _wait(driver, "the Run button",

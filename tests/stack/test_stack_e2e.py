@@ -7,12 +7,15 @@ after the other.
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from datetime import datetime
 from pathlib import Path
 
 import httpx
+import numpy as np
+import pandas as pd
 import pytest
 from prefect import get_client
 from prefect.client.schemas.filters import (
@@ -25,11 +28,18 @@ from prefect.client.schemas.filters import (
 )
 from prefect.deployments import run_deployment
 
-from mlops.endpoint.local import LocalEndpointClient
+from mlops.core.errors import EndpointError
+from mlops.core.spec import PipelineSpec, load_spec
+from mlops.data.loading import conform_columns, read_table
+from mlops.data.storage import list_data_files
+from mlops.endpoint.backend import endpoint_for, local_endpoint_url
+from mlops.endpoint.local import KEYS_FILE, LocalEndpointClient, endpoint_name_in
+from mlops.endpoint.payloads import frame_to_request
 from mlops.registry.local import LocalRegistry
+from serving.config import named_endpoint_dir
 from tasks.watch import EVENT_NAME
-from tests.conftest import ROOT, spec_endpoint, write_spec
-from tests.stack.conftest import STRONG, Stack
+from tests.conftest import spec_endpoint, write_spec
+from tests.stack.conftest import STRONG, THIRD, Stack
 from tools.datasets import write_churn
 from tools.stack import _descendants, down, mlflow_url, stack_api
 
@@ -66,7 +76,7 @@ def _wait_for(predicate, what: str):
 def test_manual_run_through_the_api_ships_the_better_model(local_stack: Stack, tmp_path):
     before, _ = _serving(local_stack)
     strong = write_spec(tmp_path, "strong", {
-        "name": "stackchurn", "data.url": local_stack.data_url, "evaluation.minimum": 0.5,
+        "name": "churn", "data.url": local_stack.data_url, "evaluation.minimum": 0.5,
         **STRONG,
     })
     with stack_api(local_stack.settings):
@@ -79,20 +89,62 @@ def test_manual_run_through_the_api_ships_the_better_model(local_stack: Stack, t
     version, _ = _serving(local_stack)
     assert int(version) == int(before) + 1
     registry = LocalRegistry(local_stack.settings.registry_location)
-    assert registry.alias("stackchurn") == int(version)
+    assert registry.alias("churn") == int(version)
 
 
-def test_one_server_hosts_an_endpoint_per_model(local_stack: Stack):
-    """`up` created the shipped diabetes model's endpoint; the first run, of the test's model,
-    deployed to an endpoint of its own; the plain URL (churn's) has neither's deployments."""
+def _own_rows(spec: PipelineSpec) -> pd.DataFrame:
+    """The first rows of the model's own data, its feature columns."""
+    files = list_data_files(spec.data.url, spec.data.format)[:1]
+    frame = conform_columns(read_table(files, spec.data.format), spec).head(25)
+    return frame[[c.name for c in spec.feature_columns]]
+
+
+def _scored_by_champion(stack: Stack, spec: PipelineSpec) -> tuple[int, dict]:
+    """(champion version, the endpoint's answer) read while the champion stayed put (another
+    test's run may be promoting meanwhile)."""
+    registry = LocalRegistry(stack.settings.registry_location)
+    request = frame_to_request(_own_rows(spec))
+    for _ in range(5):
+        before = registry.alias(spec.model_name)
+        assert before is not None, f"up did not train {spec.name}: it has no champion"
+        with endpoint_for(spec, stack.settings) as client:
+            answer = client.score(request)
+        if registry.alias(spec.model_name) == before:
+            return before, answer
+        time.sleep(5)
+    raise AssertionError(f"{spec.name}'s champion kept moving")
+
+
+def test_one_endpoint_server_serves_every_models_champion(local_stack: Stack):
+    """`up` trained all three models of the configs folder, and the one endpoint server answers
+    each model's rows at that model's endpoint with its registered champion's predictions."""
     settings = local_stack.settings
-    with LocalEndpointClient.from_settings(settings) as default:
-        listed = default.endpoints()
-        assert {"local-endpoint", "diabetes-endpoint", "stackchurn-endpoint"} <= set(listed)
-        assert listed["stackchurn-endpoint"]["traffic"]
-        assert default.state()["deployments"] == {}
-    with spec_endpoint(str(ROOT / "configs" / "diabetes.yaml"), settings) as diabetes:
-        assert diabetes.health() and diabetes.state()["deployments"] == {}
+    registry = LocalRegistry(settings.registry_location)
+    keys = {}
+    for model in ("churn", "diabetes", THIRD):
+        spec = load_spec(local_stack.spec(model))
+        url = local_endpoint_url(spec, settings)
+        assert url.startswith(settings.endpoint_url)  # the one server
+        version, answer = _scored_by_champion(local_stack, spec)
+        champion = registry.load(spec.model_name, version).model
+        # the request's JSON carries ten significant digits (pandas' to_json), hence rtol
+        np.testing.assert_allclose(answer["predictions"], champion.predict(_own_rows(spec)),
+                                   rtol=1e-9, err_msg=model)
+        assert int(answer["model_version"]) == version, model
+        with endpoint_for(spec, settings) as client:
+            state = client.state()
+        served = {(d["model_name"], int(d["model_version"]))
+                  for name, d in state["deployments"].items() if state["traffic"].get(name)}
+        assert served == {(spec.model_name, version)}, (model, state)
+        name = endpoint_name_in(url)
+        folder = (named_endpoint_dir(settings.state_dir, name) if name
+                  else settings.endpoint_state_dir)
+        keys[model] = json.loads((folder / KEYS_FILE).read_text())["key"]
+    assert len(set(keys.values())) == 3, "each endpoint has its own scoring key"
+    diabetes = load_spec(local_stack.spec("diabetes"))
+    with LocalEndpointClient(local_endpoint_url(diabetes, settings), keys["churn"]) as wrong, \
+            pytest.raises(EndpointError, match="401"):
+        wrong.score(frame_to_request(_own_rows(diabetes)))
 
 
 def test_new_file_in_watched_folder_starts_training_on_it(local_stack: Stack, tmp_path):
@@ -175,7 +227,7 @@ def test_the_first_run_is_in_the_stacks_mlflow_ui(local_stack: Stack):
 
     def finished_runs() -> list:
         found = httpx.get(f"{api}/experiments/get-by-name", timeout=10,
-                          params={"experiment_name": "stackchurn"})
+                          params={"experiment_name": "churn"})
         if found.status_code != 200:
             return []
         runs = httpx.post(f"{api}/runs/search", timeout=10, json={
@@ -185,7 +237,7 @@ def test_the_first_run_is_in_the_stacks_mlflow_ui(local_stack: Stack):
 
     _wait_for(finished_runs, "the first run's promoted MLflow run")
     alias = httpx.get(f"{api}/registered-models/alias", timeout=10,
-                      params={"name": "stackchurn", "alias": "champion"})
+                      params={"name": "churn", "alias": "champion"})
     assert alias.status_code == 200, alias.text
 
 

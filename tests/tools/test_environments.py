@@ -48,18 +48,17 @@ def test_up_starts_staging_on_production_s_keys_and_down_stops_it(tmp_path, monk
         monkeypatch.delenv(name, raising=False)
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    settings = Settings(state_dir=tmp_path / "state",
+    settings = Settings(state_dir=tmp_path / "state", configs_dir=_configs(tmp_path, url),
                         endpoint_url=f"http://127.0.0.1:{free_port()}")
-    configs = _configs(tmp_path, url)
     endpoint_up(settings)
     try:
-        assert len(environments.up(settings, configs)) == 1
+        assert len(environments.up(settings)) == 1
         folder = settings.state_dir.resolve() / "environments" / f"staging-{port}"
         pid_file = settings.state_dir / "pids" / f"endpoint-staging-{port}.pid"
         pid = pid_file.read_text()
         health = httpx.get(f"{url}/health", timeout=5).json()
         assert health["state"] == state_fingerprint(folder / "endpoint")
-        environments.up(settings, configs)  # already up for its folder: kept
+        environments.up(settings)  # already up for its folder: kept
         assert pid_file.read_text() == pid
 
         keys = _read_keys(settings.endpoint_state_dir)  # production's generated keys
