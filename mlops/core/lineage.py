@@ -39,7 +39,7 @@ UNHASHED_MODULES = {
         f"mlops.tracking.{module}": "records runs in MLflow after the fact; it reads results, "
                                     "never feeds one"
         for module in ("protocol", "local", "azureml", "backend", "store", "recorder", "records",
-                       "replay", "process")
+                       "replay", "process", "template")
     },
 }
 

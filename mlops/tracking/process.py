@@ -11,9 +11,10 @@ process never imports mlflow.
 The process reads its settings first (one line: the spec, the state folder, the flow's working
 folder), lowers its priority below the flow's, and only then imports mlflow and opens the store;
 it answers ``{"opened": true}`` or the error. It stops at the first error of the store and ends
-when its input ends; its log is ``<state>/mlflow/recorder.log``. Its session is its own, so a
-flow that ends before the store is open sends what it has and leaves (`RecorderProcess.detach`):
-the process records it alone.
+when its input ends; its log is ``<state>/mlflow/recorder.log``, whose last line gives the
+process's CPU. Its session is its own, so a flow that ends before the store is open sends what
+it has and leaves (`RecorderProcess.detach`), and one that ends with the store open sends the
+rest without waiting for answers (`RecorderProcess.leave`): the process records it alone.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import contextlib
 import json
 import logging
 import os
+import resource
 import subprocess
 import sys
 import threading
@@ -63,6 +65,7 @@ class RecorderProcess:
         self.proc: subprocess.Popen[bytes] | None = None
         self._error: Exception | None = None
         self._input = threading.Lock()
+        self._leaving = False
         try:
             self.log_path.parent.mkdir(parents=True, exist_ok=True)
             with open(self.log_path, "ab") as err:
@@ -125,11 +128,14 @@ class RecorderProcess:
         return self
 
     def _call(self, method: str, **kwargs: Any) -> str | None:
+        """Send one record and wait for its answer, or, once the flow is leaving, only send
+        it: the process records it after the flow has gone."""
+        leaving = self._leaving
         self._send(_line({"doing": method, "method": method, "kwargs": kwargs}))
-        return self._answer().get("run_id")
+        return None if leaving else self._answer().get("run_id")
 
     def start_run(self, experiment: str, name: str, tags: dict[str, str]) -> str:
-        return str(self._call("start_run", experiment=experiment, name=name, tags=tags))
+        return str(self._call("start_run", experiment=experiment, name=name, tags=tags) or "")
 
     def log(self, run_id: str, *, params: dict[str, str] | None = None,
             metrics: dict[str, float] | None = None, tags: dict[str, str] | None = None) -> None:
@@ -162,6 +168,13 @@ class RecorderProcess:
         self._send(data, last=True)
         return self.where
 
+    def leave(self) -> str:
+        """The flow is ending with the store open (the recorder's `leave`): the records not
+        sent yet are only sent, not waited for; the process records them in its own session,
+        after the flow has gone if need be. Returns where they go."""
+        self._leaving = True
+        return self.where
+
     def close(self) -> None:
         """End the process's input, read what it still answers and wait for its end (it
         records nothing more once its input ends)."""
@@ -183,7 +196,8 @@ def process_recorder(spec: dict[str, Any], state_dir: Path,
     take go to `replay`."""
     process = RecorderProcess(spec, state_dir)
     recorder = Recorder(process.opened, timeout_s, handoff=process.detach,
-                        rescue=lambda ops, run_id: hand_off(state_dir, spec, ops, run_id))
+                        rescue=lambda ops, run_id: hand_off(state_dir, spec, ops, run_id),
+                        leave=process.leave)
     return recorder, process
 
 
@@ -225,7 +239,14 @@ def serve(source: IO[bytes], answer: _Answers) -> None:
         logger.warning("%s", stopped(doing, exc))
         answer({"error": short(exc)})
     else:
-        logger.info("Recorded %d record(s) in MLflow run %s", count, run_id)
+        logger.info("Recorded %d record(s) in MLflow run %s (%s)", count, run_id, cpu_spent())
+
+
+def cpu_spent() -> str:
+    """This process's CPU so far (user + system, all threads), for its log: what tracking
+    costs the machine beside the flow."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return f"cpu {usage.ru_utime + usage.ru_stime:.2f} s"
 
 
 def main() -> None:

@@ -10,10 +10,12 @@ flow goes on.
 When the flow ends before the store is even open (a re-run whose stages all hit the cache takes
 less than importing mlflow), `close` does not wait: it hands the queued records to `handoff`
 (the recorder process, which records them after the flow has gone), so a cached re-run costs a
-few lines in a pipe. Otherwise `close` waits at most `timeout_s` for the queue; what is left is
-dropped. If the recorder process ends without answering (killed, crashed), that is a warning
-too, and the records it did not take go to `rescue` (`mlops.tracking.replay`) when the flow
-ends: none is lost.
+few lines in a pipe. When the store is open, `close` waits at most `timeout_s` for the record
+in flight and for the rest to be sent, not recorded (`leave`: the recorder process answers no
+more, and records them after the flow has gone if need be); a store without `leave` is waited
+for until it has recorded the queue, at most `timeout_s`. What is left then is dropped. If the
+recorder process ends without answering (killed, crashed), that is a warning too, and the
+records it did not take go to `rescue` (`mlops.tracking.replay`) when the flow ends.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from mlops.core.errors import RecorderError, RecorderGoneError
 from mlops.tracking.protocol import Store
 
 Handoff = Callable[[list[dict[str, Any]], str | None], str]
+Leave = Callable[[], str]
 
 # The store calls an `Op` may name; the ones marked True act on the run and get its id first.
 OPERATIONS = {"start_run": False, "log": True, "log_files": True, "end_run": True,
@@ -90,15 +93,22 @@ class Recorder:
         rescue: Takes, the same way, the records a store that ended without answering
             (`RecorderGoneError`) did not take, or that `handoff` refused; None: drop them
             with a warning.
+        leave: Called when the flow ends with the store open: from then on the store only
+            takes records without answering, and `close` waits until they are sent, not
+            until they are recorded nor until the store closes; returns where they go.
+            None: `close` waits for the store to record them and close.
     """
 
     def __init__(self, open_store: Callable[[], Store], timeout_s: float,
-                 handoff: Handoff | None = None, rescue: Handoff | None = None):
+                 handoff: Handoff | None = None, rescue: Handoff | None = None,
+                 leave: Leave | None = None):
         self.timeout_s = timeout_s
         self.run_id: str | None = None
         self.handed_to: str | None = None  # where `close` sent the records, if it did
         self._handoff = handoff
         self._rescue = rescue
+        self._leave = leave
+        self._sent = threading.Event()  # every record passed on (or dropped): the queue is done
         self._orphans: list[Op] | None = None  # records for `rescue`, once the store is gone
         self._problems: list[str] = []
         self._reported = 0
@@ -139,6 +149,7 @@ class Recorder:
             self._opened = True
         if not handed_off:
             self._record(store)
+        self._sent.set()
         if store is not None:
             store.close()
 
@@ -229,13 +240,21 @@ class Recorder:
         """
         if self._hand_off():
             return self.new_problems()
+        where = self._leave() if self._leave is not None else None
+        pending = not self._ops.empty()
         self._ops.put(None)
-        self._thread.join(self.timeout_s)
-        if self._thread.is_alive():
+        if where is not None:
+            done = self._sent.wait(self.timeout_s)
+        else:
+            self._thread.join(self.timeout_s)
+            done = not self._thread.is_alive()
+        if not done:
             self._problems.append(
                 f"MLflow store still busy after {self.timeout_s:g} s (tracking.timeout_s): the "
                 "last records of this run are written later or not at all"
             )
         elif self._orphans:
             self._give(self._rescue, [asdict(op) for op in self._orphans])
+        elif pending and where is not None:
+            self.handed_to = where
         return self.new_problems()

@@ -11,14 +11,23 @@ import os
 import time
 from pathlib import Path
 
+import mlflow.store
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
+from mlflow.version import VERSION
 
 from mlops.tracking.protocol import TrackingTarget
+from mlops.tracking.template import schema_key, seed_store
 
 CHAMPION = "champion"
 VERSION_TAG = "mlops.version"
+
+
+def store_schema() -> str:
+    """The key of an empty store of this MLflow (`template.schema_key`)."""
+    migrations = Path(mlflow.store.__file__).parent / "db_migrations" / "versions"
+    return schema_key(VERSION, migrations)
 
 
 def _bound_http(timeout_s: float, max_retries: int) -> None:
@@ -36,7 +45,9 @@ class MlflowStore:
         if target.uri.startswith(("http://", "https://")):
             _bound_http(timeout_s, max_retries)
         if target.uri.startswith("sqlite:///"):
-            Path(target.uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+            database = Path(target.uri.removeprefix("sqlite:///").partition("?")[0])
+            database.parent.mkdir(parents=True, exist_ok=True)
+            seed_store(database, store_schema(), MlflowClient)
         self._authorize()
         self.client = MlflowClient(tracking_uri=target.uri, registry_uri=target.uri)
 

@@ -239,3 +239,44 @@ def test_records_the_handoff_refuses_go_to_the_rescue():
     hold.set()
     assert recorder.handed_to == "process 7 (log replay.log)"
     assert [op["method"] for op in rescued[0][0]] == ["start_run"]
+
+
+class SlowClosingStore(Store):
+    """A store that takes records at once and, like a process still recording, closes only
+    when `ended` is set."""
+
+    def __init__(self, ended: threading.Event):
+        super().__init__()
+        self.ended = ended
+
+    def close(self):
+        self.ended.wait(60)
+        self.closed = True
+
+
+def test_a_flow_ending_with_the_store_open_leaves_without_waiting_for_it():
+    ended, left = threading.Event(), []
+    store = SlowClosingStore(ended)
+    recorder = Recorder(lambda: store, timeout_s=30, handoff=lambda ops, run_id: "handed",
+                        leave=lambda: left.append(1) or "the process")
+    recorder.start("churn", "a-run", {})
+    assert recorder.wait_run_id() == "run-1"
+    recorder.end("recording the outcome", {"mlops.outcome": "promoted"}, "FINISHED")
+    # no "still busy" warning: close waited for the records to be passed on, not for the end
+    assert recorder.close() == []
+    assert left == [1] and not store.closed
+    assert [c[0] for c in store.calls] == ["start_run", "log", "end_run"]
+    ended.set()
+    recorder._thread.join(5)
+    assert store.closed
+
+
+def test_without_leave_the_flow_waits_for_the_store_to_close():
+    ended = threading.Event()
+    store = SlowClosingStore(ended)
+    recorder = Recorder(lambda: store, timeout_s=0.2, handoff=lambda ops, run_id: "handed")
+    recorder.start("churn", "a-run", {})
+    recorder.wait_run_id()
+    problems = recorder.close()
+    assert len(problems) == 1 and "still busy" in problems[0]
+    ended.set()
