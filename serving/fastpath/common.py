@@ -31,3 +31,18 @@ def default_output(step: Any) -> None:
     config = getattr(step, "_sklearn_output_config", {}).get("transform", "default")
     if config != "default":
         raise Unsupported(f"{type(step).__name__} is set to {config} output")
+
+
+class FlatTrees:
+    """Fitted tree predictors' nodes in one array: each tree's node indexes shifted by its
+    start, and a leaf its own left and right child (so walking past a leaf stays on it)."""
+
+    def __init__(self, predictors: list[Any]) -> None:
+        self.nodes = np.concatenate([p.nodes for p in predictors])
+        sizes = [len(p.nodes) for p in predictors]
+        self.starts = np.cumsum([0, *sizes[:-1]])
+        shift = np.repeat(self.starts, sizes)
+        self.leaf = self.nodes["is_leaf"].astype(bool)
+        own = np.arange(len(self.nodes))
+        self.left = np.where(self.leaf, own, self.nodes["left"] + shift)
+        self.right = np.where(self.leaf, own, self.nodes["right"] + shift)

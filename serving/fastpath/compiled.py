@@ -21,6 +21,8 @@ from typing import Any
 import numba
 import numpy as np
 
+from serving.fastpath.common import FlatTrees
+
 # Rows per block: each tree is walked for a block's rows before the next tree, so the tree's
 # nodes stay in the processor's cache while the block's rows stream by.
 _BLOCK_ROWS = 1024
@@ -31,14 +33,8 @@ class Tables:
     """The trees of a fitted HistGradientBoosting estimator as the kernel's flat arrays."""
 
     def __init__(self, predictors: list[Any], per_iteration: int) -> None:
-        nodes = np.concatenate([p.nodes for p in predictors])
-        sizes = [len(p.nodes) for p in predictors]
-        starts = np.cumsum([0, *sizes[:-1]])
-        shift = np.repeat(starts, sizes)
-        leaf = nodes["is_leaf"].astype(bool)
-        own = np.arange(len(nodes))
-        left = np.where(leaf, own, nodes["left"] + shift)
-        right = np.where(leaf, own, nodes["right"] + shift)
+        flat = FlatTrees(predictors)
+        nodes, starts, leaf, left, right = flat.nodes, flat.starts, flat.leaf, flat.left, flat.right
         missing = np.where(nodes["missing_go_to_left"].astype(bool), left, right)
         self.children = np.stack([left, right, missing], axis=1).ravel().astype(np.int32)
         self.feature = np.where(leaf, 0, nodes["feature_idx"]).astype(np.int32)

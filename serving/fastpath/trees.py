@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from serving.fastpath.common import Declined, Output, Unsupported
+from serving.fastpath.common import Declined, FlatTrees, Output, Unsupported
 
 # Up to this many rows all trees are walked at once with numpy; beyond it the fitted tree
 # predictors run one by one (their per-call set-up is then small against the work). Measured
@@ -45,16 +45,10 @@ class Forest:
             1, 1, self.per_iteration
         )
         predictors = [p for iteration in estimator._predictors for p in iteration]
-        nodes = np.concatenate([p.nodes for p in predictors])
+        flat = FlatTrees(predictors)
+        nodes, starts, leaf, left, right = flat.nodes, flat.starts, flat.leaf, flat.left, flat.right
         if nodes["is_categorical"].any():
             raise Unsupported("HistGradientBoosting with categorical splits")
-        sizes = [len(p.nodes) for p in predictors]
-        starts = np.cumsum([0, *sizes[:-1]])
-        shift = np.repeat(starts, sizes)
-        leaf = nodes["is_leaf"].astype(bool)
-        own = np.arange(len(nodes))
-        left = np.where(leaf, own, nodes["left"] + shift)
-        right = np.where(leaf, own, nodes["right"] + shift)
         # Node n is addressed as 2n, so that 2n + (go right) indexes its child directly and
         # the child table holds 2 * child: one operation less per level. The per-node tables
         # are repeated to be read at 2n (and 2n + 1, never used).
