@@ -5,14 +5,25 @@ from __future__ import annotations
 
 import json
 import sys
+from typing import TYPE_CHECKING
 
 from mlops.core.settings import DEFAULT_SPEC, get_settings
-from mlops.core.spec import load_spec
+from mlops.core.spec import PipelineSpec, load_spec
 from mlops.data.loading import conform_columns, read_table
 from mlops.data.storage import list_data_files
 from mlops.endpoint.backend import endpoint_session, local_endpoint_url
 from mlops.endpoint.payloads import frame_to_request
 from mlops.registry.backend import registry_for
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+def first_rows(spec: PipelineSpec, rows: int) -> pd.DataFrame:
+    """The feature columns of the first `rows` rows of the spec's data (its first file)."""
+    files = list_data_files(spec.data.url, spec.data.format)[:1]
+    frame = conform_columns(read_table(files, spec.data.format), spec).head(rows)
+    return frame[[c.name for c in spec.feature_columns]]
 
 
 def predict(spec_path: str = DEFAULT_SPEC, rows: int = 3) -> None:
@@ -32,9 +43,7 @@ def predict(spec_path: str = DEFAULT_SPEC, rows: int = 3) -> None:
             f"so the endpoint has nothing to serve. Train one with `mlops train "
             f"--spec {spec_path}` (or `make run`), then run this again."
         )
-    files = list_data_files(spec.data.url, spec.data.format)[:1]
-    frame = conform_columns(read_table(files, spec.data.format), spec).head(rows)
-    features = frame[[c.name for c in spec.feature_columns]]
+    features = first_rows(spec, rows)
     with endpoint_session(spec, settings) as client:
         answer = client.score(frame_to_request(features))
     # the command's output is its answer, for a person to read: stdout, not the log

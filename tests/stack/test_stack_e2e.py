@@ -30,8 +30,6 @@ from prefect.deployments import run_deployment
 
 from mlops.core.errors import EndpointError
 from mlops.core.spec import PipelineSpec, load_spec
-from mlops.data.loading import conform_columns, read_table
-from mlops.data.storage import list_data_files
 from mlops.endpoint.backend import endpoint_for, local_endpoint_url
 from mlops.endpoint.local import KEYS_FILE, LocalEndpointClient, endpoint_name_in
 from mlops.endpoint.payloads import frame_to_request
@@ -41,6 +39,7 @@ from tasks.watch import EVENT_NAME
 from tests.conftest import spec_endpoint, write_spec
 from tests.stack.conftest import STRONG, THIRD, Stack
 from tools.datasets import write_churn
+from tools.predict import first_rows
 from tools.stack import _descendants, down, mlflow_url, stack_api
 
 pytestmark = [pytest.mark.slow, pytest.mark.service]
@@ -94,9 +93,7 @@ def test_manual_run_through_the_api_ships_the_better_model(local_stack: Stack, t
 
 def _own_rows(spec: PipelineSpec) -> pd.DataFrame:
     """The first rows of the model's own data, its feature columns."""
-    files = list_data_files(spec.data.url, spec.data.format)[:1]
-    frame = conform_columns(read_table(files, spec.data.format), spec).head(25)
-    return frame[[c.name for c in spec.feature_columns]]
+    return first_rows(spec, 25)
 
 
 def _scored_by_champion(stack: Stack, spec: PipelineSpec) -> tuple[int, dict]:
