@@ -155,15 +155,17 @@ def prefect_server(home: Path, log: Path) -> tuple[subprocess.Popen, str]:
 
     import httpx
 
+    from tools.prefect_server import command as prefect_command
+
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
     with open(log, "wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
-             "--port", str(port)], env=env, stdout=out, stderr=subprocess.STDOUT,
-            start_new_session=True,
+            prefect_command("server", "start", "--host", "127.0.0.1", "--port", str(port)),
+            env=env, cwd=Path(__file__).resolve().parent.parent, stdout=out,
+            stderr=subprocess.STDOUT, start_new_session=True,
         )
     url = f"http://127.0.0.1:{port}/api"
     for _ in range(240):

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import pytest
 import yaml
@@ -24,12 +27,30 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ.setdefault("PREFECT_LOGGING_TO_API_BATCH_INTERVAL", "0.3")
 
 
+def _immediate_uvicorn(server: Any) -> subprocess.Popen[bytes]:
+    """Prefect's `SubprocessASGIServer._run_uvicorn_command` (prefect 3.8.8), serving
+    `tools.prefect_server.create_app`: write transactions that wait for SQLite's lock."""
+    from prefect.settings import get_current_settings
+
+    return subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "--app-dir", str(ROOT), "--factory",
+         "tools.prefect_server:create_app", "--host", "127.0.0.1", "--port", str(server.port),
+         "--log-level", "error", "--lifespan", "on"],
+        env={**os.environ, "PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1",
+             "PREFECT__SERVER_FINAL": "1",
+             **get_current_settings().to_environment_variables(exclude_unset=True)},
+    )
+
+
 @pytest.fixture(scope="session")
 def prefect_server() -> Iterator[None]:
-    """One temporary Prefect server (6-15 s to start) for every flow and task test."""
+    """One temporary Prefect server (6-15 s to start) for every flow and task test: Prefect's
+    test harness, its server started through tools/prefect_server.py."""
+    from prefect.server.api.server import SubprocessASGIServer
     from prefect.testing.utilities import prefect_test_harness
 
-    with prefect_test_harness(server_startup_timeout=120):
+    with mock.patch.object(SubprocessASGIServer, "_run_uvicorn_command", _immediate_uvicorn), \
+            prefect_test_harness(server_startup_timeout=120):
         yield
 
 

@@ -39,6 +39,7 @@ from tools.deployments import (
 )
 from tools.endpoint_process import endpoint_up, model_endpoints_up
 from tools.notifications import install_automations
+from tools.prefect_server import command as prefect_command
 from tools.processes import ROOT, answers, pid_path, record_pid, running, start_process
 
 logger = logging.getLogger(__name__)
@@ -99,8 +100,8 @@ def prefect_server_up(settings: Settings, timeout_s: float = 120.0) -> None:
     Path(env["PREFECT_HOME"]).mkdir(parents=True, exist_ok=True)
     _start(
         settings, "prefect-server",
-        [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1",
-         "--port", str(settings.prefect_port)],
+        prefect_command("server", "start", "--host", "127.0.0.1",
+                        "--port", str(settings.prefect_port)),
         f"{url}/api/health", env, timeout_s,
     )
     (settings.state_dir / "stack.env").write_text(f"PREFECT_API_URL={url}/api\n")
