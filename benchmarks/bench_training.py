@@ -156,14 +156,14 @@ def _overhead(rows: int, repeat: int, api_url: str, endpoint_url: str,
     for i in range(1, repeat + 1):  # interleaved, so a busy spell hits every contender
         runs["plain"].append(_step("plain", data, _env(f"plain-{i}", api_url, endpoint_url),
                                    f"plain-{i}"))
-        env = _env(f"flow-{i}", api_url, endpoint_url)
-        runs["first"].append(_step("flow", data, env, f"flow-first-{i}"))
-        runs["cached"].append(_step("flow", data, env, f"flow-cached-{i}"))
-        if tracking:
-            env = _env(f"flow-untracked-{i}", api_url, endpoint_url)
+
+        # with and without tracking take turns at going first, so whatever favours a place
+        # in the round (the previous run's writeback, a warm cache) does not favour one side
+        sides = [(runs, "flow", ()), (untracked, "flow-untracked", ("--no-tracking",))]
+        for into, name, options in (sides if i % 2 else sides[::-1]) if tracking else sides[:1]:
+            env = _env(f"{name}-{i}", api_url, endpoint_url)
             for key in ("first", "cached"):
-                untracked[key].append(_step("flow", data, env, f"flow-untracked-{key}-{i}",
-                                            "--no-tracking"))
+                into[key].append(_step("flow", data, env, f"{name}-{key}-{i}", *options))
     ratio = [f["wall_s"] / p["wall_s"] for p, f in zip(runs["plain"], runs["first"], strict=True)]
     cached = [c["wall_s"] / f["wall_s"] for f, c in zip(runs["first"], runs["cached"], strict=True)]
     ratio_m, cached_m = statistics.median(ratio), statistics.median(cached)
@@ -226,7 +226,8 @@ def _tracking_cost(tracked: dict[str, list[dict]], untracked: dict[str, list[dic
             "first run of each round also creates that store. A flow leaves its recorder "
             "process the records still queued when it ends; the recorder then works on alone, "
             "for the seconds in the fifth column, and the benchmark waits for it before the "
-            "next run, so no run shares the machine with an earlier run's recorder.", ""]
+            "next run, so no run shares the machine with an earlier run's recorder. The runs "
+            "with and without tracking take turns at going first in a round.", ""]
 
 
 def _untracked_fixed_cost(plain: list[dict], untracked: list[dict]) -> list[str]:
