@@ -51,8 +51,9 @@ def run_measured(args: list[str], env: dict[str, str] | None = None,
     ``tree_peak_rss_bytes``, resident memory summed (at least the process's own peak), where
     a page two processes share counts in each, and ``tree_peak_pss_bytes``, proportional set
     sizes summed, where a shared page counts once, divided among the processes that map it:
-    what the tree holds of the machine's memory. A sample can miss a spike shorter than the
-    interval.
+    what the tree holds of the machine's memory; and ``tree_cpu_s``, the CPU seconds of every
+    process seen (the process's own figure at least: a child's last interval is missed). A
+    sample can miss a spike shorter than the interval.
     """
     started = time.perf_counter()
     proc = subprocess.Popen(
@@ -73,6 +74,7 @@ def run_measured(args: list[str], env: dict[str, str] | None = None,
     if sampler:
         result["tree_peak_rss_bytes"] = max(sampler.peak, result["peak_rss_bytes"])
         result["tree_peak_pss_bytes"] = sampler.pss_peak
+        result["tree_cpu_s"] = max(sampler.cpu_s, result["cpu_s"])
     return result
 
 
@@ -94,6 +96,7 @@ class _TreeSampler:
         self._root = psutil.Process(pid)
         self._errors = (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess)
         self.peak = self.pss_peak = 0
+        self._cpu: dict[int, float] = {}  # pid -> user + system seconds at its last sample
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -108,10 +111,18 @@ class _TreeSampler:
             try:
                 rss += member.memory_info().rss
                 pss += pss_bytes(member.pid)
+                times = member.cpu_times()
+                self._cpu[member.pid] = times.user + times.system
             except (*self._errors, FileNotFoundError, ProcessLookupError):
                 continue  # ended between the listing and the reading
         self.peak = max(self.peak, rss)
         self.pss_peak = max(self.pss_peak, pss)
+
+    @property
+    def cpu_s(self) -> float:
+        """CPU seconds of every process seen, at its last sample (a process's last interval
+        is missed)."""
+        return sum(self._cpu.values())
 
     def _run(self) -> None:
         while not self._done.wait(TREE_INTERVAL_S):
