@@ -3,8 +3,12 @@
 `TemporaryCluster` starts a `distributed.LocalCluster` of worker processes (one thread each;
 its HTTP routes on a free port, so that two runs on one machine do not collide) on a thread,
 so the processes' start overlaps the flow reading its spec, resolving the model and listing
-the partitions. `preload` registers `ScorerPreload` with the cluster: each worker, as it
-joins, starts loading
+the partitions. The workers are forked from a forkserver that imported the scoring stack once
+(`FORKSERVER_PRELOAD`: scikit-learn, numba, pyarrow, Prefect's task engine...), instead of each
+worker importing it again: on two cores the workers' imports competed with each other and with
+the flow, and the pages of those libraries stay shared copy-on-write. The forkserver starts
+inside the nanny's `pre-spawn-environ` (OMP_NUM_THREADS=1), so its children keep it.
+`preload` registers `ScorerPreload` with the cluster: each worker, as it joins, starts loading
 the run's scorer and the compiled tree kernel on a thread (`mlops.batch.run.preload`), so the
 first partition it receives finds them ready. A worker whose preload fails does not fail by
 itself: its partitions load the model again and raise with their own context. `close` waits
@@ -18,12 +22,17 @@ import logging
 import threading
 from typing import Any
 
+import dask
 from distributed import Client, LocalCluster, WorkerPlugin
+from distributed.utils import get_mp_context
 
 from mlops.batch.partitions import ModelRef
 from mlops.core.errors import ClusterError
 
 logger = logging.getLogger(__name__)
+FORKSERVER_PRELOAD = ["distributed", "numpy", "pandas", "pyarrow", "sklearn", "numba",
+                      "prefect.task_engine", "prefect_dask", "mlops.batch.run",
+                      "serving.fastpath.compiled"]
 
 
 def _warm(model: ModelRef, probabilities: bool, fast: bool) -> None:
@@ -60,8 +69,10 @@ class TemporaryCluster:
 
     def _start(self) -> None:
         try:
-            self._cluster = LocalCluster(n_workers=self.workers, threads_per_worker=1,
-                                         processes=True, dashboard_address=":0")
+            with dask.config.set({"distributed.worker.multiprocessing-method": "forkserver"}):
+                get_mp_context().set_forkserver_preload(FORKSERVER_PRELOAD)
+                self._cluster = LocalCluster(n_workers=self.workers, threads_per_worker=1,
+                                             processes=True, dashboard_address=":0")
         except Exception as exc:  # noqa: BLE001 - raised again by `address`
             self._error = exc
 
