@@ -46,10 +46,14 @@ def run_measured(args: list[str], env: dict[str, str] | None = None,
     """Run `python -m ...args` and return wall seconds plus what the process reported.
 
     The process reports its own peak (`report`), which leaves out processes it starts (Dask
-    workers, say). With `tree`, a thread here also samples the resident memory of the process
-    and all its descendants, summed, every `TREE_INTERVAL_S`, and the result carries the highest
-    sum as ``tree_peak_rss_bytes`` (at least the process's own peak). A sample can miss a
-    spike shorter than the interval; pages two processes share are counted in each.
+    workers, say). With `tree`, a thread here also samples the memory of the process and all
+    its descendants every `TREE_INTERVAL_S`, and the result carries the highest sums:
+    ``tree_peak_rss_bytes``, resident memory summed (at least the process's own peak), where
+    a page two processes share counts in each, and ``tree_peak_pss_bytes``, proportional set
+    sizes summed, where a shared page counts once, divided among the processes that map it:
+    what the tree holds of the machine's memory; and ``tree_cpu_s``, the CPU seconds of every
+    process seen (the process's own figure at least: a child's last interval is missed). A
+    sample can miss a spike shorter than the interval.
     """
     started = time.perf_counter()
     proc = subprocess.Popen(
@@ -69,6 +73,8 @@ def run_measured(args: list[str], env: dict[str, str] | None = None,
     result = {"wall_s": wall, **json.loads(lines[-1][len(RESULT_PREFIX):])}
     if sampler:
         result["tree_peak_rss_bytes"] = max(sampler.peak, result["peak_rss_bytes"])
+        result["tree_peak_pss_bytes"] = sampler.pss_peak
+        result["tree_cpu_s"] = max(sampler.cpu_s, result["cpu_s"])
     return result
 
 
@@ -76,7 +82,11 @@ TREE_INTERVAL_S = 0.05
 
 
 class _TreeSampler:
-    """The highest summed RSS of a process and its descendants, sampled on a thread."""
+    """The highest summed RSS and PSS of a process and its descendants, sampled on a thread.
+
+    RSS comes from psutil; PSS from one read of /proc/<pid>/smaps_rollup per process (the
+    kernel's own sum; psutil's `memory_full_info` walks every mapping, far slower at 50 ms).
+    """
 
     def __init__(self, pid: int) -> None:
         import threading
@@ -85,23 +95,34 @@ class _TreeSampler:
 
         self._root = psutil.Process(pid)
         self._errors = (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess)
-        self.peak = 0
+        self.peak = self.pss_peak = 0
+        self._cpu: dict[int, float] = {}  # pid -> user + system seconds at its last sample
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
 
     def _sample(self) -> None:
-        total = 0
+        rss = pss = 0
         try:
             family = [self._root, *self._root.children(recursive=True)]
         except self._errors:
             return  # the process has ended
         for member in family:
             try:
-                total += member.memory_info().rss
-            except self._errors:
+                rss += member.memory_info().rss
+                pss += pss_bytes(member.pid)
+                times = member.cpu_times()
+                self._cpu[member.pid] = times.user + times.system
+            except (*self._errors, FileNotFoundError, ProcessLookupError):
                 continue  # ended between the listing and the reading
-        self.peak = max(self.peak, total)
+        self.peak = max(self.peak, rss)
+        self.pss_peak = max(self.pss_peak, pss)
+
+    @property
+    def cpu_s(self) -> float:
+        """CPU seconds of every process seen, at its last sample (a process's last interval
+        is missed)."""
+        return sum(self._cpu.values())
 
     def _run(self) -> None:
         while not self._done.wait(TREE_INTERVAL_S):
@@ -110,6 +131,23 @@ class _TreeSampler:
     def stop(self) -> None:
         self._done.set()
         self._thread.join()
+
+
+def pss_bytes(pid: int) -> int:
+    """The proportional set size of process `pid` (Linux): its private pages plus, for each
+    page it shares, the page's size divided by the number of processes mapping it.
+
+    Raises:
+        FileNotFoundError: the process has ended, or the kernel has no smaps_rollup (before
+            Linux 4.14), with the path.
+        ValueError: the file has no Pss line.
+    """
+    path = f"/proc/{pid}/smaps_rollup"
+    with open(path, "rb") as rollup:
+        for line in rollup:
+            if line.startswith(b"Pss:"):
+                return int(line.split()[1]) * 1024
+    raise ValueError(f"{path} has no Pss line")
 
 
 def machine() -> str:

@@ -7,7 +7,9 @@ cores overlap one partition's numpy and pandas steps with another's tree walk, w
 the GIL. `dask` is prefect-dask's
 `DaskTaskRunner`: on the scheduler at `dask_address` when one is given (a cluster that outlives
 the run, with its own dashboard), else on a temporary `distributed.LocalCluster` of
-`dask_workers` processes with one thread each, started for the run and closed after it. One
+`dask_workers` processes with one thread each (`mlops.batch.cluster.TemporaryCluster`), started
+in the background when the run starts, its workers loading the model as they join, and closed
+when the run ends (`open_runner`). One
 thread per process because a partition's predict already uses a core; processes, not threads,
 because the scoring core holds the GIL between its numpy calls. prefect-dask (and dask) are
 imported only when `dask` is chosen.
@@ -16,10 +18,14 @@ imported only when `dask` is chosen.
 from __future__ import annotations
 
 import os
-from typing import Literal
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, Literal
 
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
+from mlops.batch.partitions import ModelRef
+from mlops.batch.run import preload
 from mlops.core.errors import SpecError
 
 RunnerKind = Literal["local", "dask"]
@@ -39,27 +45,84 @@ def predict_threads(kind: RunnerKind, partitions: int) -> int | None:
     return max(1, local_threads() // max(1, min(local_threads(), partitions)))
 
 
-def task_runner_for(kind: RunnerKind, dask_address: str | None = None,
-                    dask_workers: int = 2) -> TaskRunner:
-    """The runner for `kind`.
+def task_runner_for(kind: RunnerKind, dask_address: str | None = None) -> TaskRunner:
+    """The local runner, or a Dask runner on the scheduler at `dask_address`.
+
+    Raises:
+        SpecError: an unknown kind, a Dask address with the local runner, or dask without one
+            (a temporary cluster is `Runner`'s).
+    """
+    _check(kind, dask_address, 1)
+    if kind == "local":
+        return ThreadPoolTaskRunner(max_workers=local_threads())
+    if not dask_address:
+        raise SpecError("task_runner dask needs a dask_address here; open_runner starts a "
+                        "temporary cluster without one")
+    from prefect_dask import DaskTaskRunner  # noqa: PLC0415 - dask only when chosen
+
+    return DaskTaskRunner(address=dask_address)
+
+
+def _check(kind: RunnerKind, dask_address: str | None, dask_workers: int) -> None:
+    if kind not in ("local", "dask"):
+        raise SpecError(f"task_runner '{kind}' is unknown; use local or dask")
+    if kind == "local" and dask_address:
+        raise SpecError(f"dask_address {dask_address} needs task_runner dask, not local")
+    if kind == "dask" and not dask_address and dask_workers < 1:
+        raise SpecError(f"dask_workers is {dask_workers}; a cluster needs at least 1 worker")
+
+
+class Runner:
+    """Where one batch run scores its partitions, opened at the run's start (`open_runner`).
+
+    With a temporary Dask cluster, the cluster starts at once, in the background, and
+    `preload` has its workers load the model as they join; the task runner then points at it.
+    """
+
+    def __init__(self, kind: RunnerKind, dask_address: str | None, dask_workers: int) -> None:
+        _check(kind, dask_address, dask_workers)
+        self.kind, self._address = kind, dask_address
+        self._cluster: Any = None
+        if kind == "dask" and not dask_address:
+            from mlops.batch.cluster import TemporaryCluster  # noqa: PLC0415 - dask only here
+
+            self._cluster = TemporaryCluster(dask_workers)
+
+    def preload(self, model: ModelRef, probabilities: bool, fast: bool) -> None:
+        """Start loading the model where the partitions will be scored: on a thread of this
+        process (local), in each worker of the temporary cluster, or nowhere (a cluster at
+        `dask_address` is not this run's to change)."""
+        if self.kind == "local":
+            preload(model, probabilities, fast)
+        elif self._cluster is not None:
+            self._cluster.preload(model, probabilities, fast)
+
+    def task_runner(self) -> TaskRunner:
+        """The task runner for the partitions' subflow (waits for the cluster's start).
+
+        Raises:
+            ClusterError: the temporary cluster did not start.
+        """
+        if self._cluster is None:
+            return task_runner_for(self.kind, self._address)
+        return task_runner_for(self.kind, self._cluster.address())
+
+    def close(self) -> None:
+        if self._cluster is not None:
+            self._cluster.close()
+
+
+@contextmanager
+def open_runner(kind: RunnerKind, dask_address: str | None = None,
+                dask_workers: int = 2) -> Iterator[Runner]:
+    """A `Runner`, closed (its temporary cluster with it) when the block ends, also on error.
 
     Raises:
         SpecError: an unknown kind, a Dask address with the local runner, or fewer than one
             worker.
     """
-    if kind not in ("local", "dask"):
-        raise SpecError(f"task_runner '{kind}' is unknown; use local or dask")
-    if kind == "local":
-        if dask_address:
-            raise SpecError(f"dask_address {dask_address} needs task_runner dask, not local")
-        return ThreadPoolTaskRunner(max_workers=local_threads())
-    from prefect_dask import DaskTaskRunner  # noqa: PLC0415 - dask only when chosen
-
-    if dask_address:
-        return DaskTaskRunner(address=dask_address)
-    if dask_workers < 1:
-        raise SpecError(f"dask_workers is {dask_workers}; a cluster needs at least 1 worker")
-    return DaskTaskRunner(cluster_kwargs={
-        "n_workers": dask_workers, "threads_per_worker": 1, "processes": True,
-        "dashboard_address": None,
-    })
+    runner = Runner(kind, dask_address, dask_workers)
+    try:
+        yield runner
+    finally:
+        runner.close()

@@ -17,9 +17,9 @@ from prefect.futures import as_completed
 from prefect.states import Failed, State
 
 from flows import _runtime
-from flows._task_runners import RunnerKind, predict_threads, task_runner_for
+from flows._task_runners import RunnerKind, open_runner, predict_threads
 from mlops.batch.partitions import OutputPlan, Partition
-from mlops.batch.run import PartitionResult, preload
+from mlops.batch.run import PartitionResult
 from mlops.core.settings import DEFAULT_SPEC
 from tasks.batch import (
     Progress,
@@ -81,15 +81,14 @@ def batch_scoring(
             temporary local cluster of `dask_workers` processes.
         dask_workers: Worker processes of the temporary local Dask cluster.
     """
-    runner = task_runner_for(task_runner, dask_address, dask_workers)
-    spec = read_batch_spec(spec_path)
-    plan = output_plan(spec, resolve_model(spec, version), output_url)
-    if task_runner == "local":  # this process scores: load the model while tasks are set up
-        preload(plan.model, plan.probabilities, plan.fast)
-    partitions = list_partitions(input_url, spec)
-    plan = replace(plan, predict_threads=predict_threads(task_runner, len(partitions)))
-    results, failures, progress = score_partitions.with_options(task_runner=runner)(
-        partitions, plan)
+    with open_runner(task_runner, dask_address, dask_workers) as runner:  # a cluster starts
+        spec = read_batch_spec(spec_path)
+        plan = output_plan(spec, resolve_model(spec, version), output_url)
+        runner.preload(plan.model, plan.probabilities, plan.fast)  # while tasks are set up
+        partitions = list_partitions(input_url, spec)
+        plan = replace(plan, predict_threads=predict_threads(task_runner, len(partitions)))
+        results, failures, progress = score_partitions.with_options(
+            task_runner=runner.task_runner())(partitions, plan)
     manifest = write_batch_manifest(input_url, plan, partitions, results, failures)
     summary = publish_summary(plan, manifest, progress, failures)
     get_run_logger().info("%s", summary)

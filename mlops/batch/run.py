@@ -78,23 +78,31 @@ def scorer_for(model: ModelRef, probabilities: bool, fast: bool) -> BatchScorer:
         return _scorers[key]
 
 
+def warm_scorer(model: ModelRef, probabilities: bool, fast: bool) -> None:
+    """Load `model`'s scorer in this process (`scorer_for`), with HistGradientBoosting's
+    compiled tree kernel (`serving.fastpath.compiled`), before a partition needs them. A
+    failure here is left to the partitions: each one loads the model again and raises the
+    error with its own context."""
+    started = time.perf_counter()
+    try:
+        pipeline = scorer_for(model, probabilities, fast).scorer.fast
+        if pipeline is not None and isinstance(pipeline.estimator, BoostedTrees):
+            pipeline.estimator.forest.prepare_compiled()
+        logger.debug("Preloaded %s v%s in %.1f s", model.name, model.version,
+                     time.perf_counter() - started)
+    except Exception as exc:  # noqa: BLE001 - each partition's own load raises it again
+        logger.debug("Preloading %s v%s failed (%s); the partitions will load it", model.name,
+                     model.version, exc)
+
+
 def preload(model: ModelRef, probabilities: bool, fast: bool) -> threading.Thread:
-    """Start loading `model`'s scorer on a thread while the caller sets up the partitions'
-    tasks: the local runner's first partitions then find it loaded (loading imports
-    scikit-learn and checks the bundle, about 2 s), with HistGradientBoosting's compiled tree
-    kernel loaded too (`serving.fastpath.compiled`). A failure here is left to the partitions:
-    each one loads the model again and raises the error with its own context."""
-
-    def load() -> None:
-        try:
-            pipeline = scorer_for(model, probabilities, fast).scorer.fast
-            if pipeline is not None and isinstance(pipeline.estimator, BoostedTrees):
-                pipeline.estimator.forest.prepare_compiled()
-        except Exception as exc:  # noqa: BLE001 - each partition's own load raises it again
-            logger.debug("Preloading %s v%s failed (%s); the partitions will load it", model.name,
-                         model.version, exc)
-
-    thread = threading.Thread(target=load, name="batch-preload", daemon=True)
+    """Start `warm_scorer` on a thread while the caller sets up the partitions' tasks: the
+    first partitions then find the model loaded (loading imports scikit-learn and checks the
+    bundle, about 2 s) and the tree kernel too. The local runner calls it in the flow's
+    process; a temporary Dask cluster's workers call it as they start
+    (`mlops.batch.cluster.ScorerPreload`)."""
+    thread = threading.Thread(target=warm_scorer, args=(model, probabilities, fast),
+                              name="batch-preload", daemon=True)
     thread.start()
     return thread
 

@@ -83,6 +83,10 @@ class EndpointUnreachableError(EndpointError):
     restarting, unlike an answer that refuses the call."""
 
 
+class ClusterError(MlopsError):
+    """A temporary Dask cluster for a batch run did not start."""
+
+
 class ReportError(MlopsError):
     """A library's report (Evidently's) did not have the shape this project reads."""
 

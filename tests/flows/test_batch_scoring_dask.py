@@ -5,13 +5,14 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
 from flows import _task_runners
-from flows._task_runners import local_threads, task_runner_for
+from flows._task_runners import local_threads, open_runner, task_runner_for
 from mlops.batch.manifest import read_manifest
 from mlops.core.errors import SpecError
 from tests.mlops.batch._batch import ROOT, make_champion, write_partitions
@@ -46,21 +47,78 @@ def test_dask_processes_write_what_the_local_runner_writes(tmp_path):
     assert len(workers) == 2 and str(os.getpid()) not in workers  # two other processes
 
 
+def _record_clusters(monkeypatch) -> list:
+    from mlops.batch import cluster  # noqa: PLC0415 - dask only in these tests
+
+    made: list = []
+
+    class Recorded(cluster.TemporaryCluster):
+        def __init__(self, workers: int) -> None:
+            super().__init__(workers)
+            made.append(self)
+
+    monkeypatch.setattr(cluster, "TemporaryCluster", Recorded)
+    return made
+
+
+def _closed(cluster) -> bool:
+    import psutil  # noqa: PLC0415
+
+    inner = cluster._cluster
+    workers = [w.process.pid for w in inner.workers.values() if w.process is not None]
+    return inner.status.name == "closed" and not any(psutil.pid_exists(p) for p in workers)
+
+
+@pytest.mark.service
+@pytest.mark.usefixtures("prefect_server")
+def test_the_temporary_cluster_is_closed_after_a_failed_run(tmp_path, monkeypatch):
+    """The cluster starts before the model is resolved; a run that fails there closes it."""
+    from flows.batch_scoring import batch_scoring  # noqa: PLC0415 - Prefect after the harness
+
+    made = _record_clusters(monkeypatch)
+    champion = make_champion(tmp_path / "model")
+    write_partitions(tmp_path / "in", parts=1, rows=100)
+    state = batch_scoring(str(tmp_path / "in"), str(tmp_path / "out"), champion.spec_path,
+                          version=7, task_runner="dask", dask_workers=1, return_state=True)
+    assert state.is_failed() and "has no version 7" in state.message
+    assert len(made) == 1 and made[0]._cluster is not None and _closed(made[0])
+
+
+@pytest.mark.service
+@pytest.mark.usefixtures("prefect_server")
+def test_a_failed_worker_preload_ends_with_the_partitions_own_error(tmp_path, monkeypatch):
+    """The workers' preload cannot load the model (its file no longer matches its digest);
+    that fails no worker by itself: each partition loads it again and fails naming its file
+    and the bundle's error, and the cluster is closed."""
+    from flows.batch_scoring import batch_scoring  # noqa: PLC0415 - Prefect after the harness
+
+    made = _record_clusters(monkeypatch)
+    champion = make_champion(tmp_path / "model")
+    write_partitions(tmp_path / "in", parts=2, rows=200)
+    model_file = Path(champion.model.url) / "model.skops"
+    model_file.write_bytes(model_file.read_bytes() + b"tampered")
+    state = batch_scoring(str(tmp_path / "in"), str(tmp_path / "out"), champion.spec_path,
+                          task_runner="dask", dask_workers=2, return_state=True)
+    assert state.is_failed()
+    assert "2 of 2 partition(s) not scored" in state.message
+    assert "part-0.parquet" in state.message and "does not match the manifest" in state.message
+    assert len(made) == 1 and _closed(made[0])
+
+
 @pytest.mark.parametrize(("kind", "address", "workers", "problem"), [
     ("spark", None, 2, "task_runner 'spark' is unknown"),
     ("local", "tcp://10.0.0.1:8786", 2, "needs task_runner dask"),
     ("dask", None, 0, "dask_workers is 0"),
 ])
 def test_a_bad_runner_choice_is_named(kind, address, workers, problem):
-    with pytest.raises(SpecError, match=problem):
-        task_runner_for(kind, address, workers)
+    with pytest.raises(SpecError, match=problem), open_runner(kind, address, workers):
+        pass
 
 
 def test_dask_runner_settings():
-    cluster = task_runner_for("dask", dask_workers=3)
-    assert cluster.cluster_kwargs == {"n_workers": 3, "threads_per_worker": 1, "processes": True,
-                                      "dashboard_address": None}
     assert task_runner_for("dask", "tcp://10.0.0.1:8786").address == "tcp://10.0.0.1:8786"
+    with pytest.raises(SpecError, match="needs a dask_address"):
+        task_runner_for("dask")
     local = task_runner_for("local")
     assert type(local).__name__ == "ThreadPoolTaskRunner"
     # one thread per core, not Prefect's unbounded default (every partition held at once)

@@ -244,3 +244,20 @@ def test_the_preload_loads_the_compiled_tree_kernel(champion, monkeypatch):
     run.preload(champion.model, probabilities=True, fast=True).join()
     forest = run.scorer_for(champion.model, True, True).scorer.fast.estimator.forest
     assert "_tables" in vars(forest)
+
+
+def test_a_worker_plugin_preloads_the_scorer_and_the_kernel(champion, monkeypatch):
+    """What each worker of a temporary Dask cluster runs as it joins (here in process)."""
+    import threading
+
+    from mlops.batch import run
+    from mlops.batch.cluster import ScorerPreload
+
+    monkeypatch.setattr(run, "_scorers", {})  # a fresh worker: no scorer loaded yet
+    ScorerPreload(champion.model, True, True).setup(worker=None)
+    for thread in threading.enumerate():
+        if thread.name in ("batch-worker-preload", "batch-preload"):
+            thread.join()
+    assert list(run._scorers) == [(champion.model.url, champion.model.sha256, True, True)]
+    forest = run.scorer_for(champion.model, True, True).scorer.fast.estimator.forest
+    assert "_tables" in vars(forest)

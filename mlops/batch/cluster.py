@@ -1,0 +1,114 @@
+"""A temporary Dask cluster for one batch run, started while the run prepares its partitions.
+
+`TemporaryCluster` starts a `distributed.LocalCluster` of worker processes (one thread each;
+its HTTP routes on a free port, so that two runs on one machine do not collide) on a thread,
+so the processes' start overlaps the flow reading its spec, resolving the model and listing
+the partitions. The workers are forked from a forkserver that imported the scoring stack once
+(`FORKSERVER_PRELOAD`: scikit-learn, numba, pyarrow, Prefect's task engine...), instead of each
+worker importing it again: on two cores the workers' imports competed with each other and with
+the flow, and the pages of those libraries stay shared copy-on-write. The forkserver starts
+inside the nanny's `pre-spawn-environ` (OMP_NUM_THREADS=1), so its children keep it.
+`preload` registers `ScorerPreload` with the cluster: each worker, as it joins, starts loading
+the run's scorer and the compiled tree kernel on a thread (`mlops.batch.run.preload`), so the
+first partition it receives finds them ready. A worker whose preload fails does not fail by
+itself: its partitions load the model again and raise with their own context. `close` waits
+for the start and the registration and closes the cluster; the caller calls it also when the
+run fails. Imported only when the Dask runner is chosen.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+import dask
+from distributed import Client, LocalCluster, WorkerPlugin
+from distributed.utils import get_mp_context
+
+from mlops.batch.partitions import ModelRef
+from mlops.core.errors import ClusterError
+
+logger = logging.getLogger(__name__)
+FORKSERVER_PRELOAD = ["distributed", "numpy", "pandas", "pyarrow", "sklearn", "numba",
+                      "prefect.task_engine", "prefect_dask", "mlops.batch.run",
+                      "serving.fastpath.compiled"]
+
+
+def _warm(model: ModelRef, probabilities: bool, fast: bool) -> None:
+    from mlops.batch.run import preload  # noqa: PLC0415 - imports scikit-learn, off the loop
+
+    preload(model, probabilities, fast).join()
+
+
+class ScorerPreload(WorkerPlugin):
+    """Loads the run's scorer in each worker as it joins, on a thread: the worker's event
+    loop goes on answering the scheduler meanwhile."""
+
+    name = "mlops-batch-scorer-preload"
+
+    def __init__(self, model: ModelRef, probabilities: bool, fast: bool) -> None:
+        self.model, self.probabilities, self.fast = model, probabilities, fast
+
+    def setup(self, worker: Any) -> None:
+        threading.Thread(target=_warm, args=(self.model, self.probabilities, self.fast),
+                         name="batch-worker-preload", daemon=True).start()
+
+
+class TemporaryCluster:
+    """A LocalCluster of `workers` processes, started on a thread from construction on."""
+
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
+        self._cluster: LocalCluster | None = None
+        self._error: BaseException | None = None
+        self._registering: threading.Thread | None = None
+        self._starting = threading.Thread(target=self._start, name="dask-cluster-start",
+                                          daemon=True)
+        self._starting.start()
+
+    def _start(self) -> None:
+        try:
+            with dask.config.set({"distributed.worker.multiprocessing-method": "forkserver"}):
+                get_mp_context().set_forkserver_preload(FORKSERVER_PRELOAD)
+                self._cluster = LocalCluster(n_workers=self.workers, threads_per_worker=1,
+                                             processes=True, dashboard_address=":0")
+        except Exception as exc:  # noqa: BLE001 - raised again by `address`
+            self._error = exc
+
+    def address(self) -> str:
+        """The scheduler's address, once the cluster has started.
+
+        Raises:
+            ClusterError: the cluster did not start (with the cause).
+        """
+        self._starting.join()
+        if self._cluster is None:
+            raise ClusterError(f"the temporary Dask cluster of {self.workers} worker "
+                               f"process(es) did not start: {self._error}") from self._error
+        return self._cluster.scheduler_address
+
+    def preload(self, model: ModelRef, probabilities: bool, fast: bool) -> None:
+        """Have every worker load `model`'s scorer as it joins (see `ScorerPreload`); returns
+        at once, the registration waits for the cluster on a thread."""
+
+        def register() -> None:
+            self._starting.join()
+            if self._cluster is None:
+                return  # `address` raises the start's error
+            with Client(self._cluster.scheduler_address, set_as_default=False) as client:
+                client.register_plugin(ScorerPreload(model, probabilities, fast))
+
+        self._registering = threading.Thread(target=register, name="dask-preload-register",
+                                             daemon=True)
+        self._registering.start()
+
+    def close(self) -> None:
+        """Close the cluster (after its start and the preload's registration end)."""
+        self._starting.join()
+        if self._registering is not None:
+            self._registering.join()
+        if self._cluster is not None:
+            self._cluster.close()
+            logger.debug("Closed the temporary Dask cluster at %s",
+                         self._cluster.scheduler_address)
