@@ -9,15 +9,17 @@ from mlops.core.errors import MlopsError
 from mlops.core.lineage import run_key
 from mlops.core.settings import get_settings
 from mlops.data.frames import frame_path
+from serving.errors import BundleLoadError
 
 IO_RETRY_DELAYS = [2, 5, 15]
 
 
 # Errors that the same input raises again on every attempt: about the data (a value that
-# does not fit a type), or about the code. Retrying them only delays the message.
+# does not fit a type), about the model file (a digest that does not match, a type outside
+# the allow-list), or about the code. Retrying them only delays the message.
 DETERMINISTIC_ERRORS: tuple[type[BaseException], ...] = (
-    MlopsError, ValueError, TypeError, ArithmeticError, LookupError, AttributeError,
-    NotImplementedError, AssertionError,
+    MlopsError, BundleLoadError, ValueError, TypeError, ArithmeticError, LookupError,
+    AttributeError, NotImplementedError, AssertionError,
 )
 
 

@@ -18,6 +18,7 @@ import pandas as pd
 import pytest
 
 from mlops.core.errors import DataLoadError, DataValidationError, MlopsError
+from serving.errors import BundleLoadError
 from tasks._options import retry_transient
 from tasks.data import load_data, locate_data, read_spec
 from tests.tasks._stages import STAGE_NAMES, Stages, run_stages, task_run, write_spec
@@ -343,6 +344,7 @@ def test_an_error_about_the_data_is_raised_after_one_attempt(tmp_path, churn_row
 @pytest.mark.parametrize("error", [
     DataLoadError("x"), DataValidationError("x"), OverflowError("x"), ValueError("x"),
     TypeError("x"), KeyError("x"), UnicodeDecodeError("utf-8", b"\x8b", 0, 1, "x"),
+    BundleLoadError("model.skops does not match the manifest"),
 ])
 def test_errors_about_data_or_code_are_not_retried(error):
     assert retry_transient(None, None, _Failed(error)) is False
