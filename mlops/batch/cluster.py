@@ -4,7 +4,8 @@
 its HTTP routes on a free port, so that two runs on one machine do not collide) on a thread,
 so the processes' start overlaps the flow reading its spec, resolving the model and listing
 the partitions. The workers are forked from a forkserver that imported the scoring stack once
-(`FORKSERVER_PRELOAD`: scikit-learn, numba, pyarrow, Prefect's task engine...), instead of each
+(`FORKSERVER_PRELOAD`: scikit-learn, skops, pyarrow, Prefect's task engine, the tree kernel
+compiled...), instead of each
 worker importing it again: on two cores the workers' imports competed with each other and with
 the flow, and the pages of those libraries stay shared copy-on-write. The forkserver starts
 inside the nanny's `pre-spawn-environ` (OMP_NUM_THREADS=1), so its children keep it.
@@ -30,9 +31,12 @@ from mlops.batch.partitions import ModelRef
 from mlops.core.errors import ClusterError
 
 logger = logging.getLogger(__name__)
-FORKSERVER_PRELOAD = ["distributed", "numpy", "pandas", "pyarrow", "sklearn", "numba",
-                      "prefect.task_engine", "prefect_dask", "mlops.batch.run",
-                      "serving.fastpath.compiled"]
+# skops.io lists every scikit-learn estimator and every numpy and scipy ufunc when it is
+# imported (its default trusted types, which `serving.model_file` does not use): about 1.3 s of
+# CPU beyond scikit-learn's own import, paid once here instead of once per worker.
+FORKSERVER_PRELOAD = ["distributed", "numpy", "pandas", "pyarrow", "sklearn", "skops.io",
+                      "numba", "prefect.task_engine", "prefect_dask", "mlops.batch.run",
+                      "mlops.batch.warm_kernel"]
 
 
 def _warm(model: ModelRef, probabilities: bool, fast: bool) -> None:

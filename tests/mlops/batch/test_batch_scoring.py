@@ -261,3 +261,13 @@ def test_a_worker_plugin_preloads_the_scorer_and_the_kernel(champion, monkeypatc
     assert list(run._scorers) == [(champion.model.url, champion.model.sha256, True, True)]
     forest = run.scorer_for(champion.model, True, True).scorer.fast.estimator.forest
     assert "_tables" in vars(forest)
+
+
+def test_every_module_the_forkserver_preloads_exists():
+    """multiprocessing's forkserver skips a preload module it cannot import, silently: a
+    misspelt name would only make every worker import it again."""
+    import importlib.util
+
+    from mlops.batch.cluster import FORKSERVER_PRELOAD
+
+    assert [name for name in FORKSERVER_PRELOAD if importlib.util.find_spec(name) is None] == []
