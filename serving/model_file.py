@@ -14,6 +14,13 @@ list is added to those. So this module decides by itself, before skops sees the 
 3. only then skops loads it, trusting exactly the names found (which skops' own audit checks
    again).
 
+skops' defaults are therefore never needed, and computing them is most of what importing
+``skops.io`` costs: it calls scikit-learn's `all_estimators`, which imports every estimator
+module scikit-learn has, about 1 s of CPU in every process that loads or writes a model (each
+batch worker, the endpoint, the training flow). `skops_io` imports it with that listing
+empty; skops then trusts no scikit-learn estimator by default, which only makes its own audit
+stricter, and every name a file needs is passed to it explicitly.
+
 Anything else is a `BundleLoadError` that names the refused types.
 """
 
@@ -21,9 +28,11 @@ from __future__ import annotations
 
 import io
 import json
+import sys
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Any
 
 from serving.allowed_types import ALLOWED_TYPES
@@ -194,6 +203,28 @@ def audit_model_file(
     return frozenset(found)
 
 
+def skops_io() -> ModuleType:
+    """``skops.io``, imported without its listing of every scikit-learn estimator (see the
+    module's docstring): `sklearn.utils.all_estimators` answers an empty list while skops reads
+    it at import, and is put back at once."""
+    loaded = sys.modules.get("skops.io")
+    if loaded is not None:
+        return loaded
+    import sklearn.utils  # noqa: PLC0415 - only loaders and writers pay for scikit-learn
+
+    listing = sklearn.utils.all_estimators
+    sklearn.utils.all_estimators = _no_estimators
+    try:
+        import skops.io  # noqa: PLC0415
+    finally:
+        sklearn.utils.all_estimators = listing
+    return skops.io
+
+
+def _no_estimators(*args: Any, **kwargs: Any) -> list[tuple[str, type]]:
+    return []
+
+
 def load_model_file(
     data: bytes, source: str = "model file", limits: ZipLimits | None = None
 ) -> Any:
@@ -203,7 +234,7 @@ def load_model_file(
         BundleLoadError: the audit refused the file, or skops could not rebuild it.
     """
     names = audit_model_file(data, source, limits)
-    import skops.io as sio  # noqa: PLC0415 - scikit-learn comes with it; only loaders pay
+    sio = skops_io()
     from skops.io.exceptions import UntrustedTypesFoundException  # noqa: PLC0415
 
     try:

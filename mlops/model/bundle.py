@@ -21,7 +21,7 @@ from serving.bundle import (
     REFERENCE_FILE,
     sha256_bytes,
 )
-from serving.model_file import audit_model_file
+from serving.model_file import audit_model_file, skops_io
 
 # The rows a version was judged on when it was registered: its trusted holdout, on which later
 # candidates are judged against it (docs/promotion-gate.md). Serving never reads it.
@@ -34,9 +34,7 @@ def dump_model(model: Any) -> bytes:
     Raises:
         BundleLoadError: the pipeline holds a type outside `serving.allowed_types`.
     """
-    import skops.io as sio  # noqa: PLC0415 - only writers and loaders pay for it
-
-    data = sio.dumps(model)
+    data = skops_io().dumps(model)
     audit_model_file(data, "the fitted pipeline")
     return data
 

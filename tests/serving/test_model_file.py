@@ -13,7 +13,7 @@ import io
 import json
 import os
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -46,9 +46,12 @@ def model_bytes() -> bytes:
 
 
 @pytest.fixture
-def marker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.delenv(ENV_MARK, raising=False)  # restored (removed) after the test
-    return tmp_path / "payload-ran"
+def marker(tmp_path: Path) -> Iterator[Path]:
+    os.environ.pop(ENV_MARK, None)
+    yield tmp_path / "payload-ran"
+    # a payload a test ran on purpose leaves no mark for a later test (test_bundle_control
+    # reads the same variable); monkeypatch.delenv would not undo a variable set meanwhile
+    os.environ.pop(ENV_MARK, None)
 
 
 def _code(marker: Path) -> str:
@@ -293,3 +296,26 @@ def test_oversized_members_are_refused_before_decompression(model_bytes):
         audit_model_file(model_bytes, limits=ZipLimits(max_total_bytes=100))
     assert audit_model_file(model_bytes, limits=ZipLimits(max_members=members,
                                                           max_total_bytes=total))
+
+
+def test_skops_is_imported_without_listing_every_scikit_learn_estimator():
+    """skops lists every estimator at import (its default trust, which we never use);
+    `skops_io` keeps that listing empty, and puts scikit-learn's function back."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, sklearn.utils\n"
+        "calls = []\n"
+        "def listing(*args, **kwargs):\n"
+        "    calls.append(args)\n"
+        "    return []\n"
+        "sklearn.utils.all_estimators = listing\n"
+        "from serving.model_file import skops_io\n"
+        "assert skops_io() is sys.modules['skops.io']\n"
+        "assert sklearn.utils.all_estimators is listing\n"
+        "print(len(calls))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, cwd=Path(__file__).resolve().parents[2])
+    assert out.stdout.strip() == "0"
