@@ -10,7 +10,7 @@ worker importing it again: on two cores the workers' imports competed with each 
 the flow, and the pages of those libraries stay shared copy-on-write. The forkserver starts
 inside the nanny's `pre-spawn-environ` (OMP_NUM_THREADS=1), so its children keep it.
 `preload` registers `ScorerPreload` with the cluster: each worker, as it joins, starts loading
-the run's scorer and the compiled tree kernel on a thread (`mlops.batch.run.preload`), so the
+the run's scorer and the compiled tree kernel on a thread (`mlops.batch.run.warm_scorer`), so the
 first partition it receives finds them ready. A worker whose preload fails does not fail by
 itself: its partitions load the model again and raise with their own context. `close` waits
 for the start and the registration and closes the cluster; the caller calls it also when the
@@ -40,9 +40,9 @@ FORKSERVER_PRELOAD = ["distributed", "numpy", "pandas", "pyarrow", "sklearn", "s
 
 
 def _warm(model: ModelRef, probabilities: bool, fast: bool) -> None:
-    from mlops.batch.run import preload  # noqa: PLC0415 - imports scikit-learn, off the loop
+    from mlops.batch.run import warm_scorer  # noqa: PLC0415 - imports scikit-learn, off the loop
 
-    preload(model, probabilities, fast).join()
+    warm_scorer(model, probabilities, fast)
 
 
 class ScorerPreload(WorkerPlugin):
