@@ -159,8 +159,11 @@ def _overhead(rows: int, repeat: int, api_url: str, endpoint_url: str,
 
         # with and without tracking take turns at going first, so whatever favours a place
         # in the round (the previous run's writeback, a warm cache) does not favour one side
-        sides = [(runs, "flow", ()), (untracked, "flow-untracked", ("--no-tracking",))]
-        for into, name, options in (sides if i % 2 else sides[::-1]) if tracking else sides[:1]:
+        sides = [(runs, "flow", ())]
+        if tracking:
+            without = (untracked, "flow-untracked", ("--no-tracking",))
+            sides = [*sides, without] if i % 2 else [without, *sides]
+        for into, name, options in sides:
             env = _env(f"{name}-{i}", api_url, endpoint_url)
             for key in ("first", "cached"):
                 into[key].append(_step("flow", data, env, f"{name}-{key}-{i}", *options))

@@ -52,7 +52,7 @@ def task_runner_for(kind: RunnerKind, dask_address: str | None = None) -> TaskRu
         SpecError: an unknown kind, a Dask address with the local runner, or dask without one
             (a temporary cluster is `Runner`'s).
     """
-    _check(kind, dask_address, 1)
+    _check(kind, dask_address)
     if kind == "local":
         return ThreadPoolTaskRunner(max_workers=local_threads())
     if not dask_address:
@@ -63,13 +63,11 @@ def task_runner_for(kind: RunnerKind, dask_address: str | None = None) -> TaskRu
     return DaskTaskRunner(address=dask_address)
 
 
-def _check(kind: RunnerKind, dask_address: str | None, dask_workers: int) -> None:
+def _check(kind: RunnerKind, dask_address: str | None) -> None:
     if kind not in ("local", "dask"):
         raise SpecError(f"task_runner '{kind}' is unknown; use local or dask")
     if kind == "local" and dask_address:
         raise SpecError(f"dask_address {dask_address} needs task_runner dask, not local")
-    if kind == "dask" and not dask_address and dask_workers < 1:
-        raise SpecError(f"dask_workers is {dask_workers}; a cluster needs at least 1 worker")
 
 
 class Runner:
@@ -80,10 +78,13 @@ class Runner:
     """
 
     def __init__(self, kind: RunnerKind, dask_address: str | None, dask_workers: int) -> None:
-        _check(kind, dask_address, dask_workers)
+        _check(kind, dask_address)
         self.kind, self._address = kind, dask_address
         self._cluster: Any = None
         if kind == "dask" and not dask_address:
+            if dask_workers < 1:
+                raise SpecError(f"dask_workers is {dask_workers}; a cluster needs at least 1 "
+                                "worker")
             from mlops.batch.cluster import TemporaryCluster  # noqa: PLC0415 - dask only here
 
             self._cluster = TemporaryCluster(dask_workers)
