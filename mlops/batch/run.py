@@ -99,7 +99,7 @@ def preload(model: ModelRef, probabilities: bool, fast: bool) -> threading.Threa
     """Start `warm_scorer` on a thread while the caller sets up the partitions' tasks: the
     first partitions then find the model loaded (loading imports scikit-learn and checks the
     bundle, about 2 s) and the tree kernel too. The local runner calls it in the flow's
-    process; a temporary Dask cluster's workers call it as they start
+    process; a temporary Dask cluster's workers run `warm_scorer` as they join
     (`mlops.batch.cluster.ScorerPreload`)."""
     thread = threading.Thread(target=warm_scorer, args=(model, probabilities, fast),
                               name="batch-preload", daemon=True)
