@@ -29,6 +29,7 @@ from __future__ import annotations
 import io
 import json
 import sys
+import threading
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -206,19 +207,29 @@ def audit_model_file(
 def skops_io() -> ModuleType:
     """``skops.io``, imported without its listing of every scikit-learn estimator (see the
     module's docstring): `sklearn.utils.all_estimators` answers an empty list while skops reads
-    it at import, and is put back at once."""
-    loaded = sys.modules.get("skops.io")
-    if loaded is not None:
-        return loaded
-    import sklearn.utils  # noqa: PLC0415 - only loaders and writers pay for scikit-learn
+    it at import, and is put back at once.
 
-    listing = sklearn.utils.all_estimators
-    sklearn.utils.all_estimators = _no_estimators
-    try:
-        import skops.io  # noqa: PLC0415
-    finally:
-        sklearn.utils.all_estimators = listing
+    Safe from several threads at once: one thread imports while the others wait on a lock, so
+    none reads a half-imported module and none keeps the stand-in listing for good."""
+    if "skops.io" not in sys.modules:
+        with _SKOPS_IMPORT:
+            if "skops.io" not in sys.modules:
+                import sklearn.utils  # noqa: PLC0415 - only loaders and writers pay for it
+
+                listing = sklearn.utils.all_estimators
+                sklearn.utils.all_estimators = _no_estimators
+                try:
+                    import skops.io  # noqa: PLC0415
+                finally:
+                    sklearn.utils.all_estimators = listing
+    # An import statement waits for a module another thread is still importing; a look-up in
+    # sys.modules would not.
+    import skops.io  # noqa: PLC0415
+
     return skops.io
+
+
+_SKOPS_IMPORT = threading.Lock()
 
 
 def _no_estimators(*args: Any, **kwargs: Any) -> list[tuple[str, type]]:

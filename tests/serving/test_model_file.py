@@ -319,3 +319,32 @@ def test_skops_is_imported_without_listing_every_scikit_learn_estimator():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, cwd=Path(__file__).resolve().parents[2])
     assert out.stdout.strip() == "0"
+
+
+def test_skops_is_imported_once_when_several_threads_load_at_once(model_bytes):
+    """An endpoint loads several bundles on threads: each thread gets the whole of skops.io (not
+    a half-imported module), and scikit-learn's listing is back once they are done."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, threading, sklearn.utils\n"
+        "original = sklearn.utils.all_estimators\n"
+        "from serving.model_file import load_model_file\n"
+        "data = sys.stdin.buffer.read()\n"
+        "errors, barrier = [], threading.Barrier(6)\n"
+        "def load():\n"
+        "    barrier.wait()\n"
+        "    try:\n"
+        "        load_model_file(data)\n"
+        "    except Exception as exc:\n"
+        "        errors.append(repr(exc))\n"
+        "threads = [threading.Thread(target=load) for _ in range(6)]\n"
+        "for t in threads: t.start()\n"
+        "for t in threads: t.join()\n"
+        "assert sklearn.utils.all_estimators is original, sklearn.utils.all_estimators\n"
+        "print(errors)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], input=model_bytes, capture_output=True,
+                         check=True, cwd=Path(__file__).resolve().parents[2])
+    assert out.stdout.decode().strip() == "[]"
