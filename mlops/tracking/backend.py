@@ -4,15 +4,11 @@ registry is there, or the SQLite store in the state folder."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from mlops.core.settings import Settings
 from mlops.core.spec import PipelineSpec
 from mlops.tracking.local import local_target
-from mlops.tracking.protocol import TrackingTarget
-
-if TYPE_CHECKING:
-    from mlops.tracking.store import MlflowStore
+from mlops.tracking.protocol import Store, TrackingTarget
 
 SQLITE = "sqlite:///"
 
@@ -42,10 +38,16 @@ def tracking_target(spec: PipelineSpec, settings: Settings) -> TrackingTarget:
     return local_target(settings.state_dir)
 
 
-def open_store(spec: PipelineSpec, state_dir: str | Path) -> MlflowStore:
-    """The spec's store, open: imports mlflow (seconds), so only the recorder and replay
+def open_store(spec: PipelineSpec, state_dir: str | Path) -> Store:
+    """The spec's store, open. A SQLite store of the schema `sqlite_store` knows is written
+    without mlflow; any other imports mlflow (seconds), so only the recorder and replay
     processes call this, never a flow."""
+    target = tracking_target(spec, Settings(state_dir=Path(state_dir)))
+    from mlops.tracking.sqlite_store import direct_store  # noqa: PLC0415
+
+    direct = direct_store(target)
+    if direct is not None:
+        return direct
     from mlops.tracking.store import MlflowStore  # noqa: PLC0415 - mlflow
 
-    return MlflowStore(tracking_target(spec, Settings(state_dir=Path(state_dir))),
-                       spec.tracking.timeout_s, spec.tracking.max_retries)
+    return MlflowStore(target, spec.tracking.timeout_s, spec.tracking.max_retries)

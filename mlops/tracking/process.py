@@ -1,17 +1,17 @@
 """The recorder process: MLflow's calls in a process of their own, fed a run's records over a
 pipe (``python -m mlops.tracking.process``).
 
-Importing mlflow and opening its store costs seconds of CPU (SQLAlchemy, the store's
-migrations); on a thread of the flow's process that competes for the GIL with loading and
-training. So the flow starts this process when it starts, and the recorder's thread
-(`recorder.Recorder`) only moves plain data: one JSON line per record (an `Op`) to the
-process's input, one line back per record (the run id, or the store's error). The flow's
-process never imports mlflow.
+Opening a store other than the embedded SQLite one imports mlflow, seconds of CPU
+(`sqlite_store` says why the embedded one does not); on a thread of the flow's process that
+competes for the GIL with loading and training. So the flow starts this process when it
+starts, and the recorder's thread (`recorder.Recorder`) only moves plain data: one JSON line
+per record (an `Op`) to the process's input, one line back per record (the run id, or the
+store's error). The flow's process never imports mlflow.
 
 The process reads its settings first (one line: the spec, the state folder, the flow's working
-folder), lowers its priority below the flow's, and only then imports mlflow and opens the store;
-it answers ``{"opened": true}`` or the error. It stops at the first error of the store and ends
-when its input ends; its log is ``<state>/mlflow/recorder.log``, whose last line gives the
+folder), lowers its priority below the flow's, and only then opens the store; it answers
+``{"opened": true}`` or the error. It stops at the first error of the store and ends when its
+input ends; its log is ``<state>/mlflow/recorder.log``, whose last line gives the
 process's CPU. Its session is its own, so a flow that ends before the store is open sends what
 it has and leaves (`RecorderProcess.detach`), and one that ends with the store open sends the
 rest without waiting for answers (`RecorderProcess.leave`): the process records it alone.

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import importlib.util
 import os
+import re
 import shutil
 import sqlite3
 import uuid
@@ -30,6 +32,19 @@ def schema_key(version: str, migrations: Path) -> str:
     """What the empty schema depends on: MLflow's version and the names of its migrations."""
     names = "\n".join(sorted(p.name for p in migrations.glob("*.py")))
     return f"{version}-{hashlib.sha256(names.encode()).hexdigest()[:12]}"
+
+
+def installed_schema_key() -> str | None:
+    """`schema_key` of the installed MLflow, read from its files without importing it (its
+    import costs seconds); None when MLflow is not installed."""
+    found = importlib.util.find_spec("mlflow")
+    if found is None or not found.submodule_search_locations:
+        return None
+    package = Path(found.submodule_search_locations[0])
+    version = re.search(r'^VERSION = "([^"]+)"', (package / "version.py").read_text(), re.M)
+    if version is None:
+        return None
+    return schema_key(version[1], package / "store" / "db_migrations" / "versions")
 
 
 def template_folder() -> Path:
@@ -67,6 +82,17 @@ def _make_template(key: str, migrate: Callable[[str], None]) -> Path:
     finally:
         scratch.unlink(missing_ok=True)
     return template
+
+
+def seed_from_template(database: Path, key: str) -> bool:
+    """Make `database` a copy of the template for `key` if that template exists; returns
+    whether `database` exists now (another run may have made it meanwhile)."""
+    template = template_folder() / f"{key}.db"
+    if not template.exists():
+        return database.exists()
+    database.parent.mkdir(parents=True, exist_ok=True)
+    _publish(template, database)
+    return True
 
 
 def seed_store(database: Path, key: str, migrate: Callable[[str], None]) -> bool:
