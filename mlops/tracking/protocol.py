@@ -6,6 +6,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+# How the champion shows in MLflow's registry: a registered model of the model's name whose
+# alias CHAMPION points at the MLflow version tagged VERSION_TAG with our version (docs/tracking.md)
+CHAMPION = "champion"
+VERSION_TAG = "mlops.version"
+MIRROR_DESCRIPTION = "Mirror of the mlops registry: `champion` serves."
+
 
 @dataclass(frozen=True)
 class TrackingTarget:

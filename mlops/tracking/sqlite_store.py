@@ -33,13 +33,11 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 from mlops.core.errors import TrackingError
-from mlops.tracking.protocol import TrackingTarget
+from mlops.tracking.protocol import CHAMPION, MIRROR_DESCRIPTION, VERSION_TAG, TrackingTarget
 from mlops.tracking.template import installed_schema_key, seed_from_template
 
 # MLflow 3.18's last migration; another one means tables this store has not been checked against
 SCHEMA_REVISION = "f4a9b2c7d1e6"
-CHAMPION = "champion"
-VERSION_TAG = "mlops.version"
 RUN_NAME_TAG = "mlflow.runName"
 BUSY_TIMEOUT_S = 30.0
 # MLflow keeps an infinite metric as the largest double of its sign, and NaN as 0 with a flag
@@ -70,6 +68,7 @@ def _local_path(uri: str) -> Path:
 
 
 def database_path(uri: str) -> Path:
+    """The file of a ``sqlite:///`` URI (its query, if any, left out)."""
     return Path(uri.removeprefix("sqlite:///").partition("?")[0])
 
 
@@ -231,7 +230,7 @@ class SqliteStore:
         with self._write() as db:
             db.execute("INSERT OR IGNORE INTO registered_models (name, creation_time, "
                        "last_updated_time, description) VALUES (?, ?, ?, ?)",
-                       (model_name, now, now, "Mirror of the mlops registry: `champion` serves."))
+                       (model_name, now, now, MIRROR_DESCRIPTION))
             found = db.execute(
                 "SELECT version FROM model_version_tags WHERE workspace = 'default' AND "
                 "name = ? AND key = ? AND value = ? ORDER BY version LIMIT 1",

@@ -17,11 +17,9 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from mlflow.version import VERSION
 
-from mlops.tracking.protocol import TrackingTarget
+from mlops.tracking.protocol import CHAMPION, MIRROR_DESCRIPTION, VERSION_TAG, TrackingTarget
+from mlops.tracking.sqlite_store import database_path
 from mlops.tracking.template import schema_key, seed_store
-
-CHAMPION = "champion"
-VERSION_TAG = "mlops.version"
 
 
 def store_schema() -> str:
@@ -45,7 +43,7 @@ class MlflowStore:
         if target.uri.startswith(("http://", "https://")):
             _bound_http(timeout_s, max_retries)
         if target.uri.startswith("sqlite:///"):
-            database = Path(target.uri.removeprefix("sqlite:///").partition("?")[0])
+            database = database_path(target.uri)
             database.parent.mkdir(parents=True, exist_ok=True)
             seed_store(database, store_schema(), MlflowClient)
         self._authorize()
@@ -109,9 +107,7 @@ class MlflowStore:
         try:
             self.client.get_registered_model(model_name)
         except MlflowException:
-            self.client.create_registered_model(
-                model_name, description="Mirror of the mlops registry: `champion` serves."
-            )
+            self.client.create_registered_model(model_name, description=MIRROR_DESCRIPTION)
         found = [mv for mv in self.client.search_model_versions(f"name='{model_name}'")
                  if mv.tags.get(VERSION_TAG) == str(version)]
         mirrored = found[0] if found else self.client.create_model_version(
