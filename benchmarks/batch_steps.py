@@ -6,8 +6,10 @@ run's state folder (``MLOPS_STATE_DIR``), so the benchmark needs nothing that ex
 call the pipeline's ``predict_proba`` once (the prediction is its arg-max, as the classifier's
 ``predict`` computes it), and write the ids, prediction and probabilities to Parquet. The model
 is loaded once.
-``flow``: the batch-scoring flow against a running Prefect server, on the local task runner or
-on a Dask LocalCluster of worker processes.
+``flow``: the batch-scoring flow against a running Prefect server, on the local task runner, on
+a Dask LocalCluster of worker processes it starts, or on a running cluster (``--address``).
+``cluster``: a Dask cluster that stays up until its input ends, started as the flow starts its
+own (`mlops.batch.cluster.TemporaryCluster`); it prints its scheduler's address.
 """
 
 from __future__ import annotations
@@ -80,34 +82,53 @@ def plain(data_url: str, output_url: str) -> dict:
     return {"rows": rows, "scoring_s": time.perf_counter() - started}
 
 
-def flow(data_url: str, output_url: str, runner: str, workers: int) -> dict:
+def flow(data_url: str, output_url: str, runner: str, workers: int,
+         address: str | None = None) -> dict:
     from flows.batch_scoring import batch_scoring
 
     started = time.perf_counter()
     result = batch_scoring(input_url=data_url, output_url=output_url, spec_path=SPEC,
-                           task_runner=runner, dask_workers=workers)
+                           task_runner=runner, dask_workers=workers, dask_address=address)
     if not isinstance(result, dict):
         raise RuntimeError(f"the batch-scoring flow did not complete: {result}")
     return {"rows": result["rows"], "failed_rows": result["failed_rows"],
             "scoring_s": time.perf_counter() - started}
 
 
+def cluster(workers: int) -> None:
+    """Keep a cluster of `workers` processes up until stdin ends; print its address first."""
+    import sys
+
+    from mlops.batch.cluster import TemporaryCluster
+
+    running = TemporaryCluster(workers)
+    try:
+        sys.stdout.write(running.address() + "\n")
+        sys.stdout.flush()
+        sys.stdin.read()
+    finally:
+        running.close()
+
+
 def main() -> None:
     logging.basicConfig(level=logging.WARNING)
     parser = argparse.ArgumentParser()
-    parser.add_argument("step", choices=["model", "plain", "flow"])
+    parser.add_argument("step", choices=["model", "plain", "flow", "cluster"])
     parser.add_argument("--data", help="the Parquet partitions to score")
     parser.add_argument("--out", help="the output folder")
     parser.add_argument("--rows", type=int, default=100_000, help="model: training rows")
     parser.add_argument("--runner", choices=["local", "dask"], default="local")
     parser.add_argument("--workers", type=int, default=2, help="flow on dask: processes")
+    parser.add_argument("--address", help="flow on dask: a running cluster's scheduler")
     args = parser.parse_args()
     if args.step == "model":
         report(**train_champion(args.rows))
+    elif args.step == "cluster":
+        cluster(args.workers)
     elif args.step == "plain":
         report(**plain(args.data, args.out))
     else:
-        report(**flow(args.data, args.out, args.runner, args.workers))
+        report(**flow(args.data, args.out, args.runner, args.workers, args.address))
 
 
 if __name__ == "__main__":
