@@ -74,7 +74,8 @@ def database_path(uri: str) -> Path:
 
 def schema_revision(database: Path) -> str | None:
     """The store's alembic revision; None when it has none (not an MLflow store)."""
-    with contextlib.closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True)) as db:
+    read_only = f"{database.resolve().as_uri()}?mode=ro"
+    with contextlib.closing(sqlite3.connect(read_only, uri=True)) as db:
         try:
             row = db.execute("SELECT version_num FROM alembic_version").fetchone()
         except sqlite3.DatabaseError:

@@ -249,3 +249,13 @@ def test_the_recorder_opens_the_embedded_store_without_mlflow(tmp_path, template
     client = MlflowClient(f"sqlite:///{tmp_path / 'state' / 'mlflow' / 'mlflow.db'}")
     [run] = client.search_runs([client.get_experiment_by_name("direct").experiment_id])
     assert run.info.status == "FINISHED"
+
+
+def test_a_folder_whose_name_reads_as_a_uri_part(tmp_path, template):
+    """The schema check opens the file read-only through an SQLite URI: a '#' or '?' in the
+    folder's name stays part of the path."""
+    folder = tmp_path / "state #2 ?"
+    store = _direct(folder)
+    run = store.start_run("churn", "run", {})
+    store.end_run(run, "FINISHED")
+    assert isinstance(_direct(folder), SqliteStore)  # the existing store, checked again
