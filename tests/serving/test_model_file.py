@@ -298,12 +298,18 @@ def test_oversized_members_are_refused_before_decompression(model_bytes):
                                                           max_total_bytes=total))
 
 
-def test_skops_is_imported_without_listing_every_scikit_learn_estimator():
-    """skops lists every estimator at import (its default trust, which we never use);
-    `skops_io` keeps that listing empty, and puts scikit-learn's function back."""
+def _fresh_python(code: str, stdin: bytes = b"") -> str:
+    """What `code` prints in a new interpreter (one that has not imported skops yet)."""
     import subprocess
     import sys
 
+    return subprocess.run([sys.executable, "-c", code], input=stdin, capture_output=True,
+                          check=True, cwd=Path(__file__).resolve().parents[2]).stdout.decode()
+
+
+def test_skops_is_imported_without_listing_every_scikit_learn_estimator():
+    """skops lists every estimator at import (its default trust, which we never use);
+    `skops_io` keeps that listing empty, and puts scikit-learn's function back."""
     code = (
         "import sys, sklearn.utils\n"
         "calls = []\n"
@@ -316,17 +322,12 @@ def test_skops_is_imported_without_listing_every_scikit_learn_estimator():
         "assert sklearn.utils.all_estimators is listing\n"
         "print(len(calls))\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True, cwd=Path(__file__).resolve().parents[2])
-    assert out.stdout.strip() == "0"
+    assert _fresh_python(code).strip() == "0"
 
 
 def test_skops_is_imported_once_when_several_threads_load_at_once(model_bytes):
     """An endpoint loads several bundles on threads: each thread gets the whole of skops.io (not
     a half-imported module), and scikit-learn's listing is back once they are done."""
-    import subprocess
-    import sys
-
     code = (
         "import sys, threading, sklearn.utils\n"
         "original = sklearn.utils.all_estimators\n"
@@ -345,6 +346,4 @@ def test_skops_is_imported_once_when_several_threads_load_at_once(model_bytes):
         "assert sklearn.utils.all_estimators is original, sklearn.utils.all_estimators\n"
         "print(errors)\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], input=model_bytes, capture_output=True,
-                         check=True, cwd=Path(__file__).resolve().parents[2])
-    assert out.stdout.decode().strip() == "[]"
+    assert _fresh_python(code, model_bytes).strip() == "[]"
