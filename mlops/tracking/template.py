@@ -7,8 +7,9 @@ the first new store of that schema is also saved, empty, in a cache folder (`tem
 one file per `schema_key`), and every later new store starts as a copy of it. MLflow still checks
 the copy's schema when it opens it, as for any store.
 
-The template holds no experiment: MLflow adds its ``Default`` experiment when it opens the
-copy, with the copy's own artifact root, as it does for a store it migrated itself.
+The template holds no experiment: whoever opens the copy first adds the ``Default``
+experiment, MLflow (with the artifact root it is given, as for a store it migrated itself) or
+`sqlite_store` (under the store's artifact root).
 """
 
 from __future__ import annotations
