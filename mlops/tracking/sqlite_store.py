@@ -161,7 +161,12 @@ class SqliteStore:
             self._tags(db, run_id, {**tags, RUN_NAME_TAG: name})
         return run_id
 
-    def _artifact_uri(self, db: sqlite3.Connection, run_id: str) -> str:
+    def _run(self, db: sqlite3.Connection, run_id: str) -> str:
+        """The run's artifact URI.
+
+        Raises:
+            TrackingError: the run is not in the store.
+        """
         row = db.execute("SELECT artifact_uri FROM runs WHERE run_uuid = ?", (run_id,)).fetchone()
         if row is None:
             raise TrackingError(f"run {run_id} is not in the store {self.database}")
@@ -182,7 +187,7 @@ class SqliteStore:
         """
         now = _now_ms()
         with self._write() as db:
-            self._artifact_uri(db, run_id)
+            self._run(db, run_id)
             for key, value in (params or {}).items():
                 old = db.execute("SELECT value FROM params WHERE key = ? AND run_uuid = ?",
                                  (key, run_id)).fetchone()
@@ -211,7 +216,7 @@ class SqliteStore:
 
     def log_files(self, run_id: str, files: list[tuple[str, str]]) -> None:
         """Copy local files into the run's artifact folder: (artifact folder, file path)."""
-        root = _local_path(self._artifact_uri(self._db, run_id))
+        root = _local_path(self._run(self._db, run_id))
         for folder, path in files:
             into = root / folder if folder else root
             into.mkdir(parents=True, exist_ok=True)
@@ -219,7 +224,7 @@ class SqliteStore:
 
     def end_run(self, run_id: str, status: str) -> None:
         with self._write() as db:
-            self._artifact_uri(db, run_id)
+            self._run(db, run_id)
             db.execute("UPDATE runs SET status = ?, end_time = ? WHERE run_uuid = ?",
                        (status, _now_ms(), run_id))
 

@@ -121,11 +121,10 @@ def test_it_writes_the_rows_mlflow_writes(tmp_path):
     theirs["artifact_location"] = default["artifact_location"]
     for table in TABLES:
         assert got[table] == expected[table], table
-    for folder in (by_mlflow, direct):
+    for folder, runs in ((by_mlflow, mlflow_runs), (direct, direct_runs)):
         artifacts = folder / "mlflow" / "artifacts"
-        found = sorted(p.relative_to(artifacts).as_posix().replace(run, "run")
-                       for p in artifacts.rglob("*") if p.is_file()
-                       for run in [(mlflow_runs if folder == by_mlflow else direct_runs)[0]])
+        found = sorted(p.relative_to(artifacts).as_posix().replace(runs[0], "run")
+                       for p in artifacts.rglob("*") if p.is_file())
         assert found == ["run/artifacts/evaluation/evaluation.png",
                          "run/artifacts/evaluation/metrics.json", "run/artifacts/spec/metrics.json"]
 
@@ -207,7 +206,7 @@ def test_a_store_of_another_schema_is_left_to_mlflow(tmp_path):
     assert direct_store(local_target(tmp_path)) is None
 
 
-def test_a_new_store_needs_the_template(tmp_path, cache):
+def test_a_new_store_needs_the_template(tmp_path):
     """Without a template of the installed MLflow's schema, only MLflow can make the store;
     with one, the new store is its copy."""
     assert direct_store(local_target(tmp_path / "first")) is None
