@@ -34,7 +34,8 @@ from serving.coercion import coercer_for
 from serving.model_file import BundleLoadError, ZipLimits, load_model_file
 from serving.storage import open_fs
 
-__all__ = ["BundleLoadError", "Bundle", "Feature", "load_bundle", "load_model"]
+__all__ = ["BundleLoadError", "Bundle", "Feature", "load_bundle", "load_model",
+           "read_bundle_files"]
 
 MODEL_FILE = "model.skops"
 MANIFEST_FILE = "manifest.json"
@@ -237,6 +238,22 @@ def load_model(
     return model
 
 
+def _checked_files(url: str, storage_options: dict[str, Any] | None,
+                   ) -> tuple[dict[str, Any], tuple[Feature, ...], bytes]:
+    """The manifest, its features and the model file's bytes, checked against its sha256."""
+    fs, root = open_fs(url, storage_options)
+    root = root.rstrip("/")
+    manifest, features = parse_manifest(_read(fs, f"{root}/{MANIFEST_FILE}", url), url)
+    data = _read(fs, f"{root}/{MODEL_FILE}", url)
+    digest = sha256_bytes(data)
+    if digest != manifest["model_sha256"]:
+        raise BundleLoadError(
+            f"bundle {url}: model sha256 {digest[:12]}... does not match the manifest's "
+            f"{manifest['model_sha256'][:12]}...; refusing to load"
+        )
+    return manifest, features, data
+
+
 def load_bundle(url: str, storage_options: dict[str, Any] | None = None) -> Bundle:
     """Load a bundle from a local path or fsspec URL with every check (see the module doc).
 
@@ -249,15 +266,19 @@ def load_bundle(url: str, storage_options: dict[str, Any] | None = None) -> Bund
             the manifest's, the model file holds a type outside the allow-list, or the model
             does not answer probe rows.
     """
-    fs, root = open_fs(url, storage_options)
-    root = root.rstrip("/")
-    manifest, features = parse_manifest(_read(fs, f"{root}/{MANIFEST_FILE}", url), url)
-    data = _read(fs, f"{root}/{MODEL_FILE}", url)
-    digest = sha256_bytes(data)
-    if digest != manifest["model_sha256"]:
-        raise BundleLoadError(
-            f"bundle {url}: model sha256 {digest[:12]}... does not match the manifest's "
-            f"{manifest['model_sha256'][:12]}...; refusing to load"
-        )
+    manifest, features, data = _checked_files(url, storage_options)
     model = load_model(data, features, manifest["task"], f"bundle {url}")
     return Bundle(model=model, manifest=manifest, url=url, features=features)
+
+
+def read_bundle_files(url: str, storage_options: dict[str, Any] | None = None) -> Bundle:
+    """A bundle whose model is not loaded (`Bundle.model` is None): the manifest checked, and
+    the model file's sha256 against it, as `load_bundle` checks them, with neither skops nor
+    scikit-learn imported. For a scorer whose fast path comes from a snapshot
+    (`serving.scoring.Scorer.restored`).
+
+    Raises:
+        BundleLoadError: a file is missing, the manifest is malformed or the sha256 differs.
+    """
+    manifest, features, _ = _checked_files(url, storage_options)
+    return Bundle(model=None, manifest=manifest, url=url, features=features)

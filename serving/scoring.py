@@ -11,7 +11,9 @@ model was trained with and converted to the dtypes the manifest records
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -62,15 +64,13 @@ class Scored:
 class Scorer:
     """A loaded bundle with its column plan worked out once, so each request only converts."""
 
+    _load_model: Callable[[], Bundle] | None = None  # a restored scorer's model, on demand
+
     def __init__(self, bundle: Bundle, fast: bool = True) -> None:
         """Work out the column plan and, if `fast` (``MLOPS_ENDPOINT_FAST_PATH``, on by
         default), the lean predict path (see `serving.fastpath`), which is kept only if it
         answers probe rows exactly as the plain pipeline does."""
-        self.bundle = bundle
-        self.features = bundle.feature_names
-        self._coercers = [coercer_for(f.dtype) for f in bundle.features]
-        self._dtypes = [f.dtype for f in bundle.features]
-        self._matches: dict[tuple[str, ...], list[str]] = {}
+        self._plan(bundle)
         self.classes: list[Any] | None = (
             np.asarray(bundle.model.classes_).tolist()
             if hasattr(bundle.model, "classes_") and hasattr(bundle.model, "predict_proba")
@@ -80,6 +80,62 @@ class Scorer:
         self.plain_reason: str | None = OFF_BY_SETTING
         if fast:
             self.fast = self._compile_fast()
+
+    def _plan(self, bundle: Bundle) -> None:
+        self.bundle = bundle
+        self.features = bundle.feature_names
+        self._coercers = [coercer_for(f.dtype) for f in bundle.features]
+        self._dtypes = [f.dtype for f in bundle.features]
+        self._matches: dict[tuple[str, ...], list[str]] = {}
+
+    @classmethod
+    def restored(cls, bundle: Bundle, data: bytes,
+                 load_model: Callable[[], Bundle]) -> Scorer:
+        """A scorer whose fast path is read from a snapshot (what `snapshot` returned)
+        instead of compiled from the model, so neither scikit-learn nor skops is imported.
+
+        Args:
+            bundle: The bundle's manifest and features; its model is not loaded (None).
+            data: What `snapshot` returned for this model.
+            load_model: Loads the bundle with its model, the first time a request must take
+                the plain pipeline (a row the fast path declines).
+
+        Raises:
+            Unsupported: the snapshot cannot be read, or does not fit the bundle's features.
+        """
+        from serving.fastpath import Unsupported, snapshot  # noqa: PLC0415
+
+        fast, classes = snapshot.load(data)
+        scorer = cls.__new__(cls)
+        scorer._plan(bundle)
+        read = [(p, d) for branch in fast.branches
+                for p, d in zip(branch.positions, branch.dtypes, strict=True)]
+        if not read or any(p >= len(scorer._dtypes) or scorer._dtypes[p] != d for p, d in read):
+            raise Unsupported("the snapshot was made for other features than the bundle's")
+        scorer.classes, scorer.fast, scorer.plain_reason = classes, fast, None
+        scorer._load_model, scorer._loading = load_model, threading.Lock()
+        return scorer
+
+    def snapshot(self) -> bytes | None:
+        """The fast path as plain data (`serving.fastpath.snapshot`) once it is read back and
+        answers the probe rows exactly as the plain pipeline does; None without a fast path
+        or when it cannot be stored (logged)."""
+        if self.fast is None or self._load_model is not None:
+            return None
+        from serving.fastpath import Unsupported, snapshot  # noqa: PLC0415
+
+        try:
+            data = snapshot.dump(self.fast, self.classes)
+            restored, classes = snapshot.load(data)
+            if classes != self.classes:
+                raise Unsupported("the classes did not read back equal")
+            self._probe(restored)
+        except Unsupported as exc:
+            logger.info("%s version %s: no snapshot of its fast path: %s",
+                        self.bundle.manifest.get("model_name"),
+                        self.bundle.manifest.get("version"), exc)
+            return None
+        return data
 
     @property
     def path(self) -> str:
@@ -227,7 +283,16 @@ class Scorer:
     def _plain(self, columns: dict[str, Any], probabilities: bool) -> tuple[Any, Any]:
         """The pipeline itself, on the DataFrame it was trained on."""
         frame = pd.DataFrame(columns, copy=False)
-        model = self.bundle.model
+        model = self._model()
         predictions = np.asarray(model.predict(frame))
         proba = np.asarray(model.predict_proba(frame)) if probabilities else None
         return predictions, proba
+
+    def _model(self) -> Any:
+        """The fitted pipeline; a restored scorer loads it the first time it is needed."""
+        if self._load_model is not None and self.bundle.model is None:
+            with self._loading:
+                if self.bundle.model is None:
+                    loaded = self._load_model()
+                    self.bundle = replace(self.bundle, model=loaded.model)
+        return self.bundle.model

@@ -25,6 +25,8 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ["PREFECT_HOME"] = home
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("PREFECT_LOGGING_TO_API_BATCH_INTERVAL", "0.3")
+    # Batch processes keep fast path snapshots (mlops.batch.fast_cache): one folder per run
+    os.environ["MLOPS_FASTPATH_CACHE"] = tempfile.mkdtemp(prefix="mlops-fastpath-")
 
 
 def _immediate_uvicorn(server: Any) -> subprocess.Popen[bytes]:

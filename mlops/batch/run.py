@@ -23,13 +23,15 @@ from typing import Any
 
 import pyarrow as pa
 
+from mlops.batch import fast_cache
 from mlops.batch.partitions import ModelRef, OutputPlan, Partition
 from mlops.batch.reading import open_batches
 from mlops.batch.scorer import BatchScorer, ScoredBatch
 from mlops.batch.writing import PartitionWriter, finished
 from mlops.core.errors import BundleError
 from mlops.data.storage import FileInfo, storage_options
-from serving.bundle import load_bundle
+from serving.bundle import Bundle, load_bundle, read_bundle_files
+from serving.fastpath.common import Unsupported
 from serving.fastpath.trees import BoostedTrees
 from serving.scoring import Scorer
 
@@ -58,7 +60,9 @@ def this_worker() -> str:
 
 
 def scorer_for(model: ModelRef, probabilities: bool, fast: bool) -> BatchScorer:
-    """The process's scorer for `model`, loaded (with every check of `load_bundle`) once.
+    """The process's scorer for `model`, built once: from this machine's snapshot of its fast
+    path when there is one (`mlops.batch.fast_cache`), else by loading the model with every
+    check of `load_bundle` (and keeping a snapshot for the next process).
 
     Raises:
         BundleError: the bundle at the URL is not the version the run resolved (its digest
@@ -67,15 +71,45 @@ def scorer_for(model: ModelRef, probabilities: bool, fast: bool) -> BatchScorer:
     key = (model.url, model.sha256, probabilities, fast)
     with _lock:
         if key not in _scorers:
-            bundle = load_bundle(model.url, storage_options(model.url))
-            if bundle.manifest["model_sha256"] != model.sha256:
-                raise BundleError(
-                    f"bundle {model.url} holds model sha256 "
-                    f"{bundle.manifest['model_sha256'][:12]}..., the run resolved "
-                    f"{model.sha256[:12]}... for {model.name} v{model.version}")
+            scorer = (_restored(model) if fast else None) or _loaded(model, fast)
             _scorers.clear()  # one model per process at a time
-            _scorers[key] = BatchScorer(Scorer(bundle, fast=fast), probabilities)
+            _scorers[key] = BatchScorer(scorer, probabilities)
         return _scorers[key]
+
+
+def _checked(model: ModelRef, bundle: Bundle) -> Bundle:
+    if bundle.manifest["model_sha256"] != model.sha256:
+        raise BundleError(
+            f"bundle {model.url} holds model sha256 {bundle.manifest['model_sha256'][:12]}..., "
+            f"the run resolved {model.sha256[:12]}... for {model.name} v{model.version}")
+    return bundle
+
+
+def _loaded(model: ModelRef, fast: bool) -> Scorer:
+    scorer = Scorer(_checked(model, load_bundle(model.url, storage_options(model.url))), fast)
+    snapshot = scorer.snapshot() if fast and fast_cache.cache_folder() is not None else None
+    if snapshot is not None:
+        fast_cache.keep(model.sha256, snapshot)
+    return scorer
+
+
+def _restored(model: ModelRef) -> Scorer | None:
+    snapshot = fast_cache.find(model.sha256)
+    if snapshot is None:
+        return None
+    bundle = _checked(model, read_bundle_files(model.url, storage_options(model.url)))
+    try:
+        scorer = Scorer.restored(
+            bundle, snapshot,
+            lambda: _checked(model, load_bundle(model.url, storage_options(model.url))))
+    except Unsupported as exc:
+        logger.warning("The fast path snapshot of %s v%s cannot be used (%s); loading the "
+                       "model", model.name, model.version, exc)
+        fast_cache.forget(model.sha256)
+        return None
+    logger.debug("%s v%s: fast path read from this machine's snapshot", model.name,
+                 model.version)
+    return scorer
 
 
 def warm_scorer(model: ModelRef, probabilities: bool, fast: bool) -> None:
@@ -98,7 +132,8 @@ def warm_scorer(model: ModelRef, probabilities: bool, fast: bool) -> None:
 def preload(model: ModelRef, probabilities: bool, fast: bool) -> threading.Thread:
     """Start `warm_scorer` on a thread while the caller sets up the partitions' tasks: the
     first partitions then find the model loaded (loading imports scikit-learn and checks the
-    bundle, about 2 s) and the tree kernel too. The local runner calls it in the flow's
+    bundle, about 2 s, unless this machine keeps a snapshot of its fast path) and the tree
+    kernel too. The local runner calls it in the flow's
     process; a temporary Dask cluster's workers run `warm_scorer` as they join
     (`mlops.batch.cluster.ScorerPreload`)."""
     thread = threading.Thread(target=warm_scorer, args=(model, probabilities, fast),

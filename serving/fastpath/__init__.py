@@ -25,7 +25,8 @@ the plain pipeline. A request that the fast path cannot answer exactly as the pi
 `Declined` and goes the plain way, so errors stay the pipeline's own.
 The package: `common` (kinds, the two refusals), `readers`, `steps` (numpy transformers),
 `branches`, `trees` (HistGradientBoosting walked with numpy), `compiled` (the batch kernel),
-`pipeline` (`compile_pipeline`) and `probe` (values and comparison for the check at load).
+`pipeline` (`compile_pipeline`), `probe` (values and comparison for the check at load) and
+`snapshot` (a compiled pipeline as arrays and JSON, read back without scikit-learn).
 ``MLOPS_ENDPOINT_FAST_PATH=false`` turns the fast path off (``serving.config``).
 tests/serving/test_fastpath.py checks equality over many random requests.
 """

@@ -4,7 +4,7 @@ per ``ColumnTransformer`` entry (or one for a pipeline without it)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -28,10 +28,16 @@ class Branch:
     """Some feature columns read into one matrix and sent through a chain of steps."""
 
     positions: tuple[int, ...]
-    readers: tuple[Reader, ...]
+    dtypes: tuple[str, ...]  # the manifest's dtype of each column read
+    cast: bool  # the branch starts with one of our casts (`serving.transforms`)
     kind: str
     steps: tuple[Step, ...]
     categories: dict[int, tuple[str, ...]]  # feature position -> what its encoder knows
+    readers: tuple[Reader, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        reader = float_reader if self.kind == FLOAT else text_reader
+        object.__setattr__(self, "readers", tuple(reader(d, self.cast) for d in self.dtypes))
 
     def run(self, columns: Sequence[Any], n_rows: int) -> np.ndarray:
         X = np.empty((n_rows, len(self.positions)), dtype=np.float64 if self.kind == FLOAT
@@ -73,8 +79,6 @@ def compile_branch(steps: Sequence[Any], positions: Sequence[int],
     if any(_cast_kind(step) for step in rest):
         raise Unsupported("a cast after the first step of a branch")
     kind = cast or _plain_kind([dtypes[p] for p in positions])
-    reader = float_reader if kind == FLOAT else text_reader
-    readers = tuple(reader(dtypes[p], cast is not None) for p in positions)
     compiled, out_kind = compile_steps(rest, kind)
     if out_kind != FLOAT:
         raise Unsupported("a branch whose output is text")
@@ -83,7 +87,8 @@ def compile_branch(steps: Sequence[Any], positions: Sequence[int],
         {p: tuple(c) for p, c in zip(positions, encoders[0].categories_, strict=True)}
         if kind == TEXT else {}
     )
-    return Branch(tuple(positions), readers, kind, tuple(compiled), categories)
+    return Branch(tuple(positions), tuple(dtypes[p] for p in positions), cast is not None,
+                  kind, tuple(compiled), categories)
 
 
 def compile_column_transformer(ct: Any, names: Sequence[str],

@@ -16,12 +16,14 @@ scikit-learn's order, so the sums are bit-identical to ``_raw_predict``.
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numba
 import numpy as np
 
-from serving.fastpath.common import FlatTrees
+if TYPE_CHECKING:
+    from serving.fastpath.trees import Forest
 
 # Rows per block: each tree is walked for a block's rows before the next tree, so the tree's
 # nodes stay in the processor's cache while the block's rows stream by.
@@ -29,20 +31,19 @@ _BLOCK_ROWS = 1024
 _LANES = 8  # rows walked at once: the unrolled calls to `_step` in `_walk`
 
 
+@dataclass(frozen=True)
 class Tables:
-    """The trees of a fitted HistGradientBoosting estimator as the kernel's flat arrays."""
+    """The trees of a fitted HistGradientBoosting estimator as the kernel's flat arrays:
+    each node's three children, feature, threshold and value; each tree's root, depth and
+    output column."""
 
-    def __init__(self, predictors: list[Any], per_iteration: int) -> None:
-        flat = FlatTrees(predictors)
-        nodes, starts, leaf, left, right = flat.nodes, flat.starts, flat.leaf, flat.left, flat.right
-        missing = np.where(nodes["missing_go_to_left"].astype(bool), left, right)
-        self.children = np.stack([left, right, missing], axis=1).ravel().astype(np.int32)
-        self.feature = np.where(leaf, 0, nodes["feature_idx"]).astype(np.int32)
-        self.threshold = nodes["num_threshold"].astype(np.float64)
-        self.value = nodes["value"].astype(np.float64)
-        self.roots = starts.astype(np.int32)
-        self.depth = np.array([p.nodes["depth"].max() for p in predictors], dtype=np.int32)
-        self.column = (np.arange(len(predictors)) % per_iteration).astype(np.int32)
+    children: np.ndarray
+    feature: np.ndarray
+    threshold: np.ndarray
+    value: np.ndarray
+    roots: np.ndarray
+    depth: np.ndarray
+    column: np.ndarray
 
     def add_leaves(self, X: np.ndarray, raw: np.ndarray) -> None:
         """Add every tree's leaf value to `raw` (rows, trees per iteration; Fortran order, so
@@ -51,6 +52,25 @@ class Tables:
             raise ValueError("raw must be in Fortran order")
         _walk(X, self.roots, self.depth, self.column, self.feature, self.threshold,
               self.children, self.value, raw.T)
+
+
+def tables_for(forest: Forest) -> Tables:
+    """The kernel's tables from a `Forest`'s (which address node n at 2n)."""
+    left, right = forest.children[0::2] // 2, forest.children[1::2] // 2
+    missing = np.where(forest.nan_right[0::2], right, left)
+
+    def int32(a: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(a, dtype=np.int32)
+
+    def float64(a: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(a, dtype=np.float64)
+
+    return Tables(
+        children=int32(np.stack([left, right, missing], axis=1).ravel()),
+        feature=int32(forest.feature[0::2]), threshold=float64(forest.threshold[0::2]),
+        value=float64(forest.value[0::2]), roots=int32(forest.roots // 2),
+        depth=int32(forest.tree_depth),
+        column=int32(np.arange(len(forest.roots)) % forest.per_iteration))
 
 
 @numba.njit(inline="always")
@@ -97,16 +117,9 @@ def _walk(X, roots, depth, column, feature, threshold, children, value, raw_by_c
 
 
 def warm() -> None:
-    """Compile the kernel, or load it from numba's cache, on a few rows of no model."""
-    t = Tables([_OneLeaf()], 1)
+    """Compile the kernel, or load it from numba's cache, on one row of a one-leaf tree."""
+    one = np.zeros(1, dtype=np.int32)
+    t = Tables(children=np.zeros(3, dtype=np.int32), feature=one, threshold=np.zeros(1),
+               value=np.zeros(1), roots=one, depth=one, column=one)
     _walk(np.zeros((1, 1)), t.roots, t.depth, t.column, t.feature, t.threshold, t.children,
           t.value, np.zeros((1, 1)))
-
-
-class _OneLeaf:
-    """A tree of one leaf, in the fields `Tables` reads from scikit-learn's predictor nodes."""
-
-    nodes = np.zeros(1, dtype=[("is_leaf", "u1"), ("left", "u4"), ("right", "u4"),
-                               ("missing_go_to_left", "u1"), ("feature_idx", "i8"),
-                               ("num_threshold", "f8"), ("value", "f8"), ("depth", "u4")])
-    nodes["is_leaf"] = 1

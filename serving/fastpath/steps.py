@@ -1,4 +1,8 @@
-"""Numpy steps: each repeats one fitted transformer's ``transform``, same order and dtypes."""
+"""Numpy steps: each repeats one fitted transformer's ``transform``, same order and dtypes.
+
+Each step is a frozen dataclass of plain values and arrays (what it read from the fitted
+transformer), so a compiled pipeline can be stored and read back without scikit-learn
+(`serving.fastpath.snapshot`)."""
 
 from __future__ import annotations
 
@@ -34,6 +38,20 @@ def _missing(X: np.ndarray) -> np.ndarray:
     return np.isnan(X) if X.dtype.kind == "f" else X != X
 
 
+@dataclass(frozen=True)
+class Impute:
+    """``SimpleImputer``: each column's missing cells get its fitted statistic."""
+
+    statistics: np.ndarray
+    kind: str
+
+    def __call__(self, X: np.ndarray) -> np.ndarray:
+        if self.kind == FLOAT:
+            _refuse_infinity(X)
+        mask = _missing(X)
+        return np.where(mask, self.statistics, X) if mask.any() else X
+
+
 def _imputer(step: Any, kind: str) -> Step:
     missing_marker = step.missing_values
     if step.add_indicator or not (isinstance(missing_marker, float) and np.isnan(missing_marker)):
@@ -44,52 +62,56 @@ def _imputer(step: Any, kind: str) -> Step:
     stats = np.asarray(step.statistics_)
     if _missing(stats).any():
         raise Unsupported("SimpleImputer with a column that had no value in training")
-    stats = stats.astype(fill)
-
-    def impute(X: np.ndarray) -> np.ndarray:
-        if kind == FLOAT:
-            _refuse_infinity(X)
-        mask = _missing(X)
-        return np.where(mask, stats, X) if mask.any() else X
-
-    return impute
+    return Impute(stats.astype(fill), kind)
 
 
-def _shift_and_scale(shift: np.ndarray | None, scale: np.ndarray | None) -> Step:
+@dataclass(frozen=True)
+class ShiftAndScale:
     """(X - shift) / scale, each part left out when the fitted scaler does not use it."""
 
-    def apply(X: np.ndarray) -> np.ndarray:
-        X = _refuse_infinity(X)
-        if shift is not None:
-            X = X - shift
-        return X / scale if scale is not None else X
+    shift: np.ndarray | None
+    scale: np.ndarray | None
 
-    return apply
+    def __call__(self, X: np.ndarray) -> np.ndarray:
+        X = _refuse_infinity(X)
+        if self.shift is not None:
+            X = X - self.shift
+        return X / self.scale if self.scale is not None else X
 
 
 def _standard(step: Any, kind: str) -> Step:
-    return _shift_and_scale(step.mean_ if step.with_mean else None,
-                            step.scale_ if step.with_std else None)
+    return ShiftAndScale(step.mean_ if step.with_mean else None,
+                         step.scale_ if step.with_std else None)
+
+
+@dataclass(frozen=True)
+class Rescale:
+    """``MinMaxScaler``: X * scale + offset, clipped to the feature range if it clips."""
+
+    scale: np.ndarray
+    offset: np.ndarray
+    low: float
+    high: float
+    clip: bool
+
+    def __call__(self, X: np.ndarray) -> np.ndarray:
+        X = _refuse_infinity(X) * self.scale
+        X += self.offset
+        return np.clip(X, self.low, self.high, out=X) if self.clip else X
 
 
 def _minmax(step: Any, kind: str) -> Step:
     low, high = step.feature_range
-
-    def rescale(X: np.ndarray) -> np.ndarray:
-        X = _refuse_infinity(X) * step.scale_
-        X += step.min_
-        return np.clip(X, low, high, out=X) if step.clip else X
-
-    return rescale
+    return Rescale(step.scale_, step.min_, low, high, bool(step.clip))
 
 
 def _robust(step: Any, kind: str) -> Step:
-    return _shift_and_scale(step.center_ if step.with_centering else None,
-                            step.scale_ if step.with_scaling else None)
+    return ShiftAndScale(step.center_ if step.with_centering else None,
+                         step.scale_ if step.with_scaling else None)
 
 
 @dataclass(frozen=True)
-class _Column:
+class Column:
     """How an encoder codes one column: each known category's code after infrequent
     categories are grouped, and the code an unknown value gets (-1: none)."""
 
@@ -97,7 +119,7 @@ class _Column:
     unknown: int
 
 
-def _encoding(step: Any, unknown_to_group: bool) -> list[_Column]:
+def _encoding(step: Any, unknown_to_group: bool) -> tuple[Column, ...]:
     """The codes of an encoder whose categories are all text.
 
     With infrequent categories enabled (any ``max_categories`` or ``min_frequency``), a
@@ -115,11 +137,11 @@ def _encoding(step: Any, unknown_to_group: bool) -> list[_Column]:
             raise Unsupported(f"{type(step).__name__} with categories that are not all text")
         codes = {c: (j if mapping is None else int(mapping[j])) for j, c in enumerate(categories)}
         group = codes[categories[rare[0]]] if rare is not None and unknown_to_group else -1
-        columns.append(_Column(codes, group))
-    return columns
+        columns.append(Column(codes, group))
+    return tuple(columns)
 
 
-def _codes(columns: list[_Column], X: np.ndarray) -> np.ndarray:
+def _codes(columns: Sequence[Column], X: np.ndarray) -> np.ndarray:
     """The code of each cell; unknown and missing values get their column's `unknown`.
 
     From `FACTORIZE_MIN_ROWS` rows on, each column is factorized first (pandas' hash table, in
@@ -138,45 +160,61 @@ def _codes(columns: list[_Column], X: np.ndarray) -> np.ndarray:
     return codes
 
 
+@dataclass(frozen=True)
+class OneHot:
+    """``OneHotEncoder`` (dense, nothing dropped): one 1.0 per known code, in its column's
+    block of `offsets`; an unknown value is declined when the encoder `raises`."""
+
+    columns: tuple[Column, ...]
+    offsets: np.ndarray
+    raises: bool
+
+    def __call__(self, X: np.ndarray) -> np.ndarray:
+        if self.raises and (_codes([Column(c.codes, -1) for c in self.columns], X) < 0).any():
+            raise Declined("unknown category")
+        codes = _codes(self.columns, X)
+        rows, cols = np.nonzero(codes >= 0)
+        out = np.zeros((X.shape[0], self.offsets[-1]), dtype=np.float64)
+        out[rows, codes[rows, cols] + self.offsets[cols]] = 1
+        return out
+
+
 def _one_hot(step: Any, kind: str) -> Step:
     if step.sparse_output or getattr(step, "drop_idx_", None) is not None:
         raise Unsupported("OneHotEncoder with sparse output or dropped categories")
     if step.handle_unknown not in ("ignore", "infrequent_if_exist", "error"):
         raise Unsupported(f"OneHotEncoder with handle_unknown={step.handle_unknown!r}")
-    raises = step.handle_unknown == "error"
     columns = _encoding(step, unknown_to_group=step.handle_unknown == "infrequent_if_exist")
-    strict = [_Column(c.codes, -1) for c in columns]
-    offsets = np.cumsum([0, *step._n_features_outs])
+    return OneHot(columns, np.cumsum([0, *step._n_features_outs]),
+                  step.handle_unknown == "error")
 
-    def encode(X: np.ndarray) -> np.ndarray:
-        if raises and (_codes(strict, X) < 0).any():
-            raise Declined("unknown category")
-        codes = _codes(columns, X)
-        rows, cols = np.nonzero(codes >= 0)
-        out = np.zeros((X.shape[0], offsets[-1]), dtype=np.float64)
-        out[rows, codes[rows, cols] + offsets[cols]] = 1
+
+@dataclass(frozen=True)
+class Ordinal:
+    """``OrdinalEncoder``: each cell's code as a float; an unknown value gets
+    `unknown_value`, or is declined when the encoder `raises`."""
+
+    columns: tuple[Column, ...]
+    raises: bool
+    unknown_value: float
+
+    def __call__(self, X: np.ndarray) -> np.ndarray:
+        codes = _codes(self.columns, X)
+        unknown = codes < 0
+        out = codes.astype(np.float64)
+        if unknown.any():
+            if self.raises:
+                raise Declined("unknown category")
+            out[unknown] = self.unknown_value
         return out
-
-    return encode
 
 
 def _ordinal(step: Any, kind: str) -> Step:
     if step.handle_unknown not in ("use_encoded_value", "error"):
         raise Unsupported(f"OrdinalEncoder with handle_unknown={step.handle_unknown!r}")
     raises = step.handle_unknown == "error"
-    columns = _encoding(step, unknown_to_group=False)
-
-    def encode(X: np.ndarray) -> np.ndarray:
-        codes = _codes(columns, X)
-        unknown = codes < 0
-        out = codes.astype(np.float64)
-        if unknown.any():
-            if raises:
-                raise Declined("unknown category")
-            out[unknown] = step.unknown_value
-        return out
-
-    return encode
+    return Ordinal(_encoding(step, unknown_to_group=False), raises,
+                   float("nan") if raises else float(step.unknown_value))
 
 
 # class -> (builder, kinds of input it takes, kind of its output; "" for the same as its input)

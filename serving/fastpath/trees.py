@@ -22,6 +22,7 @@ WALK_MAX_ROWS = 128
 # loading the kernel (about a second) would cost more than it saves.
 COMPILED_MIN_ROWS = 20_000
 _SET_ASIDE_EVERY = 4
+_WALK_SLICE_ROWS = 4096  # rows walked at once by a restored forest without numba
 
 
 class Forest:
@@ -31,21 +32,27 @@ class Forest:
     has leaves each tree at its leaf. The leaf values are then added in scikit-learn's order
     (the baseline, then iteration by iteration) with a cumulative sum, which adds left to right
     exactly as its loop does.
+
+    A forest read back from a snapshot (`restored`) has the arrays only, not scikit-learn's
+    tree predictors: it walks more than `WALK_MAX_ROWS` rows with the compiled kernel, or
+    without numba with the numpy walk in slices, both with the same sums.
     """
+
+    ARRAYS = ("baseline", "children", "feature", "threshold", "nan_right", "value", "is_leaf",
+              "roots", "tree_depth")
 
     def __init__(self, estimator: Any) -> None:
         if getattr(estimator, "_preprocessor", None) is not None or getattr(
             estimator, "is_categorical_", None
         ) is not None:
             raise Unsupported("HistGradientBoosting with categorical features")
-        self.estimator = estimator
+        self.predictors = [p for iteration in estimator._predictors for p in iteration]
         self.per_iteration = int(estimator.n_trees_per_iteration_)
         self.n_features = int(estimator.n_features_in_)
         self.baseline = np.asarray(estimator._baseline_prediction, dtype=np.float64).reshape(
             1, 1, self.per_iteration
         )
-        predictors = [p for iteration in estimator._predictors for p in iteration]
-        flat = FlatTrees(predictors)
+        flat = FlatTrees(self.predictors)
         nodes, starts, leaf, left, right = flat.nodes, flat.starts, flat.leaf, flat.left, flat.right
         if nodes["is_categorical"].any():
             raise Unsupported("HistGradientBoosting with categorical splits")
@@ -59,28 +66,64 @@ class Forest:
         self.value = np.repeat(nodes["value"].astype(np.float64), 2)
         self.is_leaf = np.repeat(leaf, 2)
         self.roots = 2 * starts.astype(np.intp)
-        self.depth = int(nodes["depth"].max())
+        self.tree_depth = np.array([p.nodes["depth"].max() for p in self.predictors],
+                                   dtype=np.intp)
+        self.depth = int(self.tree_depth.max())
         self.known_bitsets = estimator._bin_mapper.make_known_categories_bitsets()
         from sklearn.utils._openmp_helpers import _openmp_effective_n_threads  # noqa: PLC0415
 
         self._threads = _openmp_effective_n_threads
+
+    @classmethod
+    def restored(cls, per_iteration: int, n_features: int, arrays: dict[str, np.ndarray],
+                 ) -> Forest:
+        """A forest from its `ARRAYS` (as a snapshot keeps them), without scikit-learn.
+
+        Raises:
+            Unsupported: an array is missing or the node tables do not fit together.
+        """
+        forest = cls.__new__(cls)
+        forest.predictors, forest.known_bitsets = None, None
+        forest.per_iteration, forest.n_features = int(per_iteration), int(n_features)
+        missing = [name for name in cls.ARRAYS if name not in arrays]
+        if missing:
+            raise Unsupported(f"a restored forest lacks {missing}")
+        for name in cls.ARRAYS:
+            setattr(forest, name, arrays[name])
+        nodes = len(forest.value)
+        if not (len(forest.children) == len(forest.feature) == len(forest.threshold) == nodes
+                and len(forest.roots) == len(forest.tree_depth) > 0
+                and forest.baseline.shape == (1, 1, forest.per_iteration)
+                and int(forest.children.max()) < nodes and int(forest.roots.max()) < nodes):
+            raise Unsupported("a restored forest's node tables do not fit together")
+        forest.depth = int(forest.tree_depth.max())
+        return forest
 
     def raw(self, X: np.ndarray) -> np.ndarray:
         """Sum of the leaf values, shape (rows, trees per iteration), as `_raw_predict`."""
         if X.ndim != 2 or X.shape[1] != self.n_features:
             raise Declined("the transformed rows do not have the model's width")
         X = np.ascontiguousarray(X, dtype=np.float64)
-        if X.shape[0] >= COMPILED_MIN_ROWS and (tables := self._tables) is not None:
-            raw = np.empty((X.shape[0], self.per_iteration), dtype=np.float64, order="F")
+        n_rows = X.shape[0]
+        many = n_rows > WALK_MAX_ROWS
+        if (n_rows >= COMPILED_MIN_ROWS or many and self.predictors is None) and (
+                tables := self._tables) is not None:
+            raw = np.empty((n_rows, self.per_iteration), dtype=np.float64, order="F")
             raw[:] = self.baseline[0]
             tables.add_leaves(X, raw)
             return raw
-        if X.shape[0] > WALK_MAX_ROWS:
+        if many and self.predictors is not None:
             return self._tree_by_tree(X)
+        if many:  # restored, without numba
+            return np.asfortranarray(np.concatenate(
+                [self._walked(X[i:i + _WALK_SLICE_ROWS]) for i in range(0, n_rows,
+                                                                       _WALK_SLICE_ROWS)]))
+        return np.asfortranarray(self._walked(X))
+
+    def _walked(self, X: np.ndarray) -> np.ndarray:
         values = self.value.take(self._leaves(X)).reshape(X.shape[0], -1, self.per_iteration)
         first = np.broadcast_to(self.baseline, (X.shape[0], 1, self.per_iteration))
-        summed = np.cumsum(np.concatenate([first, values], axis=1), axis=1)[:, -1, :]
-        return np.asfortranarray(summed)
+        return np.cumsum(np.concatenate([first, values], axis=1), axis=1)[:, -1, :]
 
     def _leaves(self, X: np.ndarray) -> np.ndarray:
         """The leaf of every (row, tree), walking one level of all trees per step.
@@ -117,10 +160,7 @@ class Forest:
         """The compiled kernel's tables (`serving.fastpath.compiled.Tables`), or None without
         numba. Built on the first large batch, so the endpoint never builds them."""
         compiled = compiled_kernel()
-        if compiled is None:
-            return None
-        predictors = [p for iteration in self.estimator._predictors for p in iteration]
-        return compiled.Tables(predictors, self.per_iteration)
+        return None if compiled is None else compiled.tables_for(self)
 
     def prepare_compiled(self) -> None:
         """Import and load the compiled kernel and build its tables now, off a batch's
@@ -132,9 +172,8 @@ class Forest:
         raw += self.baseline[0]
         known, feature_map = self.known_bitsets
         threads = self._threads()  # as scikit-learn decides it for this thread
-        for iteration in self.estimator._predictors:
-            for k, predictor in enumerate(iteration):
-                raw[:, k] += predictor.predict(X, known, feature_map, threads)
+        for i, predictor in enumerate(self.predictors):
+            raw[:, i % self.per_iteration] += predictor.predict(X, known, feature_map, threads)
         return raw
 
 
@@ -150,23 +189,88 @@ def compiled_kernel() -> ModuleType | None:
     return compiled
 
 
+def _expit(raw: np.ndarray) -> np.ndarray:
+    from scipy.special import expit  # noqa: PLC0415 - what scikit-learn's logit link calls
+
+    return expit(raw)
+
+
+def _binomial_proba(raw: np.ndarray) -> np.ndarray:
+    """``HalfBinomialLoss.predict_proba``, step by step."""
+    if raw.ndim == 2 and raw.shape[1] == 1:
+        raw = raw.squeeze(1)
+    proba = np.empty((raw.shape[0], 2), dtype=raw.dtype)
+    proba[:, 1] = _expit(raw)
+    proba[:, 0] = 1 - proba[:, 1]
+    return proba
+
+
+def _softmax(raw: np.ndarray) -> np.ndarray:
+    """``HalfMultinomialLoss.predict_proba`` (scikit-learn's ``softmax``), step by step."""
+    X = np.asarray(raw, copy=True)
+    X -= np.reshape(np.max(X, axis=1), (-1, 1))
+    np.exp(X, out=X)
+    X /= np.reshape(np.sum(X, axis=1), (-1, 1))
+    return X
+
+
+# The losses whose output a restored model computes itself: loss class -> (link name, the
+# regressor's inverse link, the classifier's probabilities). Verified against scikit-learn's
+# own on the probe rows before a snapshot is kept (`serving.fastpath.snapshot`).
+_LOSS = "sklearn._loss.loss."
+LINKS: dict[str, tuple[Any, Any]] = {
+    "identity": (lambda raw: raw, None),
+    "log": (np.exp, None),
+    "binomial": (None, _binomial_proba),
+    "multinomial": (None, _softmax),
+}
+LINK_OF = {
+    **{f"{_LOSS}{name}": "identity" for name in (
+        "HalfSquaredError", "AbsoluteError", "PinballLoss", "HuberLoss",
+        "HalfTweedieLossIdentity")},
+    **{f"{_LOSS}{name}": "log" for name in ("HalfPoissonLoss", "HalfGammaLoss",
+                                             "HalfTweedieLoss")},
+    f"{_LOSS}HalfBinomialLoss": "binomial",
+    f"{_LOSS}HalfMultinomialLoss": "multinomial",
+}
+
+
 class BoostedTrees:
-    """HistGradientBoosting's predict and predict_proba on a walked `Forest`."""
+    """HistGradientBoosting's predict and predict_proba on a walked `Forest`.
+
+    A live one calls the fitted loss; a restored one (`restored`) computes the loss's output
+    by its `link` name, with the same numpy and scipy calls.
+    """
 
     def __init__(self, estimator: Any) -> None:
         self.forest = Forest(estimator)
-        self.loss = estimator._loss
+        loss = estimator._loss
+        self.link = LINK_OF.get(f"{type(loss).__module__}.{type(loss).__qualname__}")
         self.classes = getattr(estimator, "classes_", None)
+        self._inverse = loss.link.inverse
+        self._proba = None if self.classes is None else loss.predict_proba
+
+    @classmethod
+    def restored(cls, forest: Forest, link: str, classes: np.ndarray | None) -> BoostedTrees:
+        """Raises: Unsupported: a link name this module does not compute."""
+        if link not in LINKS:
+            raise Unsupported(f"a restored model with link {link!r}")
+        trees = cls.__new__(cls)
+        trees.forest, trees.link, trees.classes = forest, link, classes
+        trees._inverse, trees._proba = LINKS[link]
+        if (classes is None) != (trees._proba is None):
+            raise Unsupported(f"link {link!r} with classes {classes!r}")
+        return trees
 
     def predict(self, X: np.ndarray, probabilities: bool) -> Output:
         raw = self.forest.raw(X)
         if self.classes is None:
-            return self.loss.link.inverse(raw.ravel()), None
+            return self._inverse(raw.ravel()), None
         if raw.shape[1] == 1:
             encoded = (raw.ravel() > 0).astype(int)
         else:
             encoded = np.argmax(raw, axis=1)
-        proba = self.loss.predict_proba(raw) if probabilities else None
+        proba = self._proba(raw) if probabilities else None
         return self.classes[encoded], proba
 
 

@@ -302,8 +302,8 @@ def test_category_codes_are_the_same_factorized_and_cell_by_cell(rows, monkeypat
     rng = np.random.default_rng(rows)
     X = np.empty((rows, 2), dtype=object)
     X[:] = [[pool[i] for i in pair] for pair in rng.integers(0, len(pool), (rows, 2))]
-    columns = [steps._Column({"red": 0, "green": 1, "blue": 2}, -1),
-               steps._Column({"blue": 0, "": 1, "never": 2}, 7)]
+    columns = [steps.Column({"red": 0, "green": 1, "blue": 2}, -1),
+               steps.Column({"blue": 0, "": 1, "never": 2}, 7)]
     got = steps._codes(columns, X)
     monkeypatch.setattr(steps, "FACTORIZE_MIN_ROWS", 10**9)
     np.testing.assert_array_equal(got, steps._codes(columns, X))
