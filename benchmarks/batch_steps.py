@@ -7,7 +7,8 @@ call the pipeline's ``predict_proba`` once (the prediction is its arg-max, as th
 ``predict`` computes it), and write the ids, prediction and probabilities to Parquet. The model
 is loaded once.
 ``flow``: the batch-scoring flow against a running Prefect server, on the local task runner, on
-a Dask LocalCluster of worker processes it starts, or on a running cluster (``--address``).
+a Dask LocalCluster of worker processes it starts, or on a running cluster (``--address``);
+``--no-snapshot`` loads the model rather than its fast path's snapshot (``MLOPS_FASTPATH_CACHE``).
 ``cluster``: a Dask cluster that stays up until its input ends, started as the flow starts its
 own (`mlops.batch.cluster.TemporaryCluster`); it prints its scheduler's address.
 """
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import time
 from pathlib import Path
 
@@ -120,6 +122,8 @@ def main() -> None:
     parser.add_argument("--runner", choices=["local", "dask"], default="local")
     parser.add_argument("--workers", type=int, default=2, help="flow on dask: processes")
     parser.add_argument("--address", help="flow on dask: a running cluster's scheduler")
+    parser.add_argument("--no-snapshot", action="store_true",
+                        help="flow: load the model, not its fast path's snapshot")
     args = parser.parse_args()
     if args.step == "model":
         report(**train_champion(args.rows))
@@ -128,6 +132,8 @@ def main() -> None:
     elif args.step == "plain":
         report(**plain(args.data, args.out))
     else:
+        if args.no_snapshot:
+            os.environ["MLOPS_FASTPATH_CACHE"] = "off"
         report(**flow(args.data, args.out, args.runner, args.workers, args.address))
 
 

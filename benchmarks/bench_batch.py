@@ -12,16 +12,18 @@ machine, it
   batch-scoring flow on its local task runner (one process); the flow on a Dask LocalCluster
   of two worker processes that it starts; and the flow on a cluster of two worker processes
   that stays up for the whole benchmark (``batch_steps cluster``), as a team that scores often
-  would keep one, after one run on it that is not counted (its workers then hold the model).
+  would keep one, after one run on it that is not counted (its workers then hold the model);
+  and the flow on its local runner without the snapshot of the model's fast path that the
+  first run keeps (``MLOPS_FASTPATH_CACHE=off``), as a model's first run on a machine.
   Rounds are interleaved (``--repeat``); rows per second come from each process's wall time
   (interpreter, imports, model load and, for a cluster the flow starts, the cluster's start
   included), the ratios are medians of each round's ratio (targets: at least 1.0x plain on
   one process, 1.6x with two);
 - measures the peak memory of each contender's whole process tree (Dask's worker processes
-  included; not the running cluster's, whose processes are not the flow's) at each
-  ``--memory-sizes`` size, as PSS summed (shared pages counted once) and as
-  RSS summed (targets, judged on PSS, for the flow on either runner: the peaks at the sizes
-  within 10% of each other, all below 1.5 GB),
+  included; not the running cluster's, whose processes are not the flow's, nor the
+  no-snapshot run's) at each ``--memory-sizes`` size, as PSS summed (shared pages counted
+  once) and as RSS summed (targets, judged on PSS, for the flow on either runner: the peaks
+  at the sizes within 10% of each other, all below 1.5 GB),
 
 and writes the figures to ``benchmarks/results/batch.md``. Every run writes to a fresh output
 folder, removed after it: the flow would skip partitions a previous run finished.
@@ -46,6 +48,7 @@ from tools.datasets import MAX_ROWS, write_churn
 logger = logging.getLogger("bench_batch")
 WORK = Path("benchmarks/.work/batch")
 RESULTS = Path("benchmarks/results/batch.md")
+SNAPSHOTS = WORK / "fastpath"  # the benchmark's own snapshot cache (mlops.batch.fast_cache)
 MIN_PARTITIONS = 4
 ONE_PROCESS, TWO_PROCESSES = 1.0, 1.6  # rows/s targets, per row/s of the plain script
 SAME_PEAK = 0.10  # the flow's peaks at the memory sizes: at most this far apart
@@ -55,8 +58,10 @@ CONTENDERS = {  # label -> batch_steps arguments
     "flow, local runner (1 process)": ["flow", "--runner", "local"],
     "flow, Dask (2 worker processes)": ["flow", "--runner", "dask", "--workers", "2"],
     "flow, Dask (running cluster of 2 worker processes)": ["flow", "--runner", "dask"],
+    "flow, local runner, no snapshot (a model's first run on a machine)": [
+        "flow", "--runner", "local", "--no-snapshot"],
 }
-PLAIN, LOCAL, DASK, RUNNING = CONTENDERS
+PLAIN, LOCAL, DASK, RUNNING, COLD = CONTENDERS
 
 
 def _data(rows: int, per_partition: int) -> str:
@@ -79,7 +84,7 @@ def _data(rows: int, per_partition: int) -> str:
 
 def _env() -> dict[str, str]:
     return {"MLOPS_STATE_DIR": str(WORK / "state"), "PREFECT_HOME": str(WORK / "state" / "prefect"),
-            "PREFECT_LOGGING_LEVEL": "WARNING"}
+            "PREFECT_LOGGING_LEVEL": "WARNING", "MLOPS_FASTPATH_CACHE": str(SNAPSHOTS.resolve())}
 
 
 def _step(args: list[str], label: str, tree: bool = False) -> dict:
@@ -139,7 +144,8 @@ def _throughput(rows: int, data: str, repeat: int, address: str) -> list[str]:
     for name, results in runs.items():
         if any(r["rows"] != rows for r in results):
             raise RuntimeError(f"{name} scored {[r['rows'] for r in results]} rows, not {rows}")
-    targets = {LOCAL: ONE_PROCESS, DASK: TWO_PROCESSES, RUNNING: TWO_PROCESSES}
+    targets = {LOCAL: ONE_PROCESS, DASK: TWO_PROCESSES, RUNNING: TWO_PROCESSES,
+               COLD: ONE_PROCESS}
     lines = [
         f"## Rows per second, {rows:,} rows ({repeat} round{'s' if repeat > 1 else ''})", "",
         "| contender | wall time (median) | each round | rows/s (median) | rows/s after start "
@@ -163,16 +169,22 @@ def _throughput(rows: int, data: str, repeat: int, address: str) -> list[str]:
     return [*lines, "",
             "Each round's ratio to plain: " + "; ".join(
                 f"{name} {', '.join(f'{x:.2f}' for x in ratios[name])}"
-                for name in (LOCAL, DASK, RUNNING)) + ".",
+                for name in (LOCAL, DASK, RUNNING, COLD)) + ".",
             f"Load average (1 min) at the start of each run, in order: {loads}.",
             "The running cluster is started once, before the first size, and scored on once "
             "before the rounds without being counted: its workers keep the imports and the "
             "model from run to run, as a cluster that stays up does; its start is in no "
-            "contender's time.", ""]
+            "contender's time. That run is also the first to load the model: it keeps the "
+            "snapshot of the model's fast path (mlops.batch.fast_cache, in the benchmark's "
+            "own cache folder, emptied at its start) that every later flow run reads instead "
+            "of loading the model, except the no-snapshot contender "
+            "(MLOPS_FASTPATH_CACHE=off), which loads it as a model's first run on a machine "
+            "does.", ""]
 
 
 def _memory(sizes: list[int], per_partition: int) -> list[str]:
-    peaks: dict[str, list[dict]] = {name: [] for name in CONTENDERS if name != RUNNING}
+    peaks: dict[str, list[dict]] = {name: [] for name in CONTENDERS
+                                    if name not in (RUNNING, COLD)}
     for rows in sizes:
         data = _data(rows, per_partition)
         for n, name in enumerate(peaks):
@@ -234,6 +246,7 @@ def main() -> None:
     parser.add_argument("--train-rows", type=int, default=100_000)
     args = parser.parse_args()
     shutil.rmtree(WORK / "state", ignore_errors=True)
+    shutil.rmtree(SNAPSHOTS, ignore_errors=True)
     (WORK / "logs").mkdir(parents=True, exist_ok=True)
     load_start = os.getloadavg()[0]
     server, api_url = prefect_server(WORK / "prefect-server-home", WORK / "prefect-server.log")

@@ -8,8 +8,8 @@ the GIL. `dask` is prefect-dask's
 `DaskTaskRunner`: on the scheduler at `dask_address` when one is given (a cluster that outlives
 the run, with its own dashboard), else on a temporary `distributed.LocalCluster` of
 `dask_workers` processes with one thread each (`mlops.batch.cluster.TemporaryCluster`), started
-in the background when the run starts, its workers loading the model as they join, and closed
-when the run ends (`open_runner`). One
+in the background once the run has resolved its model, its workers loading the model as they
+join, and closed when the run ends (`open_runner`). One
 thread per process because a partition's predict already uses a core; processes, not threads,
 because the scoring core holds the GIL between its numpy calls. prefect-dask (and dask) are
 imported only when `dask` is chosen.
@@ -24,6 +24,7 @@ from typing import Any, Literal
 
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
+from mlops.batch import fast_cache
 from mlops.batch.partitions import ModelRef
 from mlops.batch.run import preload
 from mlops.core.errors import SpecError
@@ -73,40 +74,52 @@ def _check(kind: RunnerKind, dask_address: str | None) -> None:
 class Runner:
     """Where one batch run scores its partitions, opened at the run's start (`open_runner`).
 
-    With a temporary Dask cluster, the cluster starts at once, in the background, and
-    `preload` has its workers load the model as they join; the task runner then points at it.
+    With a temporary Dask cluster, `preload` starts the cluster in the background (once the
+    model is known, since it decides what the workers' forkserver imports) and has its workers
+    load the model as they join; the task runner then points at it.
     """
 
     def __init__(self, kind: RunnerKind, dask_address: str | None, dask_workers: int) -> None:
         _check(kind, dask_address)
         self.kind, self._address = kind, dask_address
+        if kind == "dask" and not dask_address and dask_workers < 1:
+            raise SpecError(f"dask_workers is {dask_workers}; a cluster needs at least 1 worker")
+        self._workers = dask_workers
         self._cluster: Any = None
-        if kind == "dask" and not dask_address:
-            if dask_workers < 1:
-                raise SpecError(f"dask_workers is {dask_workers}; a cluster needs at least 1 "
-                                "worker")
-            from mlops.batch.cluster import TemporaryCluster  # noqa: PLC0415 - dask only here
 
-            self._cluster = TemporaryCluster(dask_workers)
+    @property
+    def _temporary(self) -> bool:
+        return self.kind == "dask" and not self._address
+
+    def _start_cluster(self, load_model: bool) -> Any:
+        from mlops.batch.cluster import TemporaryCluster  # noqa: PLC0415 - dask only here
+
+        self._cluster = TemporaryCluster(self._workers, load_model)
+        return self._cluster
 
     def preload(self, model: ModelRef, probabilities: bool, fast: bool) -> None:
         """Start loading the model where the partitions will be scored: on a thread of this
-        process (local), in each worker of the temporary cluster, or nowhere (a cluster at
+        process (local); in each worker of a temporary cluster, which starts now (its
+        forkserver imports scikit-learn and skops only if this machine has no snapshot of the
+        model's fast path, `mlops.batch.fast_cache`); or nowhere (a cluster at
         `dask_address` is not this run's to change)."""
         if self.kind == "local":
             preload(model, probabilities, fast)
-        elif self._cluster is not None:
-            self._cluster.preload(model, probabilities, fast)
+        elif self._temporary:
+            snapshot = fast and fast_cache.snapshot_exists(model.sha256)
+            self._start_cluster(load_model=not snapshot).preload(model, probabilities, fast)
 
     def task_runner(self) -> TaskRunner:
-        """The task runner for the partitions' subflow (waits for the cluster's start).
+        """The task runner for the partitions' subflow (waits for the cluster's start; starts
+        a temporary one if `preload` did not).
 
         Raises:
             ClusterError: the temporary cluster did not start.
         """
-        if self._cluster is None:
+        if not self._temporary:
             return task_runner_for(self.kind, self._address)
-        return task_runner_for(self.kind, self._cluster.address())
+        cluster = self._cluster or self._start_cluster(load_model=True)
+        return task_runner_for(self.kind, cluster.address())
 
     def close(self) -> None:
         if self._cluster is not None:

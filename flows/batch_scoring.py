@@ -81,10 +81,10 @@ def batch_scoring(
             temporary local cluster of `dask_workers` processes.
         dask_workers: Worker processes of the temporary local Dask cluster.
     """
-    with open_runner(task_runner, dask_address, dask_workers) as runner:  # a cluster starts
+    with open_runner(task_runner, dask_address, dask_workers) as runner:
         spec = read_batch_spec(spec_path)
         plan = output_plan(spec, resolve_model(spec, version), output_url)
-        runner.preload(plan.model, plan.probabilities, plan.fast)  # while tasks are set up
+        runner.preload(plan.model, plan.probabilities, plan.fast)  # a temporary cluster starts
         partitions = list_partitions(input_url, spec)
         plan = replace(plan, predict_threads=predict_threads(task_runner, len(partitions)))
         results, failures, progress = score_partitions.with_options(

@@ -4,8 +4,8 @@
 its HTTP routes on a free port, so that two runs on one machine do not collide) on a thread,
 so the processes' start overlaps the flow reading its spec, resolving the model and listing
 the partitions. The workers are forked from a forkserver that imported the scoring stack once
-(`FORKSERVER_PRELOAD`: scikit-learn, skops, pyarrow, Prefect's task engine, the tree kernel
-compiled...), instead of each
+(`FORKSERVER_PRELOAD`: pyarrow, Prefect's task engine, the tree kernel compiled...; and
+scikit-learn and skops when the workers will load the model file), instead of each
 worker importing it again: on two cores the workers' imports competed with each other and with
 the flow, and the pages of those libraries stay shared copy-on-write. The forkserver starts
 inside the nanny's `pre-spawn-environ` (OMP_NUM_THREADS=1), so its children keep it.
@@ -31,12 +31,15 @@ from mlops.batch.partitions import ModelRef
 from mlops.core.errors import ClusterError
 
 logger = logging.getLogger(__name__)
-# skops.io lists every scikit-learn estimator and every numpy and scipy ufunc when it is
-# imported (its default trusted types, which `serving.model_file` does not use): about 1.3 s of
-# CPU beyond scikit-learn's own import, paid once here instead of once per worker.
-FORKSERVER_PRELOAD = ["distributed", "numpy", "pandas", "pyarrow", "sklearn", "skops.io",
-                      "numba", "prefect.task_engine", "prefect_dask", "mlops.batch.run",
+FORKSERVER_PRELOAD = ["distributed", "numpy", "pandas", "pyarrow", "numba",
+                      "prefect.task_engine", "prefect_dask", "mlops.batch.run",
                       "mlops.batch.warm_kernel"]
+# What loading a model file needs, preloaded only when the workers will load the model (no
+# snapshot of its fast path on this machine, `mlops.batch.fast_cache`): scikit-learn, and
+# skops.io, which lists every scikit-learn estimator and every numpy and scipy ufunc when it is
+# imported (about 1.3 s of CPU beyond scikit-learn's own import), paid once here instead of
+# once per worker.
+MODEL_LOADING_PRELOAD = ["sklearn", "skops.io"]
 
 
 def _warm(model: ModelRef, probabilities: bool, fast: bool) -> None:
@@ -62,8 +65,11 @@ class ScorerPreload(WorkerPlugin):
 class TemporaryCluster:
     """A LocalCluster of `workers` processes, started on a thread from construction on."""
 
-    def __init__(self, workers: int) -> None:
+    def __init__(self, workers: int, load_model: bool = True) -> None:
+        """Start the cluster; `load_model`: the workers will load a model file (see
+        `MODEL_LOADING_PRELOAD`)."""
         self.workers = workers
+        self.preloaded = FORKSERVER_PRELOAD + (MODEL_LOADING_PRELOAD if load_model else [])
         self._cluster: LocalCluster | None = None
         self._error: BaseException | None = None
         self._registering: threading.Thread | None = None
@@ -74,7 +80,7 @@ class TemporaryCluster:
     def _start(self) -> None:
         try:
             with dask.config.set({"distributed.worker.multiprocessing-method": "forkserver"}):
-                get_mp_context().set_forkserver_preload(FORKSERVER_PRELOAD)
+                get_mp_context().set_forkserver_preload(self.preloaded)
                 self._cluster = LocalCluster(n_workers=self.workers, threads_per_worker=1,
                                              processes=True, dashboard_address=":0")
         except Exception as exc:  # noqa: BLE001 - raised again by `address`

@@ -59,6 +59,11 @@ def snapshot_path(model_sha256: str) -> Path | None:
     return None if folder is None else folder / f"{model_sha256}-{code_key()}.npz"
 
 
+def snapshot_exists(model_sha256: str) -> bool:
+    path = snapshot_path(model_sha256)
+    return path is not None and path.exists()
+
+
 def find(model_sha256: str) -> bytes | None:
     """The kept snapshot of the model whose file has this sha256, or None."""
     path = snapshot_path(model_sha256)
