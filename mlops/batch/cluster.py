@@ -31,6 +31,12 @@ from mlops.batch.partitions import ModelRef
 from mlops.core.errors import ClusterError
 
 logger = logging.getLogger(__name__)
+# The workers' statistical profiler samples every thread's stack 100 times a second and keeps
+# a call tree per task for up to `distributed.admin.low-level-log-length` cycles of a second:
+# on a long run it grew each worker by about 1,000 Python dicts per partition (tens of MiB over
+# 25 partitions), and its samples cost CPU the scoring needs.
+CLUSTER_CONFIG = {"distributed.worker.multiprocessing-method": "forkserver",
+                  "distributed.worker.profile.enabled": False}
 FORKSERVER_PRELOAD = ["distributed", "numpy", "pandas", "pyarrow", "numba",
                       "prefect.task_engine", "prefect_dask", "mlops.batch.run",
                       "mlops.batch.warm_kernel"]
@@ -79,7 +85,7 @@ class TemporaryCluster:
 
     def _start(self) -> None:
         try:
-            with dask.config.set({"distributed.worker.multiprocessing-method": "forkserver"}):
+            with dask.config.set(CLUSTER_CONFIG):
                 get_mp_context().set_forkserver_preload(self.preloaded)
                 self._cluster = LocalCluster(n_workers=self.workers, threads_per_worker=1,
                                              processes=True, dashboard_address=":0")

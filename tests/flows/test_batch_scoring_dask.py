@@ -144,3 +144,22 @@ def test_the_flow_imports_without_dask():
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
                          timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT)}, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_the_temporary_clusters_workers_keep_no_profile():
+    """Dask's statistical profiler kept a call tree per task for up to 1,000 s: each worker
+    grew by about 1,000 dicts per partition, so memory rose with the input's length."""
+    from distributed import Client  # noqa: PLC0415 - dask only in these tests
+
+    from mlops.batch.cluster import TemporaryCluster  # noqa: PLC0415
+
+    cluster = TemporaryCluster(1, load_model=False)
+    try:
+        with Client(cluster.address(), set_as_default=False) as client:
+            client.gather(client.map(sum, [[i, 1] for i in range(20)]))
+            seen = client.run(lambda dask_worker: (
+                "profile-cycle" in dask_worker.periodic_callbacks,
+                len(dask_worker.profile_keys) + len(dask_worker.profile_keys_history)))
+    finally:
+        cluster.close()
+    assert list(seen.values()) == [(False, 0)]
