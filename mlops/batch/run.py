@@ -85,8 +85,13 @@ def _checked(model: ModelRef, bundle: Bundle) -> Bundle:
     return bundle
 
 
+def _full_bundle(model: ModelRef) -> Bundle:
+    """The bundle with its model loaded and every check of `load_bundle`."""
+    return _checked(model, load_bundle(model.url, storage_options(model.url)))
+
+
 def _loaded(model: ModelRef, fast: bool) -> Scorer:
-    scorer = Scorer(_checked(model, load_bundle(model.url, storage_options(model.url))), fast)
+    scorer = Scorer(_full_bundle(model), fast)
     snapshot = scorer.snapshot() if fast and fast_cache.cache_folder() is not None else None
     if snapshot is not None:
         fast_cache.keep(model.sha256, snapshot)
@@ -99,9 +104,7 @@ def _restored(model: ModelRef) -> Scorer | None:
         return None
     bundle = _checked(model, read_bundle_files(model.url, storage_options(model.url)))
     try:
-        scorer = Scorer.restored(
-            bundle, snapshot,
-            lambda: _checked(model, load_bundle(model.url, storage_options(model.url))))
+        scorer = Scorer.restored(bundle, snapshot, lambda: _full_bundle(model))
     except Unsupported as exc:
         logger.warning("The fast path snapshot of %s v%s cannot be used (%s); loading the "
                        "model", model.name, model.version, exc)
