@@ -5,7 +5,8 @@ dtype the model was trained with. Here each Arrow column becomes the numpy array
 coercers read as they read a JSON list: numbers as numbers (an integer column with nulls as
 float64 with NaN, as JSON nulls read), text as an object array of `str` and `None`, booleans
 with nulls as objects, date-times as ISO 8601 text. One conversion per column, in C; a column
-the model does not use is never converted.
+the model does not use is never converted. A text column of a batch becomes one Python string
+per distinct value, shared by its rows (`serving.arrow_text`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from serving.arrow_text import MIN_ROWS, text_objects
 from serving.request_shapes import RawTable
 
 
@@ -26,6 +28,8 @@ def column_values(array: pa.Array | pa.ChunkedArray) -> np.ndarray:
         kind = array.type
     if pa.types.is_temporal(kind):
         array = array.cast(pa.string())
+    if len(array) >= MIN_ROWS and (pa.types.is_string(kind) or pa.types.is_large_string(kind)):
+        return text_objects(array, None)
     return np.asarray(array.to_numpy(zero_copy_only=False))
 
 

@@ -1,7 +1,9 @@
 """Readers: one coerced column -> what its branch's first step receives.
 
 Float64 with NaN for missing, or an object array of ``str`` with NaN, converted as
-scikit-learn's check_array (no cast) or `serving.transforms` (a cast) would.
+scikit-learn's check_array (no cast) or `serving.transforms` (a cast) would. A batch's text
+column (Arrow-backed, `serving.arrow_text.MIN_ROWS` rows or more) becomes one Python string per
+distinct value, shared by its rows; booleans as text share the strings "True" and "False".
 """
 
 from __future__ import annotations
@@ -9,10 +11,13 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 
+from serving.arrow_text import MIN_ROWS, text_objects
 from serving.fastpath.common import Reader, Unsupported
 
 _NANOSECONDS_PER_DAY = 86_400 * 10**9
+_FALSE_TRUE = np.array(["False", "True"], dtype=object)
 PLAIN_NUMERIC = frozenset({"float64", "int64", "int32"})
 PLAIN_TEXT = frozenset({"str", "category", "object"})
 
@@ -51,15 +56,19 @@ def float_reader(dtype: str, cast: bool) -> Reader:
 
 
 def _text_values(array: Any) -> np.ndarray:
+    if len(array) >= MIN_ROWS and hasattr(array, "__arrow_array__"):
+        values = pa.array(array)
+        if pa.types.is_string(values.type) or pa.types.is_large_string(values.type):
+            return text_objects(values, np.nan)
     return array.to_numpy(dtype=object, na_value=np.nan)
 
 
 def _bool_text(array: Any) -> np.ndarray:
-    return np.where(np.asarray(array, dtype=bool), "True", "False").astype(object)
+    return _FALSE_TRUE.take(np.asarray(array, dtype=bool).view(np.uint8))
 
 
 def _boolean_text(array: Any) -> np.ndarray:
-    out = np.where(array.to_numpy(dtype=bool, na_value=False), "True", "False").astype(object)
+    out = _FALSE_TRUE.take(array.to_numpy(dtype=bool, na_value=False).view(np.uint8))
     out[array.isna()] = np.nan
     return out
 
