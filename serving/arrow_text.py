@@ -19,6 +19,11 @@ import pyarrow.compute as pc
 MIN_ROWS = 1024
 
 
+def is_text(kind: pa.DataType) -> bool:
+    """Whether `text_objects` takes an array of this Arrow type."""
+    return pa.types.is_string(kind) or pa.types.is_large_string(kind)
+
+
 def text_objects(array: pa.Array | pa.ChunkedArray, missing: Any) -> np.ndarray:
     """The values of a string (or large string) array as an object array of `str`, with
     `missing` for nulls: equal, value for value, to ``to_numpy(zero_copy_only=False)`` with

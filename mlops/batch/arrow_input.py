@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from serving.arrow_text import MIN_ROWS, text_objects
+from serving.arrow_text import MIN_ROWS, is_text, text_objects
 from serving.request_shapes import RawTable
 
 
@@ -28,7 +28,7 @@ def column_values(array: pa.Array | pa.ChunkedArray) -> np.ndarray:
         kind = array.type
     if pa.types.is_temporal(kind):
         array = array.cast(pa.string())
-    if len(array) >= MIN_ROWS and (pa.types.is_string(kind) or pa.types.is_large_string(kind)):
+    if len(array) >= MIN_ROWS and is_text(kind):
         return text_objects(array, None)
     return np.asarray(array.to_numpy(zero_copy_only=False))
 

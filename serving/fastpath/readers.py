@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from serving.arrow_text import MIN_ROWS, text_objects
+from serving.arrow_text import MIN_ROWS, is_text, text_objects
 from serving.fastpath.common import Reader, Unsupported
 
 _NANOSECONDS_PER_DAY = 86_400 * 10**9
@@ -58,7 +58,7 @@ def float_reader(dtype: str, cast: bool) -> Reader:
 def _text_values(array: Any) -> np.ndarray:
     if len(array) >= MIN_ROWS and hasattr(array, "__arrow_array__"):
         values = pa.array(array)
-        if pa.types.is_string(values.type) or pa.types.is_large_string(values.type):
+        if is_text(values.type):
             return text_objects(values, np.nan)
     return array.to_numpy(dtype=object, na_value=np.nan)
 
