@@ -13,6 +13,7 @@ from serving.arrow_text import MIN_ROWS, text_objects
 from serving.fastpath.readers import text_reader
 
 VALUES = ["north", None, "süd", "", "north", "east ", None, "NORTH"]
+DISTINCT = [f"id-{i}" if i % 7 else None for i in range(3 * MIN_ROWS)]  # mostly distinct
 
 
 def _same(got: np.ndarray, want: np.ndarray) -> bool:
@@ -23,8 +24,8 @@ def _same(got: np.ndarray, want: np.ndarray) -> bool:
 
 
 @pytest.mark.parametrize("kind", [pa.string(), pa.large_string()])
-@pytest.mark.parametrize("values", [VALUES * 300, [None] * 50, [], ["only"] * 7],
-                         ids=["mixed", "all-null", "empty", "one-value"])
+@pytest.mark.parametrize("values", [VALUES * 300, DISTINCT, [None] * 50, [], ["only"] * 7],
+                         ids=["mixed", "mostly-distinct", "all-null", "empty", "one-value"])
 def test_text_objects_equal_arrows_conversion(kind, values):
     array = pa.array(values, type=kind)
     assert _same(text_objects(array, None), array.to_numpy(zero_copy_only=False))
@@ -34,9 +35,12 @@ def test_text_objects_equal_arrows_conversion(kind, values):
     assert _same(text_objects(chunked, np.nan), want)
 
 
-def test_rows_share_one_string_per_distinct_value():
+def test_rows_share_one_string_per_distinct_value_unless_most_values_differ():
     got = text_objects(pa.array(VALUES * 300), np.nan)
     assert len({id(v) for v in got}) == len(set(VALUES))  # the None in VALUES is NaN here
+    many = [f"city-{i % 600}" for i in range(3 * MIN_ROWS)]  # 600 in the first 1,024 rows
+    got = text_objects(pa.array(many), None)
+    assert len({id(v) for v in got}) == len(many)  # converted row by row
 
 
 @pytest.mark.parametrize("rows", [MIN_ROWS - 1, MIN_ROWS, 5 * MIN_ROWS])
@@ -50,8 +54,9 @@ def test_a_batch_columns_text_is_what_a_request_would_carry(rows):
 
 @pytest.mark.parametrize("dtype", ["str", "string", "object", "category"])
 @pytest.mark.parametrize("rows", [MIN_ROWS - 1, 3 * MIN_ROWS])
-def test_the_text_reader_equals_pandas_conversion(dtype, rows):
-    column = pd.array((VALUES * rows)[:rows], dtype=dtype)
+@pytest.mark.parametrize("values", [VALUES, DISTINCT], ids=["few", "mostly-distinct"])
+def test_the_text_reader_equals_pandas_conversion(dtype, rows, values):
+    column = pd.array((values * rows)[:rows], dtype=dtype)
     want = np.asarray(column.to_numpy(dtype=object, na_value=np.nan))
     assert _same(text_reader(dtype, cast=dtype == "string")(column), want)
 
