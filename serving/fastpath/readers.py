@@ -2,7 +2,7 @@
 
 Float64 with NaN for missing, or an object array of ``str`` with NaN, converted as
 scikit-learn's check_array (no cast) or `serving.transforms` (a cast) would. A batch's text
-column (Arrow-backed, `serving.arrow_text.MIN_ROWS` rows or more) becomes one Python string per
+column (stored in Arrow, `serving.arrow_text.MIN_ROWS` rows or more) becomes one Python string per
 distinct value, shared by its rows; booleans as text share the strings "True" and "False".
 """
 
@@ -56,8 +56,8 @@ def float_reader(dtype: str, cast: bool) -> Reader:
 
 
 def _text_values(array: Any) -> np.ndarray:
-    if len(array) >= MIN_ROWS and hasattr(array, "__arrow_array__"):
-        values = pa.array(array)
+    if len(array) >= MIN_ROWS and getattr(array.dtype, "storage", None) == "pyarrow":
+        values = pa.array(array)  # the column's own Arrow data: no conversion
         if is_text(values.type):
             return text_objects(values, np.nan)
     return array.to_numpy(dtype=object, na_value=np.nan)
