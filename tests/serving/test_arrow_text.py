@@ -16,6 +16,11 @@ VALUES = ["north", None, "süd", "", "north", "east ", None, "NORTH"]
 DISTINCT = [f"id-{i}" if i % 7 else None for i in range(3 * MIN_ROWS)]  # mostly distinct
 
 
+def _rows(values: list, n: int) -> list:
+    """`values` repeated to `n` rows."""
+    return (values * (n // len(values) + 1))[:n]
+
+
 def _same(got: np.ndarray, want: np.ndarray) -> bool:
     """Equal value for value, and of the same type (a float NaN only where NaN is wanted)."""
     return got.dtype == want.dtype == object and len(got) == len(want) and all(
@@ -45,7 +50,7 @@ def test_rows_share_one_string_per_distinct_value_unless_most_values_differ():
 
 @pytest.mark.parametrize("rows", [MIN_ROWS - 1, MIN_ROWS, 5 * MIN_ROWS])
 def test_a_batch_columns_text_is_what_a_request_would_carry(rows):
-    values = (VALUES * rows)[:rows]
+    values = _rows(VALUES, rows)
     got = column_values(pa.array(values))
     assert _same(got, np.array(values, dtype=object))
     dictionary = pa.array(values).dictionary_encode()
@@ -56,7 +61,7 @@ def test_a_batch_columns_text_is_what_a_request_would_carry(rows):
 @pytest.mark.parametrize("rows", [MIN_ROWS - 1, 3 * MIN_ROWS])
 @pytest.mark.parametrize("values", [VALUES, DISTINCT], ids=["few", "mostly-distinct"])
 def test_the_text_reader_equals_pandas_conversion(dtype, rows, values):
-    column = pd.array((values * rows)[:rows], dtype=dtype)
+    column = pd.array(_rows(values, rows), dtype=dtype)
     want = np.asarray(column.to_numpy(dtype=object, na_value=np.nan))
     assert _same(text_reader(dtype, cast=dtype == "string")(column), want)
 
