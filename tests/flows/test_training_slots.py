@@ -13,7 +13,9 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from prefect import get_client
@@ -33,6 +35,7 @@ from mlops.data.loading import conform_columns
 from mlops.endpoint.backend import endpoint_for
 from mlops.endpoint.payloads import frame_to_request
 from mlops.registry.local import LocalRegistry
+from tasks._slots import slot_name
 from tests.conftest import ROOT, free_port, write_spec
 from tools.datasets import make_churn
 from tools.endpoint_process import endpoint_up
@@ -41,6 +44,9 @@ from tools.stack import down
 pytestmark = [pytest.mark.slow, pytest.mark.service, pytest.mark.usefixtures("prefect_server")]
 
 RUN = "from flows.training import training; training(spec_path={!r}, force=True)"
+# the four runs take 13-60 s here; past this a run is stuck, and the test says where, well
+# before pytest's own timeout (600 s) would end it without the runs' logs
+DEADLINE_S = 360
 
 
 @pytest.fixture
@@ -70,17 +76,53 @@ def _start(spec: str, settings: Settings, log) -> subprocess.Popen:
                             stdout=log, stderr=subprocess.STDOUT)
 
 
+def _wait(procs: list[subprocess.Popen], specs: list[str], log: Path) -> list[int]:
+    """The runs' exit codes; fails with the runs' states and logs when one outlives the
+    deadline."""
+    deadline = time.monotonic() + DEADLINE_S
+    try:
+        return [proc.wait(max(0.0, deadline - time.monotonic())) for proc in procs]
+    except subprocess.TimeoutExpired:
+        codes = [proc.poll() for proc in procs]  # None: still running
+        report = _stuck_report(specs)
+        for proc in procs:
+            proc.kill()
+        pytest.fail(f"the training runs were still going after {DEADLINE_S} s; exit codes "
+                    f"{codes}\n{report}\n{log.read_text()[-6000:]}")
+
+
+def _training_runs(client, specs: list[str]) -> list:
+    runs = client.read_flow_runs(flow_filter=FlowFilter(name=FlowFilterName(any_=["training"])))
+    return [run for run in runs if run.parameters.get("spec_path") in specs]
+
+
+def _logs(client, run) -> list:
+    return client.read_logs(
+        log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run.id])), limit=200)
+
+
+def _stuck_report(specs: list[str]) -> str:
+    """Each training run's state and its last log lines, and each model's training slot."""
+    lines = []
+    with get_client(sync_client=True) as client:
+        for spec in map(load_spec, specs):
+            limit = client.read_global_concurrency_limit_by_name(slot_name(spec.name))
+            lines.append(f"slot {limit.name}: {limit.active_slots} of {limit.limit} taken")
+        for run in _training_runs(client, specs):
+            last = [f"    {log.timestamp:%H:%M:%S} {log.message[:200]}"
+                    for log in _logs(client, run)[-5:]]
+            lines += [f"run {run.name} of {run.parameters['spec_path']}: {run.state}", *last]
+    return "\n".join(lines)
+
+
 def _held(spec: str) -> list[tuple]:
     """(slot taken, last task end) of each training run of `spec`, in order of taking."""
     held = []
     with get_client(sync_client=True) as client:
-        runs = client.read_flow_runs(flow_filter=FlowFilter(name=FlowFilterName(any_=["training"])))
-        for run in (r for r in runs if r.parameters.get("spec_path") == spec):
-            logs = client.read_logs(
-                log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run.id])), limit=200)
+        for run in _training_runs(client, [spec]):
             tasks = client.read_task_runs(
                 flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run.id])), limit=200)
-            taken = [log.timestamp for log in logs
+            taken = [log.timestamp for log in _logs(client, run)
                      if "Holding the training slot" in log.message]
             assert taken, f"run {run.name} of {spec} never held its slot: {run.state}"
             held.append((min(taken), max(t.end_time for t in tasks if t.end_time)))
@@ -93,7 +135,7 @@ def test_two_models_train_at_once_one_model_never_twice(models, tmp_path):
     with open(tmp_path / "runs.log", "wb") as log:
         for spec in specs:
             procs += [_start(spec, settings, log), _start(spec, settings, log)]
-        codes = [proc.wait(600) for proc in procs]
+        codes = _wait(procs, specs, tmp_path / "runs.log")
     assert codes == [0, 0, 0, 0], (tmp_path / "runs.log").read_text()[-4000:]
 
     (a1, a2), (b1, b2) = (_held(spec) for spec in specs)
