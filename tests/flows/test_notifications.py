@@ -63,7 +63,13 @@ def receiver(prefect_server) -> Iterator[Receiver]:
     settings = Settings(notify_webhook_url=found.url)
     assert install_automations(settings) == [a["name"] for a in read_automations()]
     yield found
+    # later tests share the server: their failed runs must not post to a closed receiver
+    with get_client(sync_client=True) as client:
+        for spec in read_automations():
+            for installed in client.read_automations_by_name(spec["name"]):
+                client.delete_automation(installed.id)
     found.server.shutdown()
+    found.server.server_close()
 
 
 @pytest.fixture
