@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -47,6 +48,7 @@ RUN = "from flows.training import training; training(spec_path={!r}, force=True)
 # the four runs take 13-60 s here; past this a run is stuck, and the test says where, well
 # before pytest's own timeout (600 s) would end it without the runs' logs
 DEADLINE_S = 360
+REPORT_S = 60
 
 
 @pytest.fixture
@@ -84,11 +86,28 @@ def _wait(procs: list[subprocess.Popen], specs: list[str], log: Path) -> list[in
         return [proc.wait(max(0.0, deadline - time.monotonic())) for proc in procs]
     except subprocess.TimeoutExpired:
         codes = [proc.poll() for proc in procs]  # None: still running
-        report = _stuck_report(specs)
         for proc in procs:
             proc.kill()
         pytest.fail(f"the training runs were still going after {DEADLINE_S} s; exit codes "
-                    f"{codes}\n{report}\n{log.read_text()[-6000:]}")
+                    f"{codes}\n{_report_within(REPORT_S, specs)}\n"
+                    f"{log.read_text(errors='replace')[-6000:]}")
+
+
+def _report_within(seconds: float, specs: list[str]) -> str:
+    """`_stuck_report`, or why there is none: a server that does not answer must not keep
+    the test past pytest's timeout."""
+    found: list[str] = []
+
+    def report() -> None:
+        try:
+            found.append(_stuck_report(specs))
+        except Exception as exc:  # noqa: BLE001 - the report of a failure, whatever it is
+            found.append(f"no report from the Prefect server: {exc!r}")
+
+    thread = threading.Thread(target=report, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    return found[0] if found else f"no report: the Prefect server did not answer in {seconds} s"
 
 
 def _training_runs(client, specs: list[str]) -> list:
