@@ -29,6 +29,12 @@ def is_text(kind: pa.DataType) -> bool:
     return pa.types.is_string(kind) or pa.types.is_large_string(kind)
 
 
+def stored_in_arrow(dtype: Any) -> bool:
+    """Whether a pandas dtype keeps its values in Arrow (``string[pyarrow]``, ``str``), so
+    that its column is an Arrow array without a conversion."""
+    return getattr(dtype, "storage", None) == "pyarrow"
+
+
 def text_objects(array: pa.Array | pa.ChunkedArray, missing: Any) -> np.ndarray:
     """The values of a string (or large string) array as an object array of `str`, with
     `missing` for nulls: equal, value for value, to ``to_numpy(zero_copy_only=False)`` with

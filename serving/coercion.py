@@ -15,6 +15,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from serving.arrow_text import stored_in_arrow
+
 Column = Sequence[Any]
 Coercer = Callable[[Column], Any]
 
@@ -163,7 +165,7 @@ def _many_texts(values: Column) -> bool:
 
 def _text(dtype: str) -> Coercer:
     resolved = pd.api.types.pandas_dtype(dtype)  # once, not per request
-    on_arrow = getattr(resolved, "storage", None) == "pyarrow"
+    on_arrow = stored_in_arrow(resolved)
 
     def coerce(values: Column) -> Any:
         if on_arrow and _many_texts(values):

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from serving.arrow_text import MIN_ROWS, is_text, text_objects
+from serving.arrow_text import MIN_ROWS, is_text, stored_in_arrow, text_objects
 from serving.fastpath.common import Reader, Unsupported
 
 _NANOSECONDS_PER_DAY = 86_400 * 10**9
@@ -56,7 +56,7 @@ def float_reader(dtype: str, cast: bool) -> Reader:
 
 
 def _text_values(array: Any) -> np.ndarray:
-    if len(array) >= MIN_ROWS and getattr(array.dtype, "storage", None) == "pyarrow":
+    if len(array) >= MIN_ROWS and stored_in_arrow(array.dtype):
         values = pa.array(array)  # the column's own Arrow data: no conversion
         if is_text(values.type):
             return text_objects(values, np.nan)
