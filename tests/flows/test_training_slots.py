@@ -28,6 +28,7 @@ from prefect.client.schemas.filters import (
     LogFilter,
     LogFilterFlowRunId,
 )
+from prefect.client.schemas.sorting import FlowRunSort
 from prefect.settings import PREFECT_API_URL
 
 from mlops.core.settings import Settings
@@ -111,7 +112,10 @@ def _report_within(seconds: float, specs: list[str]) -> str:
 
 
 def _training_runs(client, specs: list[str]) -> list:
-    runs = client.read_flow_runs(flow_filter=FlowFilter(name=FlowFilterName(any_=["training"])))
+    """The training runs of `specs`, among the newest (the session's server holds every
+    earlier test's runs too, and answers a page at a time)."""
+    runs = client.read_flow_runs(flow_filter=FlowFilter(name=FlowFilterName(any_=["training"])),
+                                 sort=FlowRunSort.EXPECTED_START_TIME_DESC)
     return [run for run in runs if run.parameters.get("spec_path") in specs]
 
 
