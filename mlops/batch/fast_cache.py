@@ -2,11 +2,13 @@
 
 Loading a model the usual way imports scikit-learn and skops and checks the model file: about
 2 s of CPU in every process that scores a batch (each Dask worker, each run of the flow). The
-first process on a machine that loads a model keeps its compiled fast path as a snapshot
-(`serving.fastpath.snapshot`, checked against the plain pipeline before it is kept); later
-processes read the bundle's manifest, check its model file's sha256, and build the scorer
-from the snapshot (`serving.scoring.Scorer.restored`). The model itself is loaded only if a
-row must take the plain pipeline.
+first process on a machine that loads a model, or reads the snapshot its bundle carries,
+keeps its compiled fast path as a snapshot here (`serving.fastpath.snapshot`, checked against
+the plain pipeline before it was written); later processes read the bundle's manifest, check
+its model file's sha256, and build the scorer from the snapshot
+(`serving.scoring.Scorer.restored`), without reading the bundle's copy
+(`mlops.batch.run.scorer_for`). The model itself is loaded only if a row must take the plain
+pipeline.
 
 The cache is ``$XDG_CACHE_HOME/mlops/fastpath`` (``~/.cache`` by default), or
 ``MLOPS_FASTPATH_CACHE``; ``MLOPS_FASTPATH_CACHE=off`` turns it off. A snapshot's name holds
@@ -17,12 +19,9 @@ one. Files are written whole (a temporary name, then a rename), so processes can
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import uuid
-from functools import cache
-from importlib import metadata
 from pathlib import Path
 
 logger = logging.getLogger(__name__)
@@ -41,20 +40,9 @@ def cache_folder() -> Path | None:
     return Path(base) / "mlops" / "fastpath"
 
 
-@cache
-def code_key() -> str:
-    """The snapshot format, the fast path's code and scikit-learn's version, as one digest."""
-    from serving import fastpath  # noqa: PLC0415
-    from serving.fastpath import snapshot  # noqa: PLC0415
-
-    digest = hashlib.sha256(f"format {snapshot.FORMAT}\n".encode())
-    digest.update(f"scikit-learn {metadata.version('scikit-learn')}\n".encode())
-    for source in sorted(Path(fastpath.__file__).parent.glob("*.py")):
-        digest.update(source.name.encode() + b"\n" + source.read_bytes())
-    return digest.hexdigest()[:16]
-
-
 def snapshot_path(model_sha256: str) -> Path | None:
+    from serving.fastpath.snapshot import code_key  # noqa: PLC0415
+
     folder = cache_folder()
     return None if folder is None else folder / f"{model_sha256}-{code_key()}.npz"
 

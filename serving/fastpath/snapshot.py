@@ -10,15 +10,21 @@ does not fit is `Unsupported`, never half read.
 A snapshot holds what the fitted pipeline's transformers and trees hold, nothing more: the
 scoring core checks the read-back pipeline against the plain pipeline on its probe rows before
 a snapshot is kept (`serving.scoring.Scorer.snapshot`). Batch processes keep one per model in
-a local cache (`mlops.batch.fast_cache`).
+a local cache (`mlops.batch.fast_cache`), and a registered bundle may carry one
+(`serving.bundle.FAST_PATH_FILE`, written at registration by `mlops.model.bundle`). Either is
+read only by code whose `code_key` is the one it was written with.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import io
 import json
 import zipfile
+from functools import cache
+from importlib import metadata
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -85,6 +91,17 @@ class _Writer:
                 "forest": {name: self.array(getattr(forest, name)) for name in Forest.ARRAYS}}
 
 
+@cache
+def code_key() -> str:
+    """The snapshot format, the fast path's code and scikit-learn's version, as one digest: a
+    snapshot is read only by code with the key it was written with."""
+    digest = hashlib.sha256(f"format {FORMAT}\n".encode())
+    digest.update(f"scikit-learn {metadata.version('scikit-learn')}\n".encode())
+    for source in sorted(Path(__file__).parent.glob("*.py")):
+        digest.update(source.name.encode() + b"\n" + source.read_bytes())
+    return digest.hexdigest()[:16]
+
+
 def dump(pipeline: FastPipeline, classes: list[Any] | None) -> bytes:
     """The pipeline and the scorer's class list as one ``.npz`` file's bytes.
 
@@ -136,9 +153,14 @@ def load(data: bytes) -> tuple[FastPipeline, list[Any] | None]:
     """The pipeline and class list `dump` wrote.
 
     Raises:
-        Unsupported: the bytes are not a snapshot of this `FORMAT`, or do not fit together.
+        Unsupported: the bytes are not a snapshot of this `FORMAT`, hold a compressed member
+            (`dump` stores them as they are, so reading takes no more memory than the file), or
+            do not fit together.
     """
     try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            if any(m.compress_type != zipfile.ZIP_STORED for m in archive.infolist()):
+                raise Unsupported("a snapshot with a compressed member")
         with np.load(io.BytesIO(data), allow_pickle=False) as members:
             arrays = {name: members[name] for name in members.files}
         structure = json.loads(str(arrays.pop(_STRUCTURE)))

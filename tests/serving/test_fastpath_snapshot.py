@@ -199,6 +199,19 @@ def test_a_snapshot_that_does_not_fit_is_refused(frame, change, words):  # noqa:
         snapshot.load(b"not a snapshot")
 
 
+def test_a_snapshot_with_a_compressed_member_is_refused(frame):  # noqa: F811
+    """`dump` stores members as they are, so a read takes no more memory than the file."""
+    fit, target, features = MODELS["shipped one-hot, minmax, grouped rare colors, three classes"]
+    data = Scorer(bundle_of(fit(frame, target), frame, features)).snapshot()
+    snapshot.load(data)
+    with np.load(io.BytesIO(data), allow_pickle=False) as members:
+        arrays = {name: members[name] for name in members.files}
+    out = io.BytesIO()
+    np.savez_compressed(out, **arrays)
+    with pytest.raises(Unsupported, match="compressed member"):
+        snapshot.load(out.getvalue())
+
+
 def test_a_snapshot_of_other_features_is_refused(frame):  # noqa: F811
     fit, target, features = MODELS["shipped one-hot, minmax, grouped rare colors, three classes"]
     bundle = bundle_of(fit(frame, target), frame, features)
