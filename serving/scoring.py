@@ -116,10 +116,11 @@ class Scorer:
         scorer._load_model, scorer._loading = load_model, threading.Lock()
         return scorer
 
-    def snapshot(self) -> bytes | None:
+    def snapshot(self, kernel: bool = True) -> bytes | None:
         """The fast path as plain data (`serving.fastpath.snapshot`) once it is read back and
         answers the probe rows exactly as the plain pipeline does; None without a fast path
-        or when it cannot be stored (logged)."""
+        or when it cannot be stored (logged). Without `kernel` the read-back trees are
+        walked with numpy, not the compiled kernel (same sums), so numba is not imported."""
         if self.fast is None or self._load_model is not None:
             return None
         from serving.fastpath import Unsupported, snapshot  # noqa: PLC0415
@@ -129,6 +130,8 @@ class Scorer:
             restored, classes = snapshot.load(data)
             if classes != self.classes:
                 raise Unsupported("the classes did not read back equal")
+            if not kernel:
+                restored.estimator.forest.without_kernel()
             self._probe(restored)
         except Unsupported as exc:
             logger.info("%s version %s: no snapshot of its fast path: %s",

@@ -162,6 +162,13 @@ class Forest:
         compiled = compiled_kernel()
         return None if compiled is None else compiled.tables_for(self)
 
+    def without_kernel(self) -> None:
+        """Walk with numpy where the compiled kernel would walk, without importing numba: for
+        a check that reads a snapshot back (`serving.scoring.Scorer.snapshot` at
+        registration). The two walks give bit-identical sums
+        (tests/serving/test_fastpath_snapshot.py)."""
+        self.__dict__["_tables"] = None  # what the cached property holds without numba
+
     def prepare_compiled(self) -> None:
         """Import and load the compiled kernel and build its tables now, off a batch's
         critical path (`mlops.batch.run.preload`)."""
