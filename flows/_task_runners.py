@@ -24,9 +24,8 @@ from typing import Any, Literal
 
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
-from mlops.batch import fast_cache
 from mlops.batch.partitions import ModelRef
-from mlops.batch.run import preload
+from mlops.batch.run import preload, snapshot_available
 from mlops.core.errors import SpecError
 
 RunnerKind = Literal["local", "dask"]
@@ -100,13 +99,13 @@ class Runner:
     def preload(self, model: ModelRef, probabilities: bool, fast: bool) -> None:
         """Start loading the model where the partitions will be scored: on a thread of this
         process (local); in each worker of a temporary cluster, which starts now (its
-        forkserver imports scikit-learn and skops only if this machine has no snapshot of the
-        model's fast path, `mlops.batch.fast_cache`); or nowhere (a cluster at
-        `dask_address` is not this run's to change)."""
+        forkserver imports scikit-learn and skops only if neither this machine nor the bundle
+        has a snapshot of the model's fast path, `mlops.batch.run.snapshot_available`); or
+        nowhere (a cluster at `dask_address` is not this run's to change)."""
         if self.kind == "local":
             preload(model, probabilities, fast)
         elif self._temporary:
-            snapshot = fast and fast_cache.snapshot_exists(model.sha256)
+            snapshot = fast and snapshot_available(model)
             self._start_cluster(load_model=not snapshot).preload(model, probabilities, fast)
 
     def task_runner(self) -> TaskRunner:

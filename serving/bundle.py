@@ -5,7 +5,10 @@ A bundle is one directory:
 - ``manifest.json``: feature order and dtypes, target, task, metrics, lineage and the model
   file's sha256;
 - ``model.skops``: the fitted scikit-learn ``Pipeline`` in skops format;
-- ``reference.parquet``: a sample of the training data, for drift checks (not read here).
+- ``reference.parquet``: a sample of the training data, for drift checks (not read here);
+- ``fastpath.npz`` (optional): a snapshot of the model's fast path (`serving.fastpath.snapshot`),
+  named in the manifest's ``fast_path`` with its sha256 and the `code_key` of the code that
+  wrote it, so a batch process can score without loading the model (`read_fast_path`).
 
 `load_bundle` checks, in order: the manifest's shape, the model file's sha256 against it, the
 model file itself (`serving.model_file`: bounded zip, only exact allow-listed names), the loaded
@@ -35,11 +38,12 @@ from serving.model_file import BundleLoadError, ZipLimits, load_model_file
 from serving.storage import open_fs
 
 __all__ = ["BundleLoadError", "Bundle", "Feature", "load_bundle", "load_model",
-           "read_bundle_files"]
+           "read_bundle_files", "read_fast_path"]
 
 MODEL_FILE = "model.skops"
 MANIFEST_FILE = "manifest.json"
 REFERENCE_FILE = "reference.parquet"
+FAST_PATH_FILE = "fastpath.npz"
 FORMAT_VERSION = 1
 TASKS = frozenset({"classification", "regression"})
 PROBE_ROWS = 3
@@ -131,6 +135,13 @@ def _manifest_problems(manifest: dict[str, Any]) -> list[str]:
     sha = manifest.get("model_sha256")
     if not isinstance(sha, str) or not _SHA256.match(sha):
         problems.append(f"'model_sha256' must be 64 hex digits, got {_short(sha)}")
+    fast = manifest.get("fast_path")
+    if fast is not None and not (
+            isinstance(fast, dict) and fast.get("file") == FAST_PATH_FILE
+            and isinstance(fast.get("sha256"), str) and _SHA256.match(fast["sha256"])
+            and isinstance(fast.get("code"), str)):
+        problems.append(f"'fast_path' must be {{'file': '{FAST_PATH_FILE}', 'sha256': 64 hex "
+                        f"digits, 'code': str}}, got {_short(fast)}")
     return problems
 
 
@@ -282,3 +293,30 @@ def read_bundle_files(url: str, storage_options: dict[str, Any] | None = None) -
     """
     manifest, features, _ = _checked_files(url, storage_options)
     return Bundle(model=None, manifest=manifest, url=url, features=features)
+
+
+def read_fast_path(bundle: Bundle, storage_options: dict[str, Any] | None = None,
+                   ) -> bytes | None:
+    """The snapshot of the model's fast path that the bundle carries, checked against the
+    manifest's sha256; None when it carries none, or one written by code with another
+    `serving.fastpath.snapshot.code_key` (other fast path code or scikit-learn version).
+
+    Raises:
+        BundleLoadError: the manifest names a snapshot that is missing or whose sha256
+            differs.
+    """
+    entry = bundle.manifest.get("fast_path")
+    if entry is None:
+        return None
+    from serving.fastpath.snapshot import code_key  # noqa: PLC0415
+
+    if entry["code"] != code_key():
+        return None
+    fs, root = open_fs(bundle.url, storage_options)
+    data = _read(fs, f"{root.rstrip('/')}/{FAST_PATH_FILE}", bundle.url)
+    digest = sha256_bytes(data)
+    if digest != entry["sha256"]:
+        raise BundleLoadError(
+            f"bundle {bundle.url}: {FAST_PATH_FILE} sha256 {digest[:12]}... does "
+            f"not match the manifest's {entry['sha256'][:12]}...; refusing to load")
+    return data

@@ -30,7 +30,14 @@ from mlops.batch.scorer import BatchScorer, ScoredBatch
 from mlops.batch.writing import PartitionWriter, finished
 from mlops.core.errors import BundleError
 from mlops.data.storage import FileInfo, storage_options
-from serving.bundle import Bundle, load_bundle, read_bundle_files
+from serving.bundle import (
+    Bundle,
+    BundleLoadError,
+    load_bundle,
+    read_bundle_files,
+    read_fast_path,
+    read_manifest,
+)
 from serving.fastpath.common import Unsupported
 from serving.fastpath.trees import BoostedTrees
 from serving.scoring import Scorer
@@ -99,20 +106,43 @@ def _loaded(model: ModelRef, fast: bool) -> Scorer:
 
 
 def _restored(model: ModelRef) -> Scorer | None:
-    snapshot = fast_cache.find(model.sha256)
+    """The scorer built from a snapshot of the model's fast path: this machine's, else the one
+    the bundle carries (then kept as this machine's); None when neither exists or fits."""
+    options = storage_options(model.url)
+    kept = fast_cache.find(model.sha256)
+    bundle = _checked(model, read_bundle_files(model.url, options))
+    snapshot = kept if kept is not None else read_fast_path(bundle, options)
     if snapshot is None:
         return None
-    bundle = _checked(model, read_bundle_files(model.url, storage_options(model.url)))
+    where = "this machine's snapshot" if kept is not None else "the bundle's snapshot"
     try:
         scorer = Scorer.restored(bundle, snapshot, lambda: _full_bundle(model))
     except Unsupported as exc:
-        logger.warning("The fast path snapshot of %s v%s cannot be used (%s); loading the "
-                       "model", model.name, model.version, exc)
+        logger.warning("The fast path snapshot of %s v%s (%s) cannot be used (%s); loading the "
+                       "model", model.name, model.version, where, exc)
         fast_cache.forget(model.sha256)
         return None
-    logger.debug("%s v%s: fast path read from this machine's snapshot", model.name,
-                 model.version)
+    if kept is None:
+        fast_cache.keep(model.sha256, snapshot)
+    logger.debug("%s v%s: fast path read from %s", model.name, model.version, where)
     return scorer
+
+
+def bundle_snapshot(model: ModelRef) -> bool:
+    """Whether the model's bundle says it carries a snapshot of its fast path that this code
+    reads (the manifest's ``fast_path``; the file and its sha256 are checked when read)."""
+    try:
+        manifest = read_manifest(model.url, storage_options(model.url))
+    except (BundleLoadError, OSError):
+        return False  # the full load raises it with its context
+    from serving.fastpath.snapshot import code_key  # noqa: PLC0415
+
+    return (manifest.get("fast_path") or {}).get("code") == code_key()
+
+
+def snapshot_available(model: ModelRef) -> bool:
+    """Whether a process can build the model's scorer from a snapshot, without scikit-learn."""
+    return fast_cache.snapshot_exists(model.sha256) or bundle_snapshot(model)
 
 
 def warm_scorer(model: ModelRef, probabilities: bool, fast: bool) -> None:

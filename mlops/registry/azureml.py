@@ -194,12 +194,12 @@ class AzureMLRegistry(RegistryWriter):
         """Upload the bundle as `version`; None if that version was taken meanwhile."""
         manifest = build_manifest(
             model_name=name, version=version, model_bytes=new.model_bytes,
-            features=new.features, lineage=new.lineage,
+            features=new.features, lineage=new.lineage, fast_path=new.fast_path,
         )
         with tempfile.TemporaryDirectory(prefix="mlops-register-") as staging:
             folder = Path(staging) / BUNDLE_FOLDER
             write_bundle(fsspec.filesystem("file"), str(folder), new.model_bytes, manifest,
-                         new.reference, new.holdout)
+                         new.reference, new.holdout, new.fast_path)
             entity = model_entity(name, version, folder, manifest)
             with azure_errors(RegistryError, f"registering model '{name}' version {version}"):
                 try:

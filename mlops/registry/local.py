@@ -124,10 +124,11 @@ class LocalRegistry(RegistryWriter):
         version = self._claim(name)
         manifest = build_manifest(
             model_name=name, version=version, model_bytes=new.model_bytes,
-            features=new.features, lineage=new.lineage,
+            features=new.features, lineage=new.lineage, fast_path=new.fast_path,
         )
         folder = f"{self._model_dir(name)}/{version}"
-        write_bundle(self.fs, folder, new.model_bytes, manifest, new.reference, new.holdout)
+        write_bundle(self.fs, folder, new.model_bytes, manifest, new.reference, new.holdout,
+                     new.fast_path)
         logger.info("Registered %s version %s at %s", name, version, self.url)
         return ModelVersion(name, version, self._version_url(name, version), manifest)
 

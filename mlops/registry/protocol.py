@@ -23,13 +23,15 @@ class ModelVersion:
 @dataclass(frozen=True)
 class NewVersion:
     """What a registry writes for a new version: the model file, its features and lineage, the
-    reference sample for drift checks and the trusted holdout it was judged on."""
+    reference sample for drift checks, the trusted holdout it was judged on and the snapshot of
+    its fast path (`mlops.model.bundle.fast_path_snapshot`)."""
 
     model_bytes: bytes
     features: list[dict[str, str]]
     lineage: dict[str, Any]
     reference: pd.DataFrame
     holdout: pd.DataFrame | None = None
+    fast_path: bytes | None = None
 
 
 class RegistryWriter:
@@ -38,9 +40,21 @@ class RegistryWriter:
     def register(
         self, name: str, *, model_bytes: bytes, features: list[dict[str, str]],
         lineage: dict[str, Any], reference: pd.DataFrame, holdout: pd.DataFrame | None = None,
+        fast_path: bool = True,
     ) -> ModelVersion:
-        """Write a new version of `name` and return it; it is visible only once complete."""
-        return self._register(name, NewVersion(model_bytes, features, lineage, reference, holdout))
+        """Write a new version of `name` and return it; it is visible only once complete.
+
+        With `fast_path` the bundle carries a snapshot of the model's fast path when it has one
+        (`mlops.model.bundle.fast_path_snapshot`): batch processes then score without loading
+        the model (docs/batch-scoring.md).
+        """
+        from mlops.model.bundle import fast_path_snapshot  # noqa: PLC0415
+
+        task = lineage.get("task")
+        snapshot = (fast_path_snapshot(name, model_bytes, features, task)
+                    if fast_path and isinstance(task, str) else None)
+        return self._register(name, NewVersion(model_bytes, features, lineage, reference, holdout,
+                                               snapshot))
 
     def _register(self, name: str, new: NewVersion) -> ModelVersion:
         raise NotImplementedError

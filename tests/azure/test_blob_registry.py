@@ -110,7 +110,8 @@ def test_a_writer_that_crashes_mid_bundle_leaves_no_visible_version(
     register_fitted(registry, fitted)
     real = mlops.registry.local.write_bundle
 
-    def crash_after_the_model(fs, root, model_bytes, manifest, reference, holdout=None):
+    def crash_after_the_model(fs, root, model_bytes, manifest, reference, holdout=None,
+                              fast_path=None):
         fs.pipe_file(f"{root}/{MODEL_FILE}", model_bytes)
         raise ConnectionError("writer died before the manifest")
 

@@ -213,3 +213,16 @@ def test_a_version_carries_its_trusted_holdout(registry, toy):
     toy.register(registry)  # an older kind of version: no holdout
     pd.testing.assert_frame_equal(registry.holdout("toy", 1), holdout)
     assert registry.holdout("toy", 2) is None
+
+
+def test_the_uploaded_bundle_carries_the_snapshot_of_its_fast_path(registry, toy):
+    from pathlib import Path
+
+    from serving.bundle import FAST_PATH_FILE, read_bundle_files, read_fast_path
+
+    version = toy.register(registry)
+    folder = Path(registry.bundle_url("toy", version.version))
+    data = read_fast_path(read_bundle_files(str(folder)))  # its sha256 checked on the way
+    assert data is not None and data == (folder / FAST_PATH_FILE).read_bytes()
+    assert version.manifest["fast_path"]["sha256"] == registry.get("toy", 1).manifest[
+        "fast_path"]["sha256"]

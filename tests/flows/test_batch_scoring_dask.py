@@ -30,17 +30,19 @@ def _pids(output) -> set[str]:
 @pytest.mark.service
 @pytest.mark.usefixtures("prefect_server")
 def test_dask_processes_write_what_the_local_runner_writes(tmp_path, monkeypatch):
-    """The local run keeps a snapshot of the model's fast path, so the cluster's workers
-    score from it, and their forkserver does not import scikit-learn."""
+    """The bundle carries a snapshot of the model's fast path, so on a machine that never
+    loaded the model the cluster's workers score from it, and their forkserver does not
+    import scikit-learn."""
     from flows.batch_scoring import batch_scoring  # noqa: PLC0415 - Prefect after the harness
 
+    monkeypatch.setenv("MLOPS_FASTPATH_CACHE", str(tmp_path / "no snapshot yet"))
     made = _record_clusters(monkeypatch)
     champion = make_champion(tmp_path / "model")
     folder = tmp_path / "in"
     frame = write_partitions(folder, parts=4, rows=1200)
-    local = batch_scoring(str(folder), str(tmp_path / "local"), champion.spec_path)
     dask = batch_scoring(str(folder), str(tmp_path / "dask"), champion.spec_path,
                          task_runner="dask", dask_workers=2)
+    local = batch_scoring(str(folder), str(tmp_path / "local"), champion.spec_path)
     assert local["rows"] == dask["rows"] == len(frame) and dask["partitions"] == 4
     left, right = _scores(tmp_path / "local"), _scores(tmp_path / "dask")
     assert left["customer_id"].is_unique and len(left) == len(frame)

@@ -45,23 +45,32 @@ def test_no_champion_is_a_clear_error(tmp_path):
     assert "has no version 7" in state.message
 
 
-def test_the_local_runner_loads_the_model_while_the_tasks_are_set_up(tmp_path, monkeypatch):
-    """The model is loaded once, on the preload thread, not by the first partitions."""
+@pytest.mark.parametrize("carried", [True, False], ids=["snapshot in the bundle", "none"])
+def test_the_local_runner_loads_the_model_while_the_tasks_are_set_up(
+        tmp_path, monkeypatch, carried):
+    """The model is read once, on the preload thread, not by the first partitions: from the
+    snapshot its bundle carries, or loaded when the bundle has none."""
     import threading
 
     from mlops.batch import run
 
-    champion = make_champion(tmp_path / "model")
+    monkeypatch.setenv("MLOPS_FASTPATH_CACHE", "off")
+    champion = make_champion(tmp_path / "model", fast_path=carried)
     write_partitions(tmp_path / "in", parts=2, rows=300)
-    loads: list[str] = []
-    original = run.load_bundle
+    reads: list[tuple[str, str]] = []
 
-    def recording(*args, **kwargs):
-        loads.append(threading.current_thread().name)
-        return original(*args, **kwargs)
+    def recorded(name: str):
+        original = getattr(run, name)
 
-    monkeypatch.setattr(run, "load_bundle", recording)
+        def recording(*args, **kwargs):
+            reads.append((name, threading.current_thread().name))
+            return original(*args, **kwargs)
+        return recording
+
+    for name in ("read_bundle_files", "load_bundle"):
+        monkeypatch.setattr(run, name, recorded(name))
     state = batch_scoring(str(tmp_path / "in"), str(tmp_path / "out"), champion.spec_path,
                           return_state=True)
     assert state.is_completed()
-    assert loads == ["batch-preload"]
+    loaded = [] if carried else [("load_bundle", "batch-preload")]
+    assert reads == [("read_bundle_files", "batch-preload"), *loaded]

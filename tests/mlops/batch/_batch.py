@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+import os
+import subprocess
+import sys
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import pandas as pd
+import pyarrow.parquet as pq
 
-from mlops.batch.partitions import ModelRef, OutputPlan
+from mlops.batch.partitions import ModelRef, OutputPlan, plan_partitions
+from mlops.batch.run import score_partition
 from mlops.core.spec import PipelineSpec, load_spec
 from mlops.model.bundle import dump_model, feature_dtypes
 from mlops.model.features import feature_frame, fit_pipeline
@@ -26,8 +32,9 @@ class Champion:
     registry: str
 
 
-def make_champion(folder: Path, rows: int = 1500) -> Champion:
-    """Fit the churn spec's pipeline (few trees) and register it as the champion."""
+def make_champion(folder: Path, rows: int = 1500, fast_path: bool = True) -> Champion:
+    """Fit the churn spec's pipeline (few trees) and register it as the champion; with
+    `fast_path` its bundle carries a snapshot of the model's fast path."""
     folder.mkdir(parents=True, exist_ok=True)
     registry = str(folder / "registry")
     spec_path = write_spec(folder, "churn", {
@@ -42,6 +49,7 @@ def make_champion(folder: Path, rows: int = 1500) -> Champion:
         spec.model_name, model_bytes=dump_model(pipeline),
         features=feature_dtypes(feature_frame(frame, spec), features),
         lineage={"target": spec.target, "task": spec.task}, reference=frame.head(100),
+        fast_path=fast_path,
     )
     LocalRegistry(registry).set_alias(spec.model_name, version.version)
     model = ModelRef(spec.model_name, str(version.version), version.url,
@@ -62,3 +70,40 @@ def write_partitions(folder: Path, parts: int = 3, rows: int = 2500, seed: int =
     for i in range(parts):
         frame.iloc[i * rows:(i + 1) * rows].to_parquet(folder / f"part-{i}.parquet", index=False)
     return frame
+
+
+_SCORE = """
+import json, sys
+from mlops.batch.partitions import ModelRef, OutputPlan, plan_partitions
+from mlops.batch.run import score_partition
+args = json.loads(sys.argv[1])
+plan = OutputPlan(args["out"], ModelRef(**args["model"]), ("customer_id",), ("region",), True,
+                  1024, fast=True)
+results = [score_partition(p, plan) for p in plan_partitions(args["input"])]
+print(json.dumps({"failed": sum(r.failed_rows for r in results),
+                  "imported": sorted(m for m in ("sklearn", "skops") if m in sys.modules)}))
+"""
+
+
+def score_here(champion: Champion, folder: Path, out: Path, fast: bool = True) -> None:
+    """Score every partition of `folder` in this process (`fast`: with the fast path)."""
+    plan = plan_for(champion, str(out), fast=fast)
+    for partition in plan_partitions(str(folder)):
+        score_partition(partition, plan)
+
+
+def score_in_a_new_process(champion: Champion, folder: Path, out: Path) -> dict:
+    """Score `folder` in a new Python process: its count of failed rows, and which of
+    scikit-learn and skops it imported."""
+    args = {"out": str(out), "input": str(folder), "model": asdict(champion.model)}
+    done = subprocess.run([sys.executable, "-c", _SCORE, json.dumps(args)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def scores(out: Path) -> pd.DataFrame:
+    """An output folder's rows without the scoring time, in id order."""
+    frame = pq.read_table(out).to_pandas().drop(columns="scored_at")
+    return frame.sort_values("customer_id", ignore_index=True)

@@ -1,4 +1,5 @@
-"""Batch fixtures: a churn champion, partitions to score, and a real endpoint serving it."""
+"""Batch fixtures: a churn champion, partitions to score, an empty snapshot cache for a fresh
+process, and a real endpoint serving the champion."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from mlops.batch import fast_cache, run
 from mlops.endpoint.local import LocalEndpointClient
 from tests.conftest import free_port
 from tests.mlops.batch._batch import Champion, make_champion, write_partitions
@@ -19,6 +21,14 @@ from tools.endpoint_process import start_endpoint
 @pytest.fixture(scope="module")
 def champion(tmp_path_factory: pytest.TempPathFactory) -> Champion:
     return make_champion(tmp_path_factory.mktemp("champion"))
+
+
+@pytest.fixture
+def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    folder = tmp_path / "cache"
+    monkeypatch.setenv(fast_cache.CACHE_VARIABLE, str(folder))
+    monkeypatch.setattr(run, "_scorers", {})  # a fresh process: no scorer loaded yet
+    return folder
 
 
 @pytest.fixture(scope="module")

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import fsspec
 import numpy as np
 import pandas as pd
@@ -59,3 +64,27 @@ def test_a_pipeline_outside_the_allow_list_is_refused_when_written():
 
     with pytest.raises(BundleLoadError, match=r"sklearn.dummy.DummyClassifier"):
         dump_model(DummyClassifier().fit([[0], [1]], [0, 1]))
+
+
+_SNAPSHOT_AT_REGISTRATION = """
+import sys
+from mlops.model.bundle import dump_model, fast_path_snapshot, feature_dtypes
+from serving.fastpath import snapshot
+from tests.serving._models import FEATURES, toy_frame, toy_pipeline
+frame = toy_frame(300)
+data = fast_path_snapshot("toy", dump_model(toy_pipeline(frame, 5)),
+                          feature_dtypes(frame, FEATURES), "classification")
+snapshot.load(data)
+print("numba" in sys.modules)
+"""
+
+
+def test_the_snapshot_made_at_registration_does_not_import_numba():
+    """Registration reads the snapshot back and walks its trees with numpy: a training run
+    does not pay for the batch kernel (about a second)."""
+    root = Path(__file__).resolve().parents[3]
+    done = subprocess.run([sys.executable, "-c", _SNAPSHOT_AT_REGISTRATION], cwd=root,
+                          capture_output=True, text=True, timeout=300, check=False,
+                          env={**os.environ, "PYTHONPATH": str(root)})
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip() == "False"

@@ -11,7 +11,7 @@ import pytest
 from mlops.core.errors import RegistryError
 from mlops.model.bundle import dump_model, feature_dtypes
 from mlops.registry.local import LocalRegistry
-from serving.bundle import MANIFEST_FILE, MODEL_FILE, BundleLoadError, load_bundle
+from serving.bundle import FAST_PATH_FILE, MANIFEST_FILE, MODEL_FILE, BundleLoadError, load_bundle
 from tests.mlops.registry._fitted import fit_small, register_fitted
 
 
@@ -31,6 +31,14 @@ def test_versions_are_assigned_in_order_and_load_back(tmp_path, fitted):
     assert bundle.feature_names == ["a", "b"]
     assert bundle.manifest["metrics"] == {"roc_auc": 0.9}
     assert len(bundle.manifest["model_sha256"]) == 64
+
+
+def test_a_model_without_a_stored_fast_path_gets_no_snapshot(tmp_path, fitted):
+    """The bundle carries a snapshot only of HistGradientBoosting (tests/mlops/batch has those);
+    a logistic regression is registered as it is."""
+    version = register_fitted(LocalRegistry(str(tmp_path / "reg")), fitted)
+    assert "fast_path" not in version.manifest
+    assert not (tmp_path / "reg" / "m" / "1" / FAST_PATH_FILE).exists()
 
 
 def test_half_written_version_is_invisible_and_its_number_is_not_reused(tmp_path, fitted):
