@@ -1,14 +1,17 @@
 """The contenders of the batch-scoring benchmark, each run in its own process.
 
 ``model``: fit the churn spec's pipeline on a sample and register it as the champion in this
-run's state folder (``MLOPS_STATE_DIR``), so the benchmark needs nothing that exists before it.
+run's state folder (``MLOPS_STATE_DIR``), so the benchmark needs nothing that exists before it;
+then register the same model file again without a snapshot of its fast path in the bundle, as
+a version registered before bundles carried one (or read by other fast path code) is.
 ``plain``: the baseline a person would write: for each Parquet file, read it whole with pandas,
 call the pipeline's ``predict_proba`` once (the prediction is its arg-max, as the classifier's
 ``predict`` computes it), and write the ids, prediction and probabilities to Parquet. The model
 is loaded once.
 ``flow``: the batch-scoring flow against a running Prefect server, on the local task runner, on
 a Dask LocalCluster of worker processes it starts, or on a running cluster (``--address``);
-``--no-snapshot`` loads the model rather than its fast path's snapshot (``MLOPS_FASTPATH_CACHE``).
+``--no-cache`` turns this machine's snapshots off (``MLOPS_FASTPATH_CACHE=off``), as on a machine
+that never scored the model; ``--version`` scores that version rather than the champion.
 ``cluster``: a Dask cluster that stays up until its input ends, started as the flow starts its
 own (`mlops.batch.cluster.TemporaryCluster`); it prints its scheduler's address.
 """
@@ -47,7 +50,14 @@ def train_champion(rows: int) -> dict:
         reference=frame.sample(n=min(spec.reference_rows, len(frame)), random_state=0),
     )
     registry.set_alias(spec.model_name, version.version)
-    return {"version": version.version}
+    bare = registry.register(
+        spec.model_name, model_bytes=dump_model(model),
+        features=feature_dtypes(feature_frame(frame, spec), names),
+        lineage={"target": spec.target, "task": spec.task},
+        reference=frame.sample(n=min(spec.reference_rows, len(frame)), random_state=0),
+        fast_path=False,
+    )
+    return {"version": version.version, "bare_version": bare.version}
 
 
 def plain(data_url: str, output_url: str) -> dict:
@@ -85,12 +95,13 @@ def plain(data_url: str, output_url: str) -> dict:
 
 
 def flow(data_url: str, output_url: str, runner: str, workers: int,
-         address: str | None = None) -> dict:
+         address: str | None = None, version: int | None = None) -> dict:
     from flows.batch_scoring import batch_scoring
 
     started = time.perf_counter()
     result = batch_scoring(input_url=data_url, output_url=output_url, spec_path=SPEC,
-                           task_runner=runner, dask_workers=workers, dask_address=address)
+                           version=version, task_runner=runner, dask_workers=workers,
+                           dask_address=address)
     if not isinstance(result, dict):
         raise RuntimeError(f"the batch-scoring flow did not complete: {result}")
     return {"rows": result["rows"], "failed_rows": result["failed_rows"],
@@ -122,8 +133,9 @@ def main() -> None:
     parser.add_argument("--runner", choices=["local", "dask"], default="local")
     parser.add_argument("--workers", type=int, default=2, help="flow on dask: processes")
     parser.add_argument("--address", help="flow on dask: a running cluster's scheduler")
-    parser.add_argument("--no-snapshot", action="store_true",
-                        help="flow: load the model, not its fast path's snapshot")
+    parser.add_argument("--no-cache", action="store_true",
+                        help="flow: no snapshots kept on this machine (MLOPS_FASTPATH_CACHE=off)")
+    parser.add_argument("--version", type=int, help="flow: this version, not the champion")
     args = parser.parse_args()
     if args.step == "model":
         report(**train_champion(args.rows))
@@ -132,9 +144,10 @@ def main() -> None:
     elif args.step == "plain":
         report(**plain(args.data, args.out))
     else:
-        if args.no_snapshot:
+        if args.no_cache:
             os.environ["MLOPS_FASTPATH_CACHE"] = "off"
-        report(**flow(args.data, args.out, args.runner, args.workers, args.address))
+        report(**flow(args.data, args.out, args.runner, args.workers, args.address,
+                      args.version))
 
 
 if __name__ == "__main__":

@@ -13,15 +13,18 @@ machine, it
   of two worker processes that it starts; and the flow on a cluster of two worker processes
   that stays up for the whole benchmark (``batch_steps cluster``), as a team that scores often
   would keep one, after one run on it that is not counted (its workers then hold the model);
-  and the flow on its local runner without the snapshot of the model's fast path that the
-  first run keeps (``MLOPS_FASTPATH_CACHE=off``), as a model's first run on a machine.
+  the flow on its local runner as a model's first run on a machine, with no snapshot of the
+  model's fast path kept on the machine (``MLOPS_FASTPATH_CACHE=off``), so it reads the one
+  the registered bundle carries; and the same on a version registered without one in its
+  bundle, which loads the model (a version registered before bundles carried one, or read by
+  code other than the one that wrote it).
   Rounds are interleaved (``--repeat``); rows per second come from each process's wall time
   (interpreter, imports, model load and, for a cluster the flow starts, the cluster's start
   included), the ratios are medians of each round's ratio (targets: at least 1.0x plain on
   one process, 1.6x with two);
 - measures the peak memory of each contender's whole process tree (Dask's worker processes
   included; not the running cluster's, whose processes are not the flow's, nor the
-  no-snapshot run's) at each ``--memory-sizes`` size, as PSS summed (shared pages counted
+  first runs') at each ``--memory-sizes`` size, as PSS summed (shared pages counted
   once) and as RSS summed (targets, judged on PSS, for the flow on either runner: the peaks
   at the sizes within 10% of each other, all below 1.5 GB),
 
@@ -58,10 +61,13 @@ CONTENDERS = {  # label -> batch_steps arguments
     "flow, local runner (1 process)": ["flow", "--runner", "local"],
     "flow, Dask (2 worker processes)": ["flow", "--runner", "dask", "--workers", "2"],
     "flow, Dask (running cluster of 2 worker processes)": ["flow", "--runner", "dask"],
-    "flow, local runner, no snapshot (a model's first run on a machine)": [
-        "flow", "--runner", "local", "--no-snapshot"],
+    "flow, local runner, a model's first run on a machine (the bundle's snapshot)": [
+        "flow", "--runner", "local", "--no-cache"],
+    "flow, local runner, first run, a bundle without a snapshot (the model loaded)": [
+        "flow", "--runner", "local", "--no-cache", "--version", "2"],
 }
-PLAIN, LOCAL, DASK, RUNNING, COLD = CONTENDERS
+PLAIN, LOCAL, DASK, RUNNING, COLD, BARE = CONTENDERS
+BARE_VERSION = 2  # the model step registers the champion (1), then this version of it
 
 
 def _data(rows: int, per_partition: int) -> str:
@@ -145,7 +151,7 @@ def _throughput(rows: int, data: str, repeat: int, address: str) -> list[str]:
         if any(r["rows"] != rows for r in results):
             raise RuntimeError(f"{name} scored {[r['rows'] for r in results]} rows, not {rows}")
     targets = {LOCAL: ONE_PROCESS, DASK: TWO_PROCESSES, RUNNING: TWO_PROCESSES,
-               COLD: ONE_PROCESS}
+               COLD: ONE_PROCESS, BARE: ONE_PROCESS}
     lines = [
         f"## Rows per second, {rows:,} rows ({repeat} round{'s' if repeat > 1 else ''})", "",
         "| contender | wall time (median) | each round | rows/s (median) | rows/s after start "
@@ -169,22 +175,25 @@ def _throughput(rows: int, data: str, repeat: int, address: str) -> list[str]:
     return [*lines, "",
             "Each round's ratio to plain: " + "; ".join(
                 f"{name} {', '.join(f'{x:.2f}' for x in ratios[name])}"
-                for name in (LOCAL, DASK, RUNNING, COLD)) + ".",
+                for name in (LOCAL, DASK, RUNNING, COLD, BARE)) + ".",
             f"Load average (1 min) at the start of each run, in order: {loads}.",
             "The running cluster is started once, before the first size, and scored on once "
             "before the rounds without being counted: its workers keep the imports and the "
             "model from run to run, as a cluster that stays up does; its start is in no "
-            "contender's time. That run is also the first to load the model: it keeps the "
-            "snapshot of the model's fast path (mlops.batch.fast_cache, in the benchmark's "
-            "own cache folder, emptied at its start) that every later flow run reads instead "
-            "of loading the model, except the no-snapshot contender "
-            "(MLOPS_FASTPATH_CACHE=off), which loads it as a model's first run on a machine "
-            "does.", ""]
+            "contender's time. That run is also the first to read the model: it keeps the "
+            "snapshot of the model's fast path that the bundle carries on the machine "
+            "(mlops.batch.fast_cache, in the benchmark's own cache folder, emptied at its "
+            "start), where the later runs of the local runner and of the temporary cluster "
+            "read it. The two first-run contenders keep nothing on the machine "
+            "(MLOPS_FASTPATH_CACHE=off): one reads the snapshot the champion's bundle "
+            "carries; the other scores version 2, the same model file registered without "
+            "one, so it loads the model (skops, scikit-learn and the checks of load_bundle) "
+            "as every first run did before bundles carried a snapshot.", ""]
 
 
 def _memory(sizes: list[int], per_partition: int) -> list[str]:
     peaks: dict[str, list[dict]] = {name: [] for name in CONTENDERS
-                                    if name not in (RUNNING, COLD)}
+                                    if name not in (RUNNING, COLD, BARE)}
     for rows in sizes:
         data = _data(rows, per_partition)
         for n, name in enumerate(peaks):
@@ -253,6 +262,9 @@ def main() -> None:
     os.environ["PREFECT_API_URL"] = api_url
     try:
         model = _step(["model", "--rows", str(args.train_rows)], "model")
+        if model["bare_version"] != BARE_VERSION:
+            raise RuntimeError(f"the model step registered {model}, not versions 1 and "
+                               f"{BARE_VERSION}")
         lines: list[str] = []
         sizes = [int(n) for n in args.rows.split(",")]
         with _running_cluster() as address:
