@@ -32,7 +32,6 @@ from mlops.core.errors import BundleError
 from mlops.data.storage import FileInfo, storage_options
 from serving.bundle import (
     Bundle,
-    BundleLoadError,
     load_bundle,
     read_bundle_files,
     read_fast_path,
@@ -128,13 +127,13 @@ def _restored(model: ModelRef) -> Scorer | None:
     return scorer
 
 
-def bundle_snapshot(model: ModelRef) -> bool:
+def _bundle_snapshot(model: ModelRef) -> bool:
     """Whether the model's bundle says it carries a snapshot of its fast path that this code
     reads (the manifest's ``fast_path``; the file and its sha256 are checked when read)."""
     try:
         manifest = read_manifest(model.url, storage_options(model.url))
-    except (BundleLoadError, OSError):
-        return False  # the full load raises it with its context
+    except Exception:  # noqa: BLE001 - the model's load raises it again, with its context
+        return False
     from serving.fastpath.snapshot import code_key  # noqa: PLC0415
 
     return (manifest.get("fast_path") or {}).get("code") == code_key()
@@ -142,7 +141,7 @@ def bundle_snapshot(model: ModelRef) -> bool:
 
 def snapshot_available(model: ModelRef) -> bool:
     """Whether a process can build the model's scorer from a snapshot, without scikit-learn."""
-    return fast_cache.snapshot_exists(model.sha256) or bundle_snapshot(model)
+    return fast_cache.snapshot_exists(model.sha256) or _bundle_snapshot(model)
 
 
 def warm_scorer(model: ModelRef, probabilities: bool, fast: bool) -> None:

@@ -104,8 +104,8 @@ def build_manifest(
         "registered_at": datetime.now(UTC).isoformat(),
         "sklearn_version": sklearn.__version__,
         "python_version": platform.python_version(),
-        **kept,
         **lineage,
+        **kept,  # names the file written next to the model, whatever the lineage says
     }
 
 
