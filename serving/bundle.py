@@ -37,8 +37,8 @@ from serving.coercion import coercer_for
 from serving.model_file import BundleLoadError, ZipLimits, load_model_file
 from serving.storage import open_fs
 
-__all__ = ["BundleLoadError", "Bundle", "Feature", "load_bundle", "load_model",
-           "read_bundle_files", "read_fast_path"]
+__all__ = ["BundleLoadError", "Bundle", "Feature", "carries_fast_path", "load_bundle",
+           "load_model", "read_bundle_files", "read_fast_path"]
 
 MODEL_FILE = "model.skops"
 MANIFEST_FILE = "manifest.json"
@@ -295,23 +295,30 @@ def read_bundle_files(url: str, storage_options: dict[str, Any] | None = None) -
     return Bundle(model=None, manifest=manifest, url=url, features=features)
 
 
+def carries_fast_path(manifest: dict[str, Any]) -> bool:
+    """Whether the manifest names a snapshot of the model's fast path that this code reads:
+    one written by code with the same `serving.fastpath.snapshot.code_key` (fast path code and
+    scikit-learn version)."""
+    entry = manifest.get("fast_path")
+    if not isinstance(entry, dict):
+        return False
+    from serving.fastpath.snapshot import code_key  # noqa: PLC0415
+
+    return entry.get("code") == code_key()
+
+
 def read_fast_path(bundle: Bundle, storage_options: dict[str, Any] | None = None,
                    ) -> bytes | None:
     """The snapshot of the model's fast path that the bundle carries, checked against the
-    manifest's sha256; None when it carries none, or one written by code with another
-    `serving.fastpath.snapshot.code_key` (other fast path code or scikit-learn version).
+    manifest's sha256; None unless `carries_fast_path`.
 
     Raises:
         BundleLoadError: the manifest names a snapshot that is missing or whose sha256
             differs.
     """
-    entry = bundle.manifest.get("fast_path")
-    if entry is None:
+    if not carries_fast_path(bundle.manifest):
         return None
-    from serving.fastpath.snapshot import code_key  # noqa: PLC0415
-
-    if entry["code"] != code_key():
-        return None
+    entry = bundle.manifest["fast_path"]
     fs, root = open_fs(bundle.url, storage_options)
     data = _read(fs, f"{root.rstrip('/')}/{FAST_PATH_FILE}", bundle.url)
     digest = sha256_bytes(data)

@@ -32,6 +32,7 @@ from mlops.core.errors import BundleError
 from mlops.data.storage import FileInfo, storage_options
 from serving.bundle import (
     Bundle,
+    carries_fast_path,
     load_bundle,
     read_bundle_files,
     read_fast_path,
@@ -107,8 +108,10 @@ def _loaded(model: ModelRef, fast: bool) -> Scorer:
 def _restored(model: ModelRef) -> Scorer | None:
     """The scorer built from a snapshot of the model's fast path: this machine's, else the one
     the bundle carries (then kept as this machine's); None when neither exists or fits."""
-    options = storage_options(model.url)
     kept = fast_cache.find(model.sha256)
+    if kept is None and not _bundle_snapshot(model):
+        return None  # the model loads, reading the bundle's files once
+    options = storage_options(model.url)
     bundle = _checked(model, read_bundle_files(model.url, options))
     snapshot = kept if kept is not None else read_fast_path(bundle, options)
     if snapshot is None:
@@ -134,9 +137,7 @@ def _bundle_snapshot(model: ModelRef) -> bool:
         manifest = read_manifest(model.url, storage_options(model.url))
     except Exception:  # noqa: BLE001 - the model's load raises it again, with its context
         return False
-    from serving.fastpath.snapshot import code_key  # noqa: PLC0415
-
-    return (manifest.get("fast_path") or {}).get("code") == code_key()
+    return carries_fast_path(manifest)
 
 
 def snapshot_available(model: ModelRef) -> bool:
