@@ -12,6 +12,11 @@ value goes) sit in one table, so one step is ``child[3 * node + (x > threshold) 
 takes as many steps as the tree is deep and the eight walks are independent chains of loads
 that the processor overlaps. The leaf values are added to the baseline tree by tree, in
 scikit-learn's order, so the sums are bit-identical to ``_raw_predict``.
+
+Node numbers and features are unsigned (``uint32``) and a step computes its index in unsigned
+arithmetic: numba checks every signed index for a negative value (Python's index from the end),
+which cost more instructions than the step itself. Unsigned, the walk of the churn model takes
+less than half the time it took with ``int32`` tables (docs/batch-scoring.md).
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ if TYPE_CHECKING:
 # nodes stay in the processor's cache while the block's rows stream by.
 _BLOCK_ROWS = 1024
 _LANES = 8  # rows walked at once: the unrolled calls to `_step` in `_walk`
+_TWO, _THREE = np.uint32(2), np.uint32(3)  # keep a step's index arithmetic unsigned
 
 
 @dataclass(frozen=True)
@@ -59,24 +65,25 @@ def tables_for(forest: Forest) -> Tables:
     left, right = forest.children[0::2] // 2, forest.children[1::2] // 2
     missing = np.where(forest.nan_right[0::2], right, left)
 
-    def int32(a: np.ndarray) -> np.ndarray:
-        return np.ascontiguousarray(a, dtype=np.int32)
+    def uint32(a: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(a, dtype=np.uint32)
 
     def float64(a: np.ndarray) -> np.ndarray:
         return np.ascontiguousarray(a, dtype=np.float64)
 
     return Tables(
-        children=int32(np.stack([left, right, missing], axis=1).ravel()),
-        feature=int32(forest.feature[0::2]), threshold=float64(forest.threshold[0::2]),
-        value=float64(forest.value[0::2]), roots=int32(forest.roots // 2),
-        depth=int32(forest.tree_depth),
-        column=int32(np.arange(len(forest.roots)) % forest.per_iteration))
+        children=uint32(np.stack([left, right, missing], axis=1).ravel()),
+        feature=uint32(forest.feature[0::2]), threshold=float64(forest.threshold[0::2]),
+        value=float64(forest.value[0::2]), roots=uint32(forest.roots // 2),
+        depth=uint32(forest.tree_depth),
+        column=uint32(np.arange(len(forest.roots)) % forest.per_iteration))
 
 
 @numba.njit(inline="always")
 def _step(X, row, node, feature, threshold, children):
     x = X[row, feature[node]]
-    return children[3 * node + (x > threshold[node]) + 2 * np.isnan(x)]
+    return children[_THREE * node + np.uint32(x > threshold[node])
+                    + _TWO * np.uint32(np.isnan(x))]
 
 
 @numba.njit(nogil=True, cache=True, error_model="numpy")
@@ -118,8 +125,8 @@ def _walk(X, roots, depth, column, feature, threshold, children, value, raw_by_c
 
 def warm() -> None:
     """Compile the kernel, or load it from numba's cache, on one row of a one-leaf tree."""
-    one = np.zeros(1, dtype=np.int32)
-    t = Tables(children=np.zeros(3, dtype=np.int32), feature=one, threshold=np.zeros(1),
+    one = np.zeros(1, dtype=np.uint32)
+    t = Tables(children=np.zeros(3, dtype=np.uint32), feature=one, threshold=np.zeros(1),
                value=np.zeros(1), roots=one, depth=one, column=one)
     _walk(np.zeros((1, 1)), t.roots, t.depth, t.column, t.feature, t.threshold, t.children,
           t.value, np.zeros((1, 1)))
