@@ -126,6 +126,11 @@ bench-drift: setup
 bench-batch: setup
 	$(BIN)/python -m benchmarks.bench_batch
 
+## bench-trees: the fast path's compiled tree kernel against scikit-learn's tree predictors, one thread
+.PHONY: bench-trees
+bench-trees: setup
+	$(BIN)/python -m benchmarks.bench_trees
+
 ## bench-entry-script: our Azure entry script against a sample-style one, both under azmlinfsrv
 .PHONY: bench-entry-script
 bench-entry-script: setup azmlinfsrv-env
