@@ -17,7 +17,7 @@ from serving.fastpath.common import Declined, FlatTrees, Output, Unsupported
 # 1.3x for 100, even at about 200.
 WALK_MAX_ROWS = 128
 # From this many rows on (a batch's, never an endpoint request's) the trees are walked by the
-# numba-compiled kernel of `serving.fastpath.compiled`, if numba is installed (about half of
+# numba-compiled kernel of `serving.fastpath.compiled`, if numba is installed (about a quarter of
 # scikit-learn's CPU time per row, docs/batch-scoring.md). Below it, importing numba and
 # loading the kernel (about a second) would cost more than it saves.
 COMPILED_MIN_ROWS = 20_000
