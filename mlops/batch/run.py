@@ -39,7 +39,7 @@ from serving.bundle import (
     read_manifest,
 )
 from serving.fastpath.common import Unsupported
-from serving.fastpath.trees import BoostedTrees
+from serving.fastpath.trees import BoostedTrees, kernel_installed
 from serving.scoring import Scorer
 
 logger = logging.getLogger(__name__)
@@ -107,7 +107,16 @@ def _loaded(model: ModelRef, fast: bool) -> Scorer:
 
 def _restored(model: ModelRef) -> Scorer | None:
     """The scorer built from a snapshot of the model's fast path: this machine's, else the one
-    the bundle carries (then kept as this machine's); None when neither exists or fits."""
+    the bundle carries (then kept as this machine's); None when neither exists or fits, or
+    when numba is not installed.
+
+    Without numba a restored forest walks a batch with numpy, which takes more CPU than
+    scikit-learn's own predictors (benchmarks/results/trees.md), and a loaded model walks with
+    those: a process without numba (an Azure ML environment built from our conda.yml) pays
+    the model's load once to score every row faster.
+    """
+    if not kernel_installed():
+        return None
     kept = fast_cache.find(model.sha256)
     if kept is None and not _bundle_snapshot(model):
         return None  # the model loads, reading the bundle's files once
@@ -141,8 +150,9 @@ def _bundle_snapshot(model: ModelRef) -> bool:
 
 
 def snapshot_available(model: ModelRef) -> bool:
-    """Whether a process can build the model's scorer from a snapshot, without scikit-learn."""
-    return fast_cache.snapshot_exists(model.sha256) or _bundle_snapshot(model)
+    """Whether a process builds the model's scorer from a snapshot, without scikit-learn."""
+    return kernel_installed() and (
+        fast_cache.snapshot_exists(model.sha256) or _bundle_snapshot(model))
 
 
 def warm_scorer(model: ModelRef, probabilities: bool, fast: bool) -> None:

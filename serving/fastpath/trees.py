@@ -184,11 +184,17 @@ class Forest:
         return raw
 
 
+def kernel_installed() -> bool:
+    """Whether numba is installed, so that batches can take the compiled kernel (without
+    importing it)."""
+    return importlib.util.find_spec("numba") is not None
+
+
 @cache
 def compiled_kernel() -> ModuleType | None:
     """`serving.fastpath.compiled` (numba imported, the kernel compiled or loaded from numba's
     cache), or None if numba is not installed. Any other failure to import it is raised."""
-    if importlib.util.find_spec("numba") is None:
+    if not kernel_installed():
         return None
     from serving.fastpath import compiled  # noqa: PLC0415 - numba only for batches
 

@@ -6,6 +6,7 @@ other code (another fast path or scikit-learn) is not read, and the model loads 
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import shutil
 from dataclasses import replace
@@ -98,3 +99,16 @@ def test_without_the_cache_the_bundles_snapshot_is_still_read(champion, monkeypa
     monkeypatch.setenv(fast_cache.CACHE_VARIABLE, "off")
     monkeypatch.setattr(run, "_scorers", {})
     assert run.scorer_for(champion.model, True, True).scorer.bundle.model is None
+
+
+def test_without_numba_the_model_loads_rather_than_a_snapshot(champion, cache, monkeypatch):
+    """A restored forest would walk a batch with numpy, slower than the loaded model's
+    scikit-learn predictors."""
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "numba" else real(name, *a))
+    monkeypatch.setattr(run, "_scorers", {})
+    assert not run.snapshot_available(champion.model)
+    scorer = run.scorer_for(champion.model, True, True).scorer
+    assert scorer.bundle.model is not None  # loaded, not restored
+    assert scorer.fast.estimator.forest.predictors is not None
