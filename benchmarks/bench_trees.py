@@ -12,11 +12,11 @@ HistGradientBoosting model's trees over that array in one process and one thread
 - ``numpy walk`` (``--numpy``): the same forest without numba, as a restored snapshot walks
   when numba is not installed.
 
-Both give the raw sums; the benchmark checks they are bit-identical before it times anything.
-The contenders run ``--repeat`` interleaved rounds; CPU time (the process's, so another
-process's load does not count) and wall time are reported as medians, with the ratio to the
-baseline. This is the part of a batch worker's CPU time that the walk takes (67% of a 1M-row
-partition before the kernel's indices were made unsigned: docs/batch-scoring.md). Figures go to
+Every contender gives the raw sums; the benchmark checks they are bit-identical to the
+baseline's before it times anything. The contenders run ``--repeat`` interleaved rounds; CPU
+time (the process's, so another process's load does not count) and wall time are reported as
+medians, with the ratio to the baseline. The walk is the largest part of a batch worker's CPU
+time (1.54 of 3.3 s for a 1M-row partition: docs/batch-scoring.md). Figures go to
 ``benchmarks/results/trees.md``.
 """
 
