@@ -256,7 +256,7 @@ def score_partition(partition: Partition, plan: OutputPlan) -> PartitionResult:
     scorer = scorer_for(plan.model, plan.probabilities, plan.fast)
     rows = failed = 0
     with _openmp_threads(plan.predict_threads), PartitionWriter(
-            plan.output_url, partition.output_name, key) as out:
+            plan.output_url, partition.output_name, key, distinct=plan.ids) as out:
         for batch, bad in scored_batches(info, plan, scorer):
             out.write(batch)
             rows, failed = rows + batch.num_rows, failed + bad

@@ -10,6 +10,11 @@ file stays readable until the new one replaces it whole. A rename would be a ser
 of the whole file there (asynchronous for large blobs) and a delete. The file carries its
 partition's key in its Parquet metadata, and a summary (input, model, row counts) written last:
 `finished` reads only the file's footer to tell a finished, still good output from one to redo.
+
+Columns are dictionary-encoded (Parquet's default) except floating-point columns and the ones
+the caller names as mostly distinct (the ids): a probability or an id seldom repeats, and
+building a dictionary for it until Arrow gives up costs more than the plain encoding and
+makes a bigger file (on the churn output, half the writer's time and 22% of the file).
 """
 
 from __future__ import annotations
@@ -60,9 +65,11 @@ class PartitionWriter:
     blocks nobody committed, which the service discards).
     """
 
-    def __init__(self, output_url: str, name: str, key: str) -> None:
+    def __init__(self, output_url: str, name: str, key: str,
+                 distinct: tuple[str, ...] = ()) -> None:
         self.fs, self.path, temp_prefix = _paths(output_url, name)
         self.key = key
+        self.distinct = distinct  # columns written without a dictionary, besides floats
         self.local = isinstance(self.fs, LocalFileSystem)
         self.temp = f"{temp_prefix}.{uuid.uuid4().hex}.tmp" if self.local else self.path
         self._handle: Any = None
@@ -79,11 +86,16 @@ class PartitionWriter:
         self._handle = self.fs.open(self.temp, "wb")
         return self
 
+    def _open(self, schema: pa.Schema) -> None:
+        self.schema = schema.with_metadata({KEY: self.key.encode()})
+        dictionary = [f.name for f in schema
+                      if f.name not in self.distinct and not pa.types.is_floating(f.type)]
+        self._writer = pq.ParquetWriter(self._handle, self.schema, use_dictionary=dictionary)
+
     def write(self, batch: pa.RecordBatch) -> None:
         """Append one batch (a row group); later batches are cast to the first one's schema."""
         if self._writer is None:
-            self.schema = batch.schema.with_metadata({KEY: self.key.encode()})
-            self._writer = pq.ParquetWriter(self._handle, self.schema)
+            self._open(batch.schema)
         elif batch.schema != self.schema.remove_metadata():
             batch = batch.cast(self.schema.remove_metadata())
         self._writer.write_batch(batch)
@@ -91,8 +103,7 @@ class PartitionWriter:
     def commit(self, summary: dict[str, Any], empty_schema: pa.Schema) -> None:
         """Close the file with `summary` in its metadata and publish it under its name."""
         if self._writer is None:  # no rows: still a file, so the partition counts as done
-            self.schema = empty_schema.with_metadata({KEY: self.key.encode()})
-            self._writer = pq.ParquetWriter(self._handle, self.schema)
+            self._open(empty_schema)
         self._writer.add_key_value_metadata({SUMMARY: json.dumps(summary).encode()})
         self._writer.close()
         self._handle.close()  # on Blob Storage: the one commit of the block list

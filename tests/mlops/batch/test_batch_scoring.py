@@ -72,6 +72,18 @@ def test_a_rerun_skips_every_finished_partition(champion, inputs, tmp_path):
     assert {p.name: p.stat().st_mtime_ns for p in out.glob("*.parquet")} == stamps
 
 
+def test_ids_and_probabilities_are_written_without_a_dictionary(champion, inputs, tmp_path):
+    folder, _ = inputs
+    _score_all(str(folder), str(tmp_path / "out"), champion)
+    chunks = pq.ParquetFile(next((tmp_path / "out").glob("*.parquet"))).metadata.row_group(0)
+    dictionary = {chunks.column(i).path_in_schema: chunks.column(i).has_dictionary_page
+                  for i in range(chunks.num_columns)}
+    plain = {"customer_id", "probability_0", "probability_1"}
+    assert {name for name, has in dictionary.items() if not has} == plain
+    assert {"prediction", "region", "model_name", "model_version", "scored_at"} <= set(
+        dictionary)
+
+
 def test_a_changed_input_or_another_batch_size_is_handled(champion, tmp_path):
     folder = tmp_path / "in"
     write_partitions(folder, parts=2, rows=500)
