@@ -35,8 +35,16 @@ logger = logging.getLogger(__name__)
 # a call tree per task for up to `distributed.admin.low-level-log-length` cycles of a second:
 # on a long run it grew each worker by about 1,000 Python dicts per partition (tens of MiB over
 # 25 partitions), and its samples cost CPU the scoring needs.
+# Each server (scheduler, nannies, workers) also wakes 50 times a second to time its own event
+# loop (`tick`), each nanny and worker checks its memory 10 times a second and samples the
+# machine twice a second: an idle cluster of two workers took about 1.0 s of CPU per 10 s,
+# 0.16 s with the intervals below, which still warn of a blocked loop, react to a worker's
+# memory within half a second and feed the dashboard's graphs.
 CLUSTER_CONFIG = {"distributed.worker.multiprocessing-method": "forkserver",
-                  "distributed.worker.profile.enabled": False}
+                  "distributed.worker.profile.enabled": False,
+                  "distributed.admin.tick.interval": "500ms",
+                  "distributed.worker.memory.monitor-interval": "500ms",
+                  "distributed.admin.system-monitor.interval": "2s"}
 FORKSERVER_PRELOAD = ["distributed", "numpy", "pandas", "pyarrow", "numba",
                       "prefect.task_engine", "prefect_dask", "mlops.batch.run",
                       "mlops.batch.warm_kernel"]

@@ -148,12 +148,19 @@ def test_the_flow_imports_without_dask():
     assert out.stdout.strip() == "[]"
 
 
-def test_the_temporary_clusters_workers_keep_no_profile():
+def test_the_temporary_clusters_workers_keep_no_profile_and_wake_seldom():
     """Dask's statistical profiler kept a call tree per task for up to 1,000 s: each worker
-    grew by about 1,000 dicts per partition, so memory rose with the input's length."""
+    grew by about 1,000 dicts per partition, so memory rose with the input's length. And every
+    server's periodic checks (its event loop's tick every 20 ms, memory every 100 ms) took
+    about a tenth of a core from an idle cluster of two workers."""
     from distributed import Client  # noqa: PLC0415 - dask only in these tests
 
     from mlops.batch.cluster import TemporaryCluster  # noqa: PLC0415
+
+    def intervals(server) -> dict[str, float]:
+        return {name: server.periodic_callbacks[name].callback_time
+                for name in ("tick", "monitor", "memory_monitor")
+                if name in server.periodic_callbacks}
 
     cluster = TemporaryCluster(1, load_model=False)
     try:
@@ -162,6 +169,13 @@ def test_the_temporary_clusters_workers_keep_no_profile():
             seen = client.run(lambda dask_worker: (
                 "profile-cycle" in dask_worker.periodic_callbacks,
                 len(dask_worker.profile_keys) + len(dask_worker.profile_keys_history)))
+            workers = list(client.run(lambda dask_worker: intervals(dask_worker)).values())
+            scheduler = client.run_on_scheduler(lambda dask_scheduler: intervals(
+                dask_scheduler))
+            nannies = [intervals(nanny) for nanny in cluster._cluster.workers.values()]
     finally:
         cluster.close()
+    slow = {"tick": 500, "monitor": 2000, "memory_monitor": 500}
+    assert workers == nannies == [slow]
+    assert scheduler == {"tick": 500, "monitor": 2000}
     assert list(seen.values()) == [(False, 0)]
