@@ -112,8 +112,7 @@ def _restored(model: ModelRef) -> Scorer | None:
 
     Without numba a restored forest walks a batch with numpy, which takes more CPU than
     scikit-learn's own predictors (benchmarks/results/trees.md), and a loaded model walks with
-    those: a process without numba (an Azure ML environment built from our conda.yml) pays
-    the model's load once to score every row faster.
+    those: a process without numba pays the model's load once to score every row faster.
     """
     if not kernel_installed():
         return None

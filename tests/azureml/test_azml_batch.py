@@ -11,7 +11,9 @@ from __future__ import annotations
 import importlib.util
 import io
 import json
+import os
 import shutil
+import subprocess
 import sys
 
 import pandas as pd
@@ -31,7 +33,9 @@ from mlops.batch.driver import PLAN_VARIABLE, plan_settings
 from mlops.batch.partitions import plan_partitions
 from mlops.batch.run import score_partition
 from mlops.core.errors import SpecError
+from serving.fastpath.trees import COMPILED_MIN_ROWS
 from tests.azureml.conftest import azure_spec
+from tests.azureml.test_azml_training import SHIPPED_PYTHON
 from tests.mlops.batch._batch import make_champion, plan_for, write_partitions
 
 BATCH = {"compute": "cpu-cluster", "mini_batch_size": 4, "instance_count": 2,
@@ -127,3 +131,49 @@ def test_the_driver_scores_files_as_the_local_batch_run(champion, tmp_path, monk
     pd.testing.assert_frame_equal(
         scored.drop(columns="scored_at").sort_values("customer_id", ignore_index=True),
         local.sort_values("customer_id", ignore_index=True))
+
+
+_DRIVE = """
+import importlib.util, json, sys
+args = json.loads(sys.argv[1])
+spec = importlib.util.spec_from_file_location("batch_score", args["script"])
+driver = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(driver)
+driver.init()
+driver.run(args["files"]).to_parquet(args["out"], index=False)
+print(json.dumps({name: name in sys.modules for name in args["modules"]}))
+"""
+
+
+def test_the_shipped_environment_walks_a_batch_with_the_compiled_kernel(champion, tmp_path):
+    """The driver in the environment Azure ML builds from conda.yml (.venv-azmlinfsrv, from
+    the same lock): it scores from the bundle's snapshot, without scikit-learn, and a row batch
+    of `COMPILED_MIN_ROWS` rows or more walks the trees with numba's kernel, as here."""
+    if not SHIPPED_PYTHON.exists():
+        pytest.fail(f"{SHIPPED_PYTHON} is missing: make azmlinfsrv-env")
+    rows = COMPILED_MIN_ROWS + 1000
+    folder = tmp_path / "in"
+    write_partitions(folder, parts=1, rows=rows)
+    plan = plan_for(champion, str(tmp_path / "local"), rows_per_batch=rows)
+    for partition in plan_partitions(str(folder)):
+        score_partition(partition, plan)
+    local = pq.read_table(tmp_path / "local").to_pandas().drop(columns="scored_at")
+
+    code = stage_batch_code(tmp_path / "code")
+    model_dir = tmp_path / "azureml-models" / "churn" / "1"
+    shutil.copytree(champion.model.url, model_dir / "bundle")
+    args = {"script": str(code / "batch_score.py"), "out": str(tmp_path / "azure.parquet"),
+            "files": [str(p) for p in folder.glob("*.parquet")],
+            "modules": ["sklearn", "serving.fastpath.compiled"]}
+    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "OMP_NUM_THREADS": "1",
+           "AZUREML_MODEL_DIR": str(model_dir), PLAN_VARIABLE: plan_settings(plan),
+           "MLOPS_FASTPATH_CACHE": str(tmp_path / "cache")}
+    done = subprocess.run([str(SHIPPED_PYTHON), "-c", _DRIVE, json.dumps(args)], cwd=tmp_path,
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    imported = json.loads(done.stdout.strip().splitlines()[-1])
+    assert imported == {"sklearn": False, "serving.fastpath.compiled": True}
+    scored = pd.read_parquet(tmp_path / "azure.parquet").drop(columns="scored_at")
+    assert len(scored) == rows and scored["error"].isna().all()
+    pd.testing.assert_frame_equal(scored.sort_values("customer_id", ignore_index=True),
+                                  local.sort_values("customer_id", ignore_index=True))
