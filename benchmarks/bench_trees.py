@@ -16,7 +16,7 @@ Every contender gives the raw sums; the benchmark checks they are bit-identical 
 baseline's before it times anything. The contenders run ``--repeat`` interleaved rounds; CPU
 time (the process's, so another process's load does not count) and wall time are reported as
 medians, with the ratio to the baseline. The walk is the largest part of a batch worker's CPU
-time (1.54 of 3.3 s for a 1M-row partition: docs/batch-scoring.md). Figures go to
+time (about half of a 1M-row partition's: docs/batch-scoring.md). Figures go to
 ``benchmarks/results/trees.md``.
 """
 
