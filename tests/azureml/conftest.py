@@ -4,6 +4,7 @@ specs that select the 'azureml' backends, and small fitted models to register.""
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -35,6 +36,8 @@ from tests.azureml.standin import (
 from tests.conftest import ROOT
 
 CHURN_YAML = ROOT / "configs" / "churn.yaml"
+# The environment Azure ML builds from conda.yml, built here from the same lock
+SHIPPED_PYTHON = ROOT / ".venv-azmlinfsrv" / "bin" / "python"
 AZURE = {
     "azureml": {"subscription_id": SUB, "resource_group": RG, "workspace": WS},
     "registry.backend": "azureml",
@@ -133,3 +136,14 @@ def state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     folder = tmp_path / "state"
     monkeypatch.setenv("MLOPS_STATE_DIR", str(folder))
     yield folder
+
+
+@pytest.fixture(scope="module")
+def shipped_python() -> str:
+    """The Python of `.venv-azmlinfsrv` (`make azmlinfsrv-env`); missing fails on CI."""
+    if not SHIPPED_PYTHON.exists():
+        message = f"{SHIPPED_PYTHON} is missing: make azmlinfsrv-env"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return str(SHIPPED_PYTHON)

@@ -35,7 +35,6 @@ from mlops.batch.run import score_partition
 from mlops.core.errors import SpecError
 from serving.fastpath.trees import COMPILED_MIN_ROWS
 from tests.azureml.conftest import azure_spec
-from tests.azureml.test_azml_training import SHIPPED_PYTHON
 from tests.mlops.batch._batch import make_champion, plan_for, write_partitions
 
 BATCH = {"compute": "cpu-cluster", "mini_batch_size": 4, "instance_count": 2,
@@ -145,12 +144,11 @@ print(json.dumps({name: name in sys.modules for name in args["modules"]}))
 """
 
 
-def test_the_shipped_environment_walks_a_batch_with_the_compiled_kernel(champion, tmp_path):
+def test_the_shipped_environment_walks_a_batch_with_the_compiled_kernel(champion, tmp_path,
+                                                                       shipped_python):
     """The driver in the environment Azure ML builds from conda.yml (.venv-azmlinfsrv, from
     the same lock): it scores from the bundle's snapshot, without scikit-learn, and a row batch
     of `COMPILED_MIN_ROWS` rows or more walks the trees with numba's kernel, as here."""
-    if not SHIPPED_PYTHON.exists():
-        pytest.fail(f"{SHIPPED_PYTHON} is missing: make azmlinfsrv-env")
     rows = COMPILED_MIN_ROWS + 1000
     folder = tmp_path / "in"
     write_partitions(folder, parts=1, rows=rows)
@@ -168,7 +166,7 @@ def test_the_shipped_environment_walks_a_batch_with_the_compiled_kernel(champion
     env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "OMP_NUM_THREADS": "1",
            "AZUREML_MODEL_DIR": str(model_dir), PLAN_VARIABLE: plan_settings(plan),
            "MLOPS_FASTPATH_CACHE": str(tmp_path / "cache")}
-    done = subprocess.run([str(SHIPPED_PYTHON), "-c", _DRIVE, json.dumps(args)], cwd=tmp_path,
+    done = subprocess.run([shipped_python, "-c", _DRIVE, json.dumps(args)], cwd=tmp_path,
                           env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     imported = json.loads(done.stdout.strip().splitlines()[-1])

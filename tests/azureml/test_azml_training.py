@@ -8,7 +8,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 from pathlib import Path
 
 import numpy as np
@@ -22,23 +21,11 @@ from mlops.data.validation import validate_frame
 from mlops.model.features import fit_pipeline, split_frame
 from mlops.training.azureml import read_trained_model, run_training_job, wait_for_job
 from tests.azureml.conftest import azure_spec
-from tests.conftest import ROOT
 from tools.datasets import make_churn
 
-SHIPPED_PYTHON = ROOT / ".venv-azmlinfsrv" / "bin" / "python"
 pytestmark = pytest.mark.azurite
 CLUSTER = {"training.backend": "azureml", "training.compute": "cpu-cluster",
            "model.params": {"max_iter": 15, "random_state": 42}}
-
-
-@pytest.fixture(scope="module")
-def shipped_python() -> str:
-    if not SHIPPED_PYTHON.exists():
-        message = f"{SHIPPED_PYTHON} is missing: make azmlinfsrv-env"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    return str(SHIPPED_PYTHON)
 
 
 def _training_rows(spec: PipelineSpec, folder: Path):
