@@ -25,7 +25,6 @@ from typing import Any, Literal
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
 from mlops.batch.partitions import ModelRef
-from mlops.batch.run import preload, snapshot_available
 from mlops.core.errors import SpecError
 
 RunnerKind = Literal["local", "dask"]
@@ -102,10 +101,14 @@ class Runner:
         forkserver imports scikit-learn and skops only if neither this machine nor the bundle
         has a snapshot of the model's fast path, `mlops.batch.run.snapshot_available`); or
         nowhere (a cluster at `dask_address` is not this run's to change)."""
+        if self.kind == "dask" and not self._temporary:
+            return  # the flow's process imports no pandas (`mlops.batch.run`) on this path
+        from mlops.batch import run  # noqa: PLC0415
+
         if self.kind == "local":
-            preload(model, probabilities, fast)
-        elif self._temporary:
-            snapshot = fast and snapshot_available(model)
+            run.preload(model, probabilities, fast)
+        else:
+            snapshot = fast and run.snapshot_available(model)
             self._start_cluster(load_model=not snapshot).preload(model, probabilities, fast)
 
     def task_runner(self) -> TaskRunner:

@@ -18,8 +18,7 @@ from prefect.states import Failed, State
 
 from flows import _runtime
 from flows._task_runners import RunnerKind, open_runner, predict_threads
-from mlops.batch.partitions import OutputPlan, Partition
-from mlops.batch.run import PartitionResult
+from mlops.batch.partitions import OutputPlan, Partition, PartitionResult
 from mlops.core.settings import DEFAULT_SPEC
 from tasks.batch import (
     Progress,

@@ -26,16 +26,17 @@ import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import fsspec
 import numpy as np
-import pandas as pd
 
 from serving.allowed_types import ALLOWED_TYPES
-from serving.coercion import coercer_for
 from serving.model_file import BundleLoadError, ZipLimits, load_model_file
 from serving.storage import open_fs
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["BundleLoadError", "Bundle", "Feature", "carries_fast_path", "load_bundle",
            "load_model", "read_bundle_files", "read_fast_path"]
@@ -180,6 +181,9 @@ def _probe_values(dtype: str) -> list[Any]:
 
 def probe_frame(features: Sequence[Feature], source: str) -> pd.DataFrame:
     """A few rows of plain values in the features' training dtypes."""
+    import pandas as pd  # noqa: PLC0415 - a batch flow's process reads manifests, never rows
+
+    from serving.coercion import coercer_for  # noqa: PLC0415
 
     columns = {}
     for feature in features:

@@ -8,7 +8,6 @@ from typing import Any
 from mlops.core.errors import MlopsError
 from mlops.core.lineage import run_key
 from mlops.core.settings import get_settings
-from mlops.data.frames import frame_path
 from serving.errors import BundleLoadError
 
 IO_RETRY_DELAYS = [2, 5, 15]
@@ -43,6 +42,8 @@ def stage_key(stage: str, parameters: dict[str, Any]) -> str:
 
 def output_path(stage: str, parameters: dict[str, Any], name: str) -> Path:
     """Where a stage writes its table `name`: named by the stage's cache key."""
+    from mlops.data.frames import frame_path  # noqa: PLC0415 - pandas only for table stages
+
     return frame_path(get_settings().state_dir, stage_key(stage, parameters), name)
 
 

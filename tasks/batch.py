@@ -15,10 +15,14 @@ from prefect.artifacts import create_markdown_artifact, create_progress_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
-from mlops.batch import run
 from mlops.batch.manifest import build_manifest, write_manifest
-from mlops.batch.partitions import ModelRef, OutputPlan, Partition, plan_partitions
-from mlops.batch.run import PartitionResult
+from mlops.batch.partitions import (
+    ModelRef,
+    OutputPlan,
+    Partition,
+    PartitionResult,
+    plan_partitions,
+)
 from mlops.core.errors import RegistryError
 from mlops.core.settings import get_settings
 from mlops.core.spec import PipelineSpec, load_spec
@@ -73,6 +77,8 @@ def list_partitions(input_url: str, spec: PipelineSpec) -> list[Partition]:
 
 @task(**IO_TASK, cache_policy=NO_CACHE, task_run_name="score {partition.output_name}")
 def score_partition(partition: Partition, plan: OutputPlan) -> PartitionResult:
+    from mlops.batch import run  # noqa: PLC0415 - pandas and the scoring core where it scores
+
     return run.score_partition(partition, plan)
 
 

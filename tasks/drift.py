@@ -22,7 +22,7 @@ from prefect.runtime import flow_run
 from mlops.azureml.data_assets import is_data_asset
 from mlops.core.settings import get_settings
 from mlops.core.spec import PipelineSpec, load_spec
-from mlops.data.storage import path_to_url, url_to_fs
+from mlops.data.storage import path_to_url, url_to_fs, write_file
 from mlops.drift.collected import read_collected_window
 from mlops.drift.compute import DriftResult, compute_drift, drift_columns
 from mlops.drift.data import (
@@ -36,7 +36,6 @@ from mlops.drift.data import (
 from mlops.drift.report import REPORT_FILE, RESULT_FILE, ReportSample, evidently_report, result_json
 from mlops.endpoint.backend import local_endpoint_url
 from mlops.endpoint.local import endpoint_name_in
-from mlops.model.bundle import write_file
 from mlops.model.results import Champion
 from mlops.registry.backend import registry_for
 from tasks._options import IO_TASK

@@ -2,7 +2,7 @@
 
 Written as ``_manifest.json`` in the output folder when a run ends, also when partitions
 failed: they are listed under ``missing`` with the reason, so a reader of the folder knows what
-it lacks. Written atomically (`mlops.model.bundle.write_file`); the leading underscore keeps
+it lacks. Written atomically (`mlops.data.storage.write_file`); the leading underscore keeps
 it out of any listing of the folder's data (`mlops.data.storage.is_hidden_or_temp`).
 """
 
@@ -13,10 +13,14 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
 
-from mlops.batch.partitions import FORMAT_VERSION, OutputPlan, Partition
-from mlops.batch.run import PartitionResult, copied_columns
-from mlops.data.storage import fingerprint, url_to_fs
-from mlops.model.bundle import write_file
+from mlops.batch.partitions import (
+    FORMAT_VERSION,
+    OutputPlan,
+    Partition,
+    PartitionResult,
+    copied_columns,
+)
+from mlops.data.storage import fingerprint, url_to_fs, write_file
 
 MANIFEST_FILE = "_manifest.json"
 

@@ -49,6 +49,11 @@ class OutputPlan:
     predict_threads: int | None = None  # OpenMP threads of one partition's predict; None: as is
 
 
+def copied_columns(plan: OutputPlan) -> list[str]:
+    """The input columns every output row carries: the ids, then the passthrough columns."""
+    return list(dict.fromkeys([*plan.ids, *plan.passthrough]))
+
+
 @dataclass(frozen=True)
 class Partition:
     """One input file and the name of its output file in the output folder."""
@@ -64,6 +69,19 @@ class Partition:
             "separator": plan.separator,
         }
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class PartitionResult:
+    """What became of one partition (small: it travels back from workers)."""
+
+    input_url: str
+    output_name: str
+    rows: int
+    failed_rows: int
+    skipped: bool
+    seconds: float
+    worker: str = ""  # host:pid of the process that scored (or skipped) it
 
 
 def output_name(url: str) -> str:

@@ -17,14 +17,20 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
 
 import pyarrow as pa
 
 from mlops.batch import fast_cache
-from mlops.batch.partitions import ModelRef, OutputPlan, Partition
+from mlops.batch.partitions import (
+    ModelRef,
+    OutputPlan,
+    Partition,
+    PartitionResult,
+    copied_columns,
+)
 from mlops.batch.reading import open_batches
 from mlops.batch.scorer import BatchScorer, ScoredBatch
 from mlops.batch.writing import PartitionWriter, finished
@@ -47,19 +53,6 @@ logger = logging.getLogger(__name__)
 MODEL_NAME, MODEL_VERSION, SCORED_AT = "model_name", "model_version", "scored_at"
 _scorers: dict[tuple[str, str, bool, bool], BatchScorer] = {}
 _lock = threading.Lock()
-
-
-@dataclass(frozen=True)
-class PartitionResult:
-    """What became of one partition (small: it travels back from workers)."""
-
-    input_url: str
-    output_name: str
-    rows: int
-    failed_rows: int
-    skipped: bool
-    seconds: float
-    worker: str = ""  # host:pid of the process that scored (or skipped) it
 
 
 def this_worker() -> str:
@@ -182,11 +175,6 @@ def preload(model: ModelRef, probabilities: bool, fast: bool) -> threading.Threa
                               name="batch-preload", daemon=True)
     thread.start()
     return thread
-
-
-def copied_columns(plan: OutputPlan) -> list[str]:
-    """The input columns every output row carries: the ids, then the passthrough columns."""
-    return list(dict.fromkeys([*plan.ids, *plan.passthrough]))
 
 
 def _output(batch: pa.RecordBatch, found: dict[str, str], copied: list[str],

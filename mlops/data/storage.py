@@ -258,3 +258,17 @@ def fingerprint(files: list[FileInfo]) -> str:
     for f in sorted(files, key=lambda f: f.url):
         digest.update(f"{f.url}\x1f{f.size}\x1f{f.version}\x1e".encode())
     return digest.hexdigest()
+
+
+def write_file(fs: AbstractFileSystem, path: str, data: bytes) -> None:
+    """Write `data` so that readers see the old file or the new one, never a part.
+
+    On a local disk: a temporary name then an atomic rename. On object stores one PUT is
+    already all-or-nothing.
+    """
+    if "file" in fs.protocol or "local" in fs.protocol:
+        tmp = f"{path}.tmp"
+        fs.pipe_file(tmp, data)
+        fs.mv(tmp, path)
+    else:
+        fs.pipe_file(path, data)

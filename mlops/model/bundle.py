@@ -15,6 +15,7 @@ from typing import Any
 import fsspec
 import pandas as pd
 
+from mlops.data.storage import write_file
 from serving.bundle import (
     FAST_PATH_FILE,
     FORMAT_VERSION,
@@ -107,20 +108,6 @@ def build_manifest(
         **lineage,
         **kept,  # names the file written next to the model, whatever the lineage says
     }
-
-
-def write_file(fs: fsspec.AbstractFileSystem, path: str, data: bytes) -> None:
-    """Write `data` so that readers see the old file or the new one, never a part.
-
-    On a local disk: a temporary name then an atomic rename. On object stores one PUT is
-    already all-or-nothing.
-    """
-    if "file" in fs.protocol or "local" in fs.protocol:
-        tmp = f"{path}.tmp"
-        fs.pipe_file(tmp, data)
-        fs.mv(tmp, path)
-    else:
-        fs.pipe_file(path, data)
 
 
 def write_bundle(

@@ -16,18 +16,19 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from mlops.core.errors import RegistryError
-from mlops.model.bundle import HOLDOUT_FILE, build_manifest, read_holdout, write_bundle, write_file
+from mlops.data.storage import write_file
 from mlops.registry import releases as history
 from mlops.registry.protocol import ModelVersion, NewVersion, RegistryWriter
 from mlops.registry.releases import Release
 from serving.bundle import MANIFEST_FILE, Bundle, BundleLoadError, load_bundle
 from serving.storage import open_fs
 from serving.storage import storage_options as options_from_env
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 logger = logging.getLogger(__name__)
 
@@ -85,6 +86,7 @@ class LocalRegistry(RegistryWriter):
 
     def holdout(self, name: str, version: int) -> pd.DataFrame | None:
         """The version's trusted holdout, or None for a version registered without one."""
+        from mlops.model.bundle import HOLDOUT_FILE, read_holdout  # noqa: PLC0415 - pandas
         entry = self.get(name, version)  # refuses a missing or half-written version
         return read_holdout(self.fs, f"{self._model_dir(name)}/{entry.version}/{HOLDOUT_FILE}")
 
@@ -121,6 +123,8 @@ class LocalRegistry(RegistryWriter):
         `new.holdout` is the version's trusted holdout (the rows it was judged on), kept so that
         later candidates are judged on it too.
         """
+        from mlops.model.bundle import build_manifest, write_bundle  # noqa: PLC0415 - pandas
+
         version = self._claim(name)
         manifest = build_manifest(
             model_name=name, version=version, model_bytes=new.model_bytes,
