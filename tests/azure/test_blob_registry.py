@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
-import mlops.registry.local
+import mlops.model.bundle
 from mlops.core.errors import RegistryError
 from mlops.registry.local import CLAIM_FILE, LocalRegistry
 from serving.bundle import MANIFEST_FILE, MODEL_FILE, REFERENCE_FILE, load_bundle
@@ -108,17 +108,16 @@ def test_a_writer_that_crashes_mid_bundle_leaves_no_visible_version(
 ):
     registry = LocalRegistry(f"abfs://{container}/registry")
     register_fitted(registry, fitted)
-    real = mlops.registry.local.write_bundle
 
     def crash_after_the_model(fs, root, model_bytes, manifest, reference, holdout=None,
                               fast_path=None):
         fs.pipe_file(f"{root}/{MODEL_FILE}", model_bytes)
         raise ConnectionError("writer died before the manifest")
 
-    monkeypatch.setattr(mlops.registry.local, "write_bundle", crash_after_the_model)
-    with pytest.raises(ConnectionError):
-        register_fitted(registry, fitted)
-    monkeypatch.setattr(mlops.registry.local, "write_bundle", real)
+    with monkeypatch.context() as patched:  # the registry imports it when it registers
+        patched.setattr(mlops.model.bundle, "write_bundle", crash_after_the_model)
+        with pytest.raises(ConnectionError):
+            register_fitted(registry, fitted)
 
     left = blobs.names("registry/m/2/")
     assert left == [f"registry/m/2/{CLAIM_FILE}", f"registry/m/2/{MODEL_FILE}"]
