@@ -6,7 +6,9 @@ partition; its output file is named after the input's URL, so every run over the
 writes the same names and a finished partition is found again. Whether a finished output is
 still good is its key: the input file's URL, size and version (etag or mtime), the model
 version and digest, and what the output holds. A changed input or another model gives another
-key, and the partition is scored again and replaced.
+key, and the partition is scored again and replaced. A `PartitionResult` says what became of one
+partition. Nothing here imports pandas: on a cluster the flow's process plans and collects with
+this module, and only the workers read rows.
 """
 
 from __future__ import annotations
