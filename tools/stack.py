@@ -3,7 +3,8 @@
 ``mlops up`` brings up, from nothing: a Prefect server (SQLite in the state folder, analytics
 off, on 127.0.0.1), the process work pool and a worker, the local endpoint server (with the
 endpoint of every model under the configs folder, `MLOPS_CONFIGS_DIR`, docs/endpoints.md), the
-MLflow UI (from its own environment, `.venv-mlflow`, on the tracking store in the state folder);
+MLflow UI (from its own environment, `.venv-mlflow`, on the tracking store in the state folder;
+started beside the Prefect server and waited for before any run);
 deploys every model's deployments (prefect.yaml's set, repeated for each spec by
 tools/deployments.py), trains every model that has no champion yet (all at once, each through
 its own manual training deployment), waits for them and prints the URLs. ``endpoint-up``
@@ -23,6 +24,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -275,10 +277,14 @@ def up(settings: Settings, spec_path: str = DEFAULT_SPEC, timeout_s: float = 900
     endpoint_up(settings)
     endpoints = model_endpoints_up(settings)
     environments.up(settings)  # the specs' staging endpoints, on production's keys
-    mlflow_ui_up(settings)
-    prefect_server_up(settings)
-    worker_up(settings)
-    deploy_all(settings)
+    # The MLflow UI (about 10 s to answer) starts beside the Prefect server (about 15 s) and
+    # the deployments, on the other core; it has set up its store before a run writes to it.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlflow-ui-up") as beside:
+        mlflow = beside.submit(mlflow_ui_up, settings)
+        prefect_server_up(settings)
+        worker_up(settings)
+        deploy_all(settings)
+        mlflow.result()  # raises its SystemExit: the UI did not come up
     first_look(settings)
     first_runs(settings, spec_path, timeout_s)
     served = "".join(f"\n  {model}: {url}" for model, url in endpoints.items())
