@@ -172,7 +172,7 @@ def test_a_run_on_a_running_cluster_reads_no_rows_in_the_flows_process(tmp_path)
 
     champion = make_champion(tmp_path / "model")
     frame = write_partitions(tmp_path / "in", parts=2, rows=300)
-    running = TemporaryCluster(1)
+    running = TemporaryCluster(1, load_model=False)  # the bundle carries a snapshot
     try:
         args = {"input": str(tmp_path / "in"), "output": str(tmp_path / "out"),
                 "spec": champion.spec_path, "address": running.address()}
